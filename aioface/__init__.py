@@ -1,0 +1,77 @@
+"""aioface: an asyncio-native, rate-limit-exact client for face-image AI APIs."""
+
+from ._callbacks import CallbackReceiver as CallbackReceiver
+from ._client import AceData as AceData
+from ._client import AILab as AILab
+from ._client import Client as Client
+from ._client import FaceStudio as FaceStudio
+from ._errors import AiofaceError as AiofaceError
+from ._errors import APIError as APIError
+from ._errors import AuthenticationError as AuthenticationError
+from ._errors import BadRequestError as BadRequestError
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import ConnectError as ConnectError
+from ._errors import DownloadError as DownloadError
+from ._errors import ImageRejectedError as ImageRejectedError
+from ._errors import InvalidRequestError as InvalidRequestError
+from ._errors import LimiterTimeoutError as LimiterTimeoutError
+from ._errors import NotFoundError as NotFoundError
+from ._errors import PermissionDeniedError as PermissionDeniedError
+from ._errors import ProtocolError as ProtocolError
+from ._errors import QuotaExceededError as QuotaExceededError
+from ._errors import RateLimitError as RateLimitError
+from ._errors import RequestTimeoutError as RequestTimeoutError
+from ._errors import ServerError as ServerError
+from ._errors import TaskError as TaskError
+from ._errors import TaskFailedError as TaskFailedError
+from ._errors import TaskTimeoutError as TaskTimeoutError
+from ._errors import TransportError as TransportError
+from ._fanout import FanOut as FanOut
+from ._fanout import Outcome as Outcome
+from ._limits import TIERS as TIERS
+from ._limits import Rate as Rate
+from ._limits import RateLimiter as RateLimiter
+from ._limits import parse_limits as parse_limits
+from ._polling import PollPolicy as PollPolicy
+from ._retry import RetryPolicy as RetryPolicy
+from ._types import ImageResult as ImageResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TIERS",
+    "APIError",
+    "AILab",
+    "AceData",
+    "AiofaceError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CallbackReceiver",
+    "Client",
+    "ConfigurationError",
+    "ConnectError",
+    "DownloadError",
+    "FaceStudio",
+    "FanOut",
+    "ImageRejectedError",
+    "ImageResult",
+    "InvalidRequestError",
+    "LimiterTimeoutError",
+    "NotFoundError",
+    "Outcome",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "ProtocolError",
+    "QuotaExceededError",
+    "Rate",
+    "RateLimitError",
+    "RateLimiter",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransportError",
+    "parse_limits",
+]

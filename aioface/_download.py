@@ -1,0 +1,137 @@
+"""Stream a response body to ``dest`` through a part file renamed into place only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from ._errors import DownloadError, InvalidRequestError, ProtocolError
+
+CHUNK = 1 << 16
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF8", "gif"),
+)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format from the first bytes (jpeg, png, webp, gif), or None."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def check_http_url(url: str, *, param: str = "url") -> str:
+    """Accept only absolute http(s) URLs with a host; anything else is an InvalidRequestError."""
+    if not isinstance(url, str):
+        raise InvalidRequestError(f"{param} must be a string URL", param=param)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError(f"{param} must be an http(s) URL, got {url[:80]!r}", param=param)
+    return url
+
+
+class _Body(Protocol):
+    async def iter_chunked(self, n: int) -> object: ...
+
+
+class _Response(Protocol):
+    @property
+    def content_length(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What :func:`stream_to_file` wrote."""
+
+    path: Path
+    size: int
+    format: str
+
+
+def part_path(dest: Path) -> Path:
+    """A unique part file beside ``dest`` (two writers of one dest never share it)."""
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+
+
+async def stream_to_file(
+    chunks: object,
+    dest: Path,
+    *,
+    content_length: int | None = None,
+    expected_size: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Saved:
+    """Write the async-iterable ``chunks`` to ``dest`` atomically.
+
+    Checks the first bytes are an image, the total against ``Content-Length`` and any declared
+    size, and ``max_bytes`` as it goes; on any failure or cancellation the part file is removed
+    and ``dest`` is untouched.
+    """
+    if content_length is not None and content_length > max_bytes:
+        raise DownloadError(f"result is {content_length} bytes, over the {max_bytes}-byte maximum")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = part_path(dest)
+    size = 0
+    fmt: str | None = None
+    head = b""
+    ok = False
+    try:
+        with open(tmp, "wb") as f:
+            async for chunk in chunks:  # type: ignore[attr-defined]
+                assert isinstance(chunk, bytes | bytearray | memoryview)
+                if fmt is None and len(head) < 16:
+                    head += bytes(chunk[: 16 - len(head)])
+                    if len(head) >= 12:
+                        fmt = sniff_format(head)
+                        if fmt is None:
+                            raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"result exceeds the {max_bytes}-byte maximum")
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        if fmt is None:
+            fmt = sniff_format(head)
+            if fmt is None:
+                raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
+        if content_length is not None and size != content_length:
+            raise ProtocolError(f"body was cut: got {size} of {content_length} bytes")
+        if expected_size is not None and size != expected_size:
+            raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
+        os.replace(tmp, dest)
+        ok = True
+        return Saved(dest, size, fmt)
+    finally:
+        if not ok:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image header, read with Pillow; None if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError):
+        return None
+
+
+def safe_name(name: str, *, default: str = "item") -> str:
+    """A file name that cannot leave its folder: letters, digits, ``-_.`` only, no leading dot."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120].lstrip(".")
+    return cleaned or default

@@ -1,0 +1,239 @@
+"""The exceptions aioface raises.
+
+::
+
+    AiofaceError
+    ├── ConfigurationError          bad key, base URL, limit spec or option (also ValueError)
+    ├── InvalidRequestError         a parameter is wrong; found locally, nothing was sent (also ValueError)
+    │   └── ImageRejectedError      a local image breaks the provider's rules (type, bytes, pixels)
+    ├── TransportError              the network failed us
+    │   ├── ConnectError            no connection was made: the request was certainly not sent
+    │   ├── RequestTimeoutError     no complete answer in time
+    │   └── ProtocolError           the answer could not be understood (bad JSON, cut body, wrong length)
+    ├── APIError                    the provider answered with an error (provider, status, code, message, request_id)
+    │   ├── BadRequestError         400 / 422
+    │   ├── AuthenticationError     401
+    │   ├── PermissionDeniedError   403
+    │   ├── NotFoundError           404 / 410
+    │   ├── RateLimitError          429 (retry_after says when to try again)
+    │   │   └── QuotaExceededError  out of credit or daily budget: waiting a little will not help
+    │   └── ServerError             5xx
+    ├── TaskError                   an asynchronous task did not give a result (task_id)
+    │   ├── TaskFailedError         the provider says the task failed
+    │   └── TaskTimeoutError        no result before the deadline
+    ├── DownloadError               a result could not be saved (size, scheme, not an image); no file is left
+    └── LimiterTimeoutError         no rate-limit slot within the acquire timeout
+
+No exception carries an API key: messages are built from provider answers and our own text only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AiofaceError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConnectError",
+    "DownloadError",
+    "ImageRejectedError",
+    "InvalidRequestError",
+    "LimiterTimeoutError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransportError",
+    "api_error_for_status",
+]
+
+
+class AiofaceError(Exception):
+    """Base class of every error aioface raises."""
+
+    code: str = "aioface_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(AiofaceError, ValueError):
+    """A key, base URL, limit spec or option is unusable."""
+
+    code = "configuration_error"
+
+
+class InvalidRequestError(AiofaceError, ValueError):
+    """A parameter is invalid. Raised before anything is sent."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ImageRejectedError(InvalidRequestError):
+    """A local image breaks a provider rule (format, byte size, pixel size)."""
+
+    code = "image_rejected"
+
+    def __init__(self, message: str, *, param: str | None = None, rule: str = "") -> None:
+        super().__init__(message, param=param)
+        self.rule = rule
+
+
+class TransportError(AiofaceError):
+    """The request or its answer was lost on the way."""
+
+    code = "transport_error"
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        #: False only when the request certainly never reached the server.
+        self.sent = sent
+
+
+class ConnectError(TransportError):
+    """No connection could be made; the request was not sent."""
+
+    code = "connect_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sent=False)
+
+
+class RequestTimeoutError(TransportError):
+    """No complete answer arrived in time."""
+
+    code = "timeout"
+
+
+class ProtocolError(TransportError):
+    """The answer was malformed: bad JSON, a cut body or a wrong length."""
+
+    code = "protocol_error"
+
+
+class APIError(AiofaceError):
+    """The provider answered with an error.
+
+    ``code`` and ``message`` are the provider's own; ``request_id`` is its trace or request id.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int,
+        code: str,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        #: Seconds the provider asked us to wait, when it said so.
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        rid = f", request_id={self.request_id}" if self.request_id else ""
+        return f"{self.provider} {self.status} {self.code}: {self.message}{rid}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, status={self.status}, "
+            f"code={self.code!r}, message={self.message!r}, request_id={self.request_id!r})"
+        )
+
+
+class BadRequestError(APIError):
+    """400 or 422: the provider refused the parameters."""
+
+
+class AuthenticationError(APIError):
+    """401: missing or invalid key."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key may not do this (for example a tier without seed control)."""
+
+
+class NotFoundError(APIError):
+    """404 or 410: no such endpoint, task or (expired) result."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` holds the hint when there was one."""
+
+
+class QuotaExceededError(RateLimitError):
+    """Out of credit or budget: retrying soon will not help."""
+
+
+class ServerError(APIError):
+    """5xx: the provider failed."""
+
+
+class TaskError(AiofaceError):
+    """An asynchronous task gave no result."""
+
+    code = "task_error"
+
+    def __init__(self, message: str, *, provider: str, task_id: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.task_id = task_id
+
+
+class TaskFailedError(TaskError):
+    """The provider reports that the task failed."""
+
+    code = "task_failed"
+
+
+class TaskTimeoutError(TaskError):
+    """The task gave no result before the deadline."""
+
+    code = "task_timeout"
+
+
+class DownloadError(AiofaceError):
+    """A result could not be saved; no partial file is left behind."""
+
+    code = "download_error"
+
+
+class LimiterTimeoutError(AiofaceError):
+    """No rate-limit slot became free within the acquire timeout."""
+
+    code = "limiter_timeout"
+
+
+_STATUS_CLASSES: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    410: NotFoundError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def api_error_for_status(status: int) -> type[APIError]:
+    """The APIError subclass that matches an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status, APIError)

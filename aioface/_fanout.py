@@ -1,0 +1,147 @@
+"""Run one coroutine function over many items: bounded concurrency, bounded memory, one outcome each.
+
+Items are pulled lazily (sync or async iterables of any length); at most ``concurrency`` calls run
+and at most ``concurrency`` finished outcomes wait to be read. A failure is an outcome, never a
+reason to cancel the others. Leaving the ``async with`` block early cancels what is still running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T, R]):
+    """What happened to one item: its position, the item, and a value or an error."""
+
+    index: int
+    item: T
+    value: R | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the call returned."""
+        return self.error is None
+
+    def unwrap(self) -> R:
+        """The value, or raise the error."""
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+class FanOut(Generic[T, R]):
+    """``async with FanOut(fn, items, concurrency=8) as results: async for outcome in results``."""
+
+    def __init__(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T] | AsyncIterable[T],
+        *,
+        concurrency: int = 8,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self._fn = fn
+        self._items = items
+        self._concurrency = concurrency
+        self._lock = anyio.Lock()
+        self._index = 0
+        self._sync_it: Iterator[T] | None = None
+        self._async_it: AsyncIterator[T] | None = None
+        self._tg: TaskGroup | None = None
+        self._recv: MemoryObjectReceiveStream[Outcome[T, R]] | None = None
+        self._exhausted = False
+        #: Calls running right now.
+        self.in_flight = 0
+
+    async def _next_item(self) -> tuple[int, T] | None:
+        async with self._lock:
+            if self._exhausted:
+                return None
+            try:
+                if self._async_it is not None:
+                    item = await self._async_it.__anext__()
+                else:
+                    assert self._sync_it is not None
+                    item = next(self._sync_it)
+            except (StopIteration, StopAsyncIteration):
+                self._exhausted = True
+                return None
+            i = self._index
+            self._index += 1
+            return i, item
+
+    async def _worker(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
+        async with send:
+            while True:
+                nxt = await self._next_item()
+                if nxt is None:
+                    return
+                i, item = nxt
+                self.in_flight += 1
+                try:
+                    value = await self._fn(item)
+                    outcome: Outcome[T, R] = Outcome(i, item, value, None)
+                except Exception as exc:
+                    outcome = Outcome(i, item, None, exc)
+                finally:
+                    self.in_flight -= 1
+                await send.send(outcome)
+
+    async def __aenter__(self) -> FanOut[T, R]:
+        if isinstance(self._items, AsyncIterable):
+            self._async_it = aiter(self._items)
+        else:
+            self._sync_it = iter(self._items)
+        send, self._recv = anyio.create_memory_object_stream[Outcome[T, R]](self._concurrency)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        async with send:
+            for _ in range(self._concurrency):
+                self._tg.start_soon(self._worker, send.clone())
+        return self
+
+    def __aiter__(self) -> FanOut[T, R]:
+        return self
+
+    async def __anext__(self) -> Outcome[T, R]:
+        assert self._recv is not None
+        try:
+            return await self._recv.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._tg is not None and self._recv is not None
+        self._tg.cancel_scope.cancel()
+        self._recv.close()
+        return await self._tg.__aexit__(et, exc, tb)
+
+
+async def map_all(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T] | AsyncIterable[T],
+    *,
+    concurrency: int = 8,
+) -> list[Outcome[T, R]]:
+    """Every outcome, in input order. For unbounded input use :class:`FanOut` instead."""
+    out: list[Outcome[T, R]] = []
+    async with FanOut(fn, items, concurrency=concurrency) as results:
+        async for o in results:
+            out.append(o)
+    out.sort(key=lambda o: o.index)
+    return out

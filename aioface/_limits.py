@@ -1,0 +1,439 @@
+"""Client-side rate limits: several sliding windows at once, exact against the servers' counting.
+
+Each window ``N/T`` allows at most N requests in ANY span of length T, counted at send time, as
+Django REST framework's throttle (Face Studio) counts them. The server stamps a request somewhere
+between our send and its response headers, so a slot is held from the send until ``T + margin``
+after the response headers arrive. A plain token bucket with burst N and rate N/T would let up to
+2N-1 requests into one window; this does not, and still reaches the full rate N/(T + latency).
+
+Waiters are served first in, first out; a waiter that is cancelled or times out takes nothing.
+A 429 pauses the whole limiter (``cooldown``) so that other callers do not hit it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import math
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+
+from ._errors import ConfigurationError, LimiterTimeoutError
+
+__all__ = [
+    "TIERS",
+    "Clock",
+    "FakeClock",
+    "MonotonicClock",
+    "Permit",
+    "Rate",
+    "RateLimiter",
+    "parse_limits",
+]
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+_SPEC_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]*)\s*$")
+
+
+@dataclass(frozen=True, order=True)
+class Rate:
+    """At most ``limit`` requests in any ``period`` seconds."""
+
+    limit: int
+    period: float
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or not self.period > 0 or not math.isfinite(self.period):
+            raise ConfigurationError(f"a rate needs limit >= 1 and a period > 0, got {self}")
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.period:g}s"
+
+    def scaled(self, time_scale: float) -> Rate:
+        """The same rate on a clock that runs ``time_scale`` times faster."""
+        return Rate(self.limit, self.period / time_scale)
+
+
+def parse_limits(spec: str) -> tuple[Rate, ...]:
+    """Parse ``"5/minute,120/day"``, ``"30/2s"`` or ``"10/s"`` into rates.
+
+    Raises :class:`ConfigurationError` naming the bad part.
+    """
+    rates: list[Rate] = []
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        m = _SPEC_RE.match(part.lower())
+        unit = m.group(3) if m else ""
+        if unit.endswith("s") and unit not in _UNITS:
+            unit = unit[:-1]
+        if not m or unit not in _UNITS:
+            raise ConfigurationError(
+                f"bad limit {part.strip()!r}: expected N/PERIOD such as '5/minute', '120/day' or '30/2s'"
+            )
+        count = float(m.group(2)) if m.group(2) else 1.0
+        if count <= 0:
+            raise ConfigurationError(f"bad limit {part.strip()!r}: the period must be > 0")
+        rates.append(Rate(int(m.group(1)), count * _UNITS[unit]))
+    if not rates:
+        raise ConfigurationError(f"bad limit {spec!r}: no rate given")
+    return tuple(sorted(rates, key=lambda r: r.period))
+
+
+#: Face Studio's documented tiers: burst and sustained limits per ``X-User-Class``.
+TIERS: dict[str, tuple[Rate, ...]] = {
+    "anon": (Rate(1, 60.0), Rate(60, 86400.0)),
+    "basic": (Rate(5, 60.0), Rate(120, 86400.0)),
+    "professional": (Rate(30, 60.0), Rate(1000, 86400.0)),
+    "enterprise": (Rate(120, 60.0), Rate(6000, 86400.0)),
+}
+
+
+class Clock(Protocol):
+    """Time source and timed wait used by the limiter (swap in :class:`FakeClock` in tests)."""
+
+    def now(self) -> float: ...
+
+    async def wait(self, event: anyio.Event, timeout: float | None) -> None: ...
+
+
+class MonotonicClock:
+    """The real clock: ``time.monotonic`` and anyio timeouts."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
+        if timeout is None:
+            await event.wait()
+            return
+        with anyio.move_on_after(max(0.0, timeout)):
+            await event.wait()
+
+
+class FakeClock:
+    """A clock that moves only when told to: deterministic limiter tests."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, anyio.Event]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
+        if timeout is not None:
+            if timeout <= 0:
+                return
+            self._sleepers.append((self._now + timeout, event))
+        await event.wait()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward, wake the sleepers that are due and let them run."""
+        self._now += seconds
+        due = [s for s in self._sleepers if s[0] <= self._now]
+        self._sleepers = [s for s in self._sleepers if s[0] > self._now]
+        for _, ev in due:
+            ev.set()
+        for _ in range(5):
+            await anyio.sleep(0)
+
+
+class _BudgetStore:
+    """Send times of one (provider, key) on disk, so long windows survive restarts.
+
+    One float (wall-clock seconds) a line; every access holds ``flock`` so processes can share it.
+    """
+
+    def __init__(self, path: Path, keep: float) -> None:
+        self.path = path
+        self.keep = keep
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterable[object]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def load(self, now: float) -> list[float]:
+        """Stamps newer than ``keep`` seconds; compacts the file while holding the lock."""
+        with self._locked() as fd:
+            assert isinstance(fd, int)
+            raw = b""
+            while chunk := os.read(fd, 1 << 16):
+                raw += chunk
+            stamps: list[float] = []
+            for line in raw.split(b"\n"):
+                with contextlib.suppress(ValueError):
+                    t = float(line)
+                    if now - self.keep < t <= now + 60:
+                        stamps.append(t)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, b"".join(b"%.3f\n" % t for t in stamps))
+            return sorted(stamps)
+
+    def append(self, stamp: float) -> None:
+        with self._locked() as fd:
+            assert isinstance(fd, int)
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, b"%.3f\n" % stamp)
+
+
+def budget_path(state_dir: Path, provider: str, key: str | None) -> Path:
+    """Where the budget of (provider, key) lives; the key only ever appears hashed."""
+    digest = hashlib.sha256((key or "anonymous").encode()).hexdigest()[:16]
+    return state_dir / "limits" / f"{provider}-{digest}.log"
+
+
+class _Window:
+    __slots__ = ("expiries", "rate")
+
+    def __init__(self, rate: Rate) -> None:
+        self.rate = rate
+        self.expiries: deque[float] = deque()  # done + period + margin, non-decreasing
+
+    def prune(self, now: float) -> None:
+        while self.expiries and self.expiries[0] <= now:
+            self.expiries.popleft()
+
+    def wait(self, now: float, in_flight: int, limit: int) -> float | None:
+        """0 if free now, seconds until free, or None if only an in-flight answer can free it."""
+        self.prune(now)
+        over = in_flight + len(self.expiries) - limit + 1
+        if over <= 0:
+            return 0.0
+        if over > len(self.expiries):
+            return None
+        return self.expiries[over - 1] - now
+
+
+class Permit:
+    """One granted slot. Call :meth:`responded` when response headers arrive (or let release do it)."""
+
+    __slots__ = ("_done", "_limiter")
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+        self._done = False
+
+    def responded(self) -> None:
+        """Mark the answer as arrived: the slot is held for one more window length from now."""
+        if not self._done:
+            self._done = True
+            self._limiter._complete()
+
+    release = responded
+
+
+class _Waiter:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+
+class RateLimiter:
+    """Several windows at once (``5/minute`` AND ``120/day``), FIFO, cancellation-safe.
+
+    >>> limiter = RateLimiter(parse_limits("5/minute,120/day"))
+    >>> permit = await limiter.acquire(timeout=30)   # doctest: +SKIP
+    ... send the request; permit.responded() when headers arrive
+    """
+
+    def __init__(
+        self,
+        rates: Sequence[Rate],
+        *,
+        margin: float = 0.05,
+        clock: Clock | None = None,
+        store: _BudgetStore | None = None,
+        adaptive: bool = False,
+    ) -> None:
+        if margin < 0:
+            raise ConfigurationError("margin must be >= 0")
+        self.margin = margin
+        self._clock: Clock = clock or MonotonicClock()
+        self._store = store
+        self._adaptive = adaptive
+        self._in_flight = 0
+        self._history: deque[float] = deque()  # done times (clock), for rebuilding windows
+        self._waiters: deque[_Waiter] = deque()
+        self._paused_until = -math.inf
+        self._streak = 0
+        self.granted = 0
+        self.throttled = 0
+        self._windows: list[_Window] = []
+        self._limits: list[int] = []
+        self.set_rates(rates)
+        if store is not None:
+            offset = time.time() - self._clock.now()
+            for stamp in store.load(time.time()):
+                self._history.append(stamp - offset)
+            self._rebuild()
+
+    # -- configuration -------------------------------------------------------------------
+    @property
+    def rates(self) -> tuple[Rate, ...]:
+        """The windows in force, shortest first."""
+        return tuple(w.rate for w in self._windows)
+
+    @property
+    def effective_limits(self) -> tuple[int, ...]:
+        """Per-window limits in force now (lower than configured after 429s when adaptive)."""
+        return tuple(self._limits)
+
+    def set_rates(self, rates: Sequence[Rate]) -> None:
+        """Change the windows live; history already spent still counts against the new ones."""
+        if not rates:
+            raise ConfigurationError("a limiter needs at least one rate")
+        self._windows = [_Window(r) for r in sorted(rates, key=lambda r: r.period)]
+        self._limits = [r.limit for r in self._windows_rates()]
+        self._rebuild()
+        self._wake_head()
+
+    def _windows_rates(self) -> list[Rate]:
+        return [w.rate for w in self._windows]
+
+    def _rebuild(self) -> None:
+        now = self._clock.now()
+        longest = max(w.rate.period for w in self._windows) + self.margin
+        while self._history and self._history[0] + longest <= now:
+            self._history.popleft()
+        for w in self._windows:
+            w.expiries = deque(
+                d + w.rate.period + self.margin
+                for d in self._history
+                if d + w.rate.period + self.margin > now
+            )
+
+    # -- feedback from answers -------------------------------------------------------------
+    def cooldown(self, seconds: float) -> None:
+        """Pause every caller of this limiter for ``seconds`` (after a 429)."""
+        self.throttled += 1
+        self._paused_until = max(self._paused_until, self._clock.now() + max(0.0, seconds))
+        if self._adaptive and self._limits:
+            self._limits[0] = max(1, self._limits[0] // 2)
+            self._streak = 0
+
+    def _note_success(self) -> None:
+        if not self._adaptive or not self._limits:
+            return
+        self._streak += 1
+        if self._streak >= self._limits[0] and self._limits[0] < self._windows[0].rate.limit:
+            self._limits[0] += 1
+            self._streak = 0
+
+    # -- acquire/release -------------------------------------------------------------------
+    def _time_until_free(self, now: float) -> float | None:
+        worst: float | None = max(0.0, self._paused_until - now)
+        for w, limit in zip(self._windows, self._limits, strict=True):
+            t = w.wait(now, self._in_flight, limit)
+            if t is None:
+                return None if worst == 0.0 else worst
+            assert worst is not None
+            worst = max(worst, t)
+        return worst
+
+    def _grant(self) -> Permit:
+        self._in_flight += 1
+        self.granted += 1
+        return Permit(self)
+
+    def _complete(self) -> None:
+        now = self._clock.now()
+        self._in_flight -= 1
+        self._history.append(now)
+        longest = self._windows[-1].rate.period + self.margin
+        while self._history and self._history[0] + longest <= now:
+            self._history.popleft()
+        for w in self._windows:
+            w.expiries.append(now + w.rate.period + self.margin)
+        if self._store is not None:
+            self._store.append(time.time())
+        self._note_success()
+        self._wake_head()
+
+    def _wake_head(self) -> None:
+        if self._waiters:
+            self._waiters[0].event.set()
+
+    def try_acquire(self) -> Permit | None:
+        """A permit now, or None; never waits and never jumps the queue."""
+        if self._waiters or self._time_until_free(self._clock.now()) != 0.0:
+            return None
+        return self._grant()
+
+    async def acquire(self, timeout: float | None = None) -> Permit:
+        """Wait (FIFO) for a slot free in every window; :class:`LimiterTimeoutError` after ``timeout``."""
+        permit = self.try_acquire()
+        if permit is not None:
+            await anyio.lowlevel.checkpoint()
+            return permit
+        deadline = None if timeout is None else self._clock.now() + timeout
+        me = _Waiter()
+        self._waiters.append(me)
+        granted = False
+        try:
+            while True:
+                me.event = anyio.Event()
+                now = self._clock.now()
+                wait: float | None = None
+                if self._waiters[0] is me:
+                    wait = self._time_until_free(now)
+                    if wait == 0.0:
+                        self._waiters.popleft()
+                        granted = True
+                        permit = self._grant()
+                        self._wake_head()
+                        return permit
+                if deadline is not None:
+                    remaining = deadline - now
+                    if remaining <= 0:
+                        raise LimiterTimeoutError(
+                            f"no rate-limit slot within {timeout:g}s (limits {', '.join(map(str, self.rates))})"
+                        )
+                    wait = remaining if wait is None else min(wait, remaining)
+                await self._clock.wait(me.event, wait)
+        finally:
+            if not granted:
+                was_head = bool(self._waiters) and self._waiters[0] is me
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(me)
+                if was_head:
+                    self._wake_head()
+
+    @property
+    def waiting(self) -> int:
+        """How many callers are queued."""
+        return len(self._waiters)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent whose answers have not arrived."""
+        return self._in_flight

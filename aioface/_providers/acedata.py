@@ -1,0 +1,159 @@
+"""Ace Data Cloud face API: POST JSON, Bearer token, ``{success, error:{code,message}, trace_id}``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._download import check_http_url
+from .._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    api_error_for_status,
+)
+from .._retry import parse_retry_after
+from ._base import RequestSpec, decode_json, header, require_int
+
+PROVIDER = "acedata"
+DEFAULT_BASE_URL = "https://api.acedata.cloud"
+#: Operations of the /face/ family that return an image_url.
+IMAGE_OPS = ("change-age", "change-gender", "beautify", "cartoon", "swap")
+#: Operations that return JSON only.
+JSON_OPS = ("analyze", "detect-live")
+#: Ages the underlying age-change model accepts.
+MIN_AGE, MAX_AGE = 10, 80
+MAX_FACES = 10
+DEFAULT_SWAP_TIMEOUT = 120
+
+_CODE_CLASSES: dict[str, type[APIError]] = {
+    "invalid_token": AuthenticationError,
+    "token_mismatched": BadRequestError,
+    "api_not_implemented": BadRequestError,
+    "forbidden": PermissionDeniedError,
+    "too_many_requests": RateLimitError,
+    "used_up": QuotaExceededError,
+    "not_found": NotFoundError,
+    "api_error": ServerError,
+    "timeout": ServerError,
+}
+
+
+def _face_rect(rect: object, i: int) -> dict[str, int]:
+    if not isinstance(rect, Mapping) or set(rect) != {"x", "y", "width", "height"}:
+        raise InvalidRequestError(f"face_rects[{i}] must have exactly x, y, width, height", param="face_rects")
+    return {k: require_int(rect[k], f"face_rects[{i}].{k}", 0, 100_000) for k in ("x", "y", "width", "height")}
+
+
+def change_age_body(image_url: str, ages: Sequence[int], face_rects: Sequence[object] | None = None) -> dict[str, Any]:
+    """``{"image_url", "age_infos": [{"age": A, "face_rect"?}]}``: one entry per face."""
+    check_http_url(image_url, param="image_url")
+    if isinstance(ages, (str, bytes)) or not isinstance(ages, Sequence) or not 1 <= len(ages) <= MAX_FACES:
+        raise InvalidRequestError(f"ages must be a list of 1 to {MAX_FACES} ages", param="ages")
+    infos: list[dict[str, Any]] = [{"age": require_int(a, "ages", MIN_AGE, MAX_AGE)} for a in ages]
+    if face_rects is not None:
+        if len(face_rects) != len(infos):
+            raise InvalidRequestError("face_rects must have one entry per age", param="face_rects")
+        for i, rect in enumerate(face_rects):
+            infos[i]["face_rect"] = _face_rect(rect, i)
+    return {"image_url": image_url, "age_infos": infos}
+
+
+def change_gender_body(image_url: str, genders: Sequence[int]) -> dict[str, Any]:
+    """``{"image_url", "gender_infos": [{"gender": 0|1}]}`` (0 male to female, 1 female to male)."""
+    check_http_url(image_url, param="image_url")
+    if isinstance(genders, (str, bytes)) or not isinstance(genders, Sequence) or not 1 <= len(genders) <= MAX_FACES:
+        raise InvalidRequestError(f"genders must be a list of 1 to {MAX_FACES} values 0 or 1", param="genders")
+    return {"image_url": image_url, "gender_infos": [{"gender": require_int(g, "genders", 0, 1)} for g in genders]}
+
+
+def image_body(image_url: str) -> dict[str, Any]:
+    """``{"image_url"}`` for analyze, beautify, cartoon and detect-live."""
+    return {"image_url": check_http_url(image_url, param="image_url")}
+
+
+def swap_body(
+    source_url: str, target_url: str, timeout: int | None = None, callback_url: str | None = None
+) -> dict[str, Any]:
+    """``{"source_image_url", "target_image_url", "timeout"?, "callback_url"?}``."""
+    body: dict[str, Any] = {
+        "source_image_url": check_http_url(source_url, param="source_url"),
+        "target_image_url": check_http_url(target_url, param="target_url"),
+    }
+    if timeout is not None:
+        body["timeout"] = require_int(timeout, "timeout", 1, 600)
+    if callback_url is not None:
+        body["callback_url"] = check_http_url(callback_url, param="callback_url")
+    return body
+
+
+def build_request(base_url: str, token: str, op: str, body: Mapping[str, Any], timeout: float | None) -> RequestSpec:
+    """POST /face/{op}; not idempotent (each call is billed)."""
+    if op not in IMAGE_OPS and op not in JSON_OPS:
+        raise InvalidRequestError(f"unknown Ace Data face operation {op!r}", param="op")
+    headers = {
+        "accept": "application/json",
+        "authorization": f"Bearer {token}",
+        "content-type": "application/json",
+    }
+    return RequestSpec(
+        "POST", f"{base_url.rstrip('/')}/face/{op}", headers, json=dict(body), idempotent=False, timeout=timeout
+    )
+
+
+def _error_from(status: int, headers: Mapping[str, str], data: Any) -> APIError:
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        code = str(err.get("code") or f"http_{status}")
+        message = str(err.get("message") or code)
+    elif isinstance(err, str):
+        code, message = (f"http_{status}" if status >= 400 else "error"), err
+    else:
+        code, message = f"http_{status}", f"HTTP {status}"
+    cls = _CODE_CLASSES.get(code) or api_error_for_status(status)
+    trace = data.get("trace_id") if isinstance(data, dict) else None
+    retry_after = parse_retry_after(headers, time.time()) if status == 429 else None
+    return cls(
+        message,
+        provider=PROVIDER,
+        status=status,
+        code=code,
+        request_id=str(trace) if trace else header(headers, "x-trace-id"),
+        retry_after=retry_after,
+    )
+
+
+def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    """The error envelope (``error`` an object or a bare string) as a typed error."""
+    try:
+        data = decode_json(PROVIDER, status, body)
+    except ProtocolError:
+        data = {"error": body[:200].decode("utf-8", "replace") or f"HTTP {status}"}
+    return _error_from(status, headers, data)
+
+
+def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """A 2xx answer: the result dict, or a typed error when it says ``success: false``."""
+    data = decode_json(PROVIDER, status, body)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{PROVIDER} sent {type(data).__name__} where an object was expected")
+    if data.get("success") is False or "error" in data:
+        raise _error_from(status if status >= 400 else 500, headers, data)
+    return data
+
+
+def image_result_fields(data: Mapping[str, Any]) -> tuple[str, int | None]:
+    """(image_url, declared image_size) from an answer or a callback."""
+    url = data.get("image_url")
+    if not isinstance(url, str):
+        raise ProtocolError(f"{PROVIDER} answer has no image_url")
+    size = data.get("image_size")
+    return url, size if isinstance(size, int) and not isinstance(size, bool) else None

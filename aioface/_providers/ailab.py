@@ -1,0 +1,147 @@
+"""AILabAPI AI Face Swap: multipart upload, async task id, poll until ``task_status`` 2."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import (
+    APIError,
+    ImageRejectedError,
+    ProtocolError,
+    QuotaExceededError,
+    api_error_for_status,
+)
+from .._retry import parse_retry_after
+from ._base import FormFile, RequestSpec, decode_json, header
+
+PROVIDER = "ailab"
+DEFAULT_BASE_URL = "https://www.ailabapi.com"
+SUBMIT_PATH = "/api/portrait/editing/ai-face-swap"
+RESULT_PATH = "/api/common/query-async-task-result"
+MAX_BYTES = 5 * 1024 * 1024
+MAX_SIDE = 4096  # exclusive: "less than 4096x4096px"
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
+
+QUEUED, PROCESSING, DONE, FAILED = 0, 1, 2, 3
+
+#: 429 codes that mean "out of credit": never retried.
+QUOTA_CODES = frozenset({"ERROR_NOT_ENOUGH_CREDITS", "ERROR_INSUFFICIENT_BALANCE"})
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An image that passed the local checks, ready to upload."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+def check_image(data: bytes, param: str) -> CheckedImage:
+    """JPEG/PNG by content (not name), at most 5 MB, under 4096x4096; else ImageRejectedError."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_BYTES:
+        raise ImageRejectedError(
+            f"{param} is {len(data)} bytes; AILab accepts at most {MAX_BYTES} (5 MB)", param=param, rule="max_bytes"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format or ""
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise ImageRejectedError(f"{param} is not a readable image", param=param, rule="format") from None
+    if fmt not in FORMATS:
+        raise ImageRejectedError(f"{param} is {fmt or 'unknown'}; AILab accepts JPEG or PNG", param=param, rule="format")
+    if width >= MAX_SIDE or height >= MAX_SIDE:
+        raise ImageRejectedError(
+            f"{param} is {width}x{height}; AILab needs less than {MAX_SIDE}x{MAX_SIDE}", param=param, rule="dimensions"
+        )
+    return CheckedImage(data, FORMATS[fmt], width, height)
+
+
+def submit_request(base_url: str, key: str, target: CheckedImage, template: CheckedImage) -> RequestSpec:
+    """POST the two images as multipart; not idempotent (a task is created and billed)."""
+    ext = {"image/jpeg": "jpg", "image/png": "png"}
+    files = (
+        FormFile("image_target", target.data, f"target.{ext[target.content_type]}", target.content_type),
+        FormFile("image_template", template.data, f"template.{ext[template.content_type]}", template.content_type),
+    )
+    return RequestSpec(
+        "POST", base_url.rstrip("/") + SUBMIT_PATH, {"ailabapi-api-key": key}, files=files, idempotent=False
+    )
+
+
+def poll_request(base_url: str, key: str, task_id: str) -> RequestSpec:
+    """GET the task's state; safe to repeat."""
+    return RequestSpec("GET", base_url.rstrip("/") + RESULT_PATH, {"ailabapi-api-key": key}, params={"task_id": task_id})
+
+
+def _error_from(status: int, headers: Mapping[str, str], data: Mapping[str, Any]) -> APIError:
+    detail = data.get("error_detail") if isinstance(data.get("error_detail"), dict) else {}
+    assert isinstance(detail, dict)
+    dstatus = detail.get("status_code")
+    if isinstance(dstatus, int) and dstatus >= 400:
+        status = dstatus
+    elif status < 400:
+        status = 400
+    code = str(detail.get("code") or data.get("error_code_str") or data.get("error_code") or f"http_{status}")
+    message = str(data.get("error_msg") or detail.get("message") or detail.get("code_message") or code)
+    cls: type[APIError] = QuotaExceededError if code in QUOTA_CODES else api_error_for_status(status)
+    rid = data.get("request_id") or data.get("log_id")
+    retry_after = parse_retry_after(headers, time.time()) if status == 429 else None
+    return cls(message, provider=PROVIDER, status=status, code=code, request_id=str(rid) if rid else None, retry_after=retry_after)
+
+
+def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    """A non-2xx answer as a typed error."""
+    try:
+        data = decode_json(PROVIDER, status, body)
+    except ProtocolError:
+        data = None
+    if not isinstance(data, dict):
+        data = {"error_msg": body[:200].decode("utf-8", "replace") or f"HTTP {status}"}
+    return _error_from(status, headers, data)
+
+
+def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """A 2xx answer: the dict, or a typed error when ``error_code`` is not 0."""
+    data = decode_json(PROVIDER, status, body)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{PROVIDER} sent {type(data).__name__} where an object was expected")
+    if data.get("error_code", 0) != 0:
+        raise _error_from(status, headers, data)
+    return data
+
+
+def task_id_of(data: Mapping[str, Any]) -> str:
+    """The task id of a submit answer."""
+    tid = data.get("task_id")
+    if not isinstance(tid, str) or not tid:
+        raise ProtocolError(f"{PROVIDER} submit answer has no task_id")
+    return tid
+
+
+def request_id_of(data: Mapping[str, Any]) -> str | None:
+    """The provider's request id, if any."""
+    rid = data.get("request_id") or data.get("log_id")
+    return str(rid) if rid else None
+
+
+def task_state(data: Mapping[str, Any]) -> tuple[int, str | None]:
+    """(task_status, result image URL when done)."""
+    status = data.get("task_status")
+    if not isinstance(status, int) or isinstance(status, bool):
+        raise ProtocolError(f"{PROVIDER} task answer has no task_status")
+    url = None
+    if status == DONE:
+        payload = data.get("data")
+        url = payload.get("image") if isinstance(payload, dict) else None
+        if not isinstance(url, str) or not url:
+            raise ProtocolError(f"{PROVIDER} task is done but data.image is missing")
+    return status, url

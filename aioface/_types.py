@@ -1,0 +1,44 @@
+"""Result types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """A result image saved to disk, with what the provider said about it."""
+
+    provider: str
+    path: Path
+    bytes: int
+    format: str
+    width: int | None = None
+    height: int | None = None
+    #: The provider's task id (Ace Data swap, AILab), when it has one.
+    task_id: str | None = None
+    #: The provider's request or trace id, when it sent one.
+    request_id: str | None = None
+    #: Face Studio's ``X-User-Class`` (anon, basic, professional, enterprise).
+    user_class: str | None = None
+    #: Where the provider served the image from (not for Face Studio, which sends bytes).
+    source_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``results.jsonl`` records)."""
+        d: dict[str, Any] = {
+            "provider": self.provider,
+            "path": str(self.path),
+            "bytes": self.bytes,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+        }
+        for k in ("task_id", "request_id", "user_class"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        return d
