@@ -16,6 +16,7 @@ import anyio
 from aiohttp import web
 
 from . import _json
+from ._download import bound_port
 from ._errors import ConfigurationError
 
 MAX_BODY = 64 * 1024
@@ -74,9 +75,7 @@ class CallbackReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if self.port == 0 and server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        self.port = bound_port(site)
 
     async def stop(self) -> None:
         """Stop serving."""

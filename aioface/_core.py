@@ -161,7 +161,7 @@ class Transport:
                 return await handle(resp)
         except AiofaceError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise map_transport_error(exc, what) from None
         finally:
             permit.release()

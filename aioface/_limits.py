@@ -20,12 +20,13 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 
 from ._errors import ConfigurationError, LimiterTimeoutError
 
@@ -149,15 +150,21 @@ class FakeClock:
             self._sleepers.append((self._now + timeout, event))
         await event.wait()
 
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on this clock (woken by :meth:`advance`)."""
+        await self.wait(anyio.Event(), seconds)
+
     async def advance(self, seconds: float) -> None:
-        """Move time forward, wake the sleepers that are due and let them run."""
+        """Let ready tasks run, move time forward, wake the sleepers that are due and let them run."""
+        for _ in range(5):
+            await anyio.sleep(0)
         self._now += seconds
         due = [s for s in self._sleepers if s[0] <= self._now]
         self._sleepers = [s for s in self._sleepers if s[0] > self._now]
         for _, ev in due:
             ev.set()
         for _ in range(5):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
 
 
 class _BudgetStore:
@@ -172,7 +179,7 @@ class _BudgetStore:
         path.parent.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterable[object]:
+    def _locked(self) -> Iterator[int]:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -183,7 +190,6 @@ class _BudgetStore:
     def load(self, now: float) -> list[float]:
         """Stamps newer than ``keep`` seconds; compacts the file while holding the lock."""
         with self._locked() as fd:
-            assert isinstance(fd, int)
             raw = b""
             while chunk := os.read(fd, 1 << 16):
                 raw += chunk
@@ -200,7 +206,6 @@ class _BudgetStore:
 
     def append(self, stamp: float) -> None:
         with self._locked() as fd:
-            assert isinstance(fd, int)
             os.lseek(fd, 0, os.SEEK_END)
             os.write(fd, b"%.3f\n" % stamp)
 
@@ -327,9 +332,7 @@ class RateLimiter:
             self._history.popleft()
         for w in self._windows:
             w.expiries = deque(
-                d + w.rate.period + self.margin
-                for d in self._history
-                if d + w.rate.period + self.margin > now
+                d + w.rate.period + self.margin for d in self._history if d + w.rate.period + self.margin > now
             )
 
     # -- feedback from answers -------------------------------------------------------------

@@ -45,7 +45,7 @@ class RetryPolicy:
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: ``min(cap, base * 2**attempt) * (1 - 0.25 * U[0,1))``."""
     r = (rng or random).random()
-    return min(policy.cap, policy.base * 2**attempt) * (1 - 0.25 * r)
+    return float(min(policy.cap, policy.base * 2**attempt) * (1 - 0.25 * r))
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:

@@ -16,7 +16,7 @@ from .._errors import (
     api_error_for_status,
 )
 from .._retry import parse_retry_after
-from ._base import FormFile, RequestSpec, decode_json, header
+from ._base import FormFile, RequestSpec, decode_json
 
 PROVIDER = "ailab"
 DEFAULT_BASE_URL = "https://www.ailabapi.com"
@@ -57,7 +57,9 @@ def check_image(data: bytes, param: str) -> CheckedImage:
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageRejectedError(f"{param} is not a readable image", param=param, rule="format") from None
     if fmt not in FORMATS:
-        raise ImageRejectedError(f"{param} is {fmt or 'unknown'}; AILab accepts JPEG or PNG", param=param, rule="format")
+        raise ImageRejectedError(
+            f"{param} is {fmt or 'unknown'}; AILab accepts JPEG or PNG", param=param, rule="format"
+        )
     if width >= MAX_SIDE or height >= MAX_SIDE:
         raise ImageRejectedError(
             f"{param} is {width}x{height}; AILab needs less than {MAX_SIDE}x{MAX_SIDE}", param=param, rule="dimensions"
@@ -79,7 +81,9 @@ def submit_request(base_url: str, key: str, target: CheckedImage, template: Chec
 
 def poll_request(base_url: str, key: str, task_id: str) -> RequestSpec:
     """GET the task's state; safe to repeat."""
-    return RequestSpec("GET", base_url.rstrip("/") + RESULT_PATH, {"ailabapi-api-key": key}, params={"task_id": task_id})
+    return RequestSpec(
+        "GET", base_url.rstrip("/") + RESULT_PATH, {"ailabapi-api-key": key}, params={"task_id": task_id}
+    )
 
 
 def _error_from(status: int, headers: Mapping[str, str], data: Mapping[str, Any]) -> APIError:
@@ -95,7 +99,14 @@ def _error_from(status: int, headers: Mapping[str, str], data: Mapping[str, Any]
     cls: type[APIError] = QuotaExceededError if code in QUOTA_CODES else api_error_for_status(status)
     rid = data.get("request_id") or data.get("log_id")
     retry_after = parse_retry_after(headers, time.time()) if status == 429 else None
-    return cls(message, provider=PROVIDER, status=status, code=code, request_id=str(rid) if rid else None, retry_after=retry_after)
+    return cls(
+        message,
+        provider=PROVIDER,
+        status=status,
+        code=code,
+        request_id=str(rid) if rid else None,
+        retry_after=retry_after,
+    )
 
 
 def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:

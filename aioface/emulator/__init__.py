@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._download import bound_port
 from ._app import STATE, create_app
 from ._state import FAULT_KINDS, EmulatorConfig, Faults, State
 
@@ -50,9 +51,7 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if self.port == 0 and server is not None:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = bound_port(site)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -47,7 +47,18 @@ FS_INTS = {
     "facial_hair": (0, 10),
     "view_profile": (-60, 60),
 }
-FS_ADVANCED = {"seed", "skintone", "eyewear", "hair_length", "facial_hair", "lighting", "zoom_level", "stampless", "mood", "view_profile"}
+FS_ADVANCED = {
+    "seed",
+    "skintone",
+    "eyewear",
+    "hair_length",
+    "facial_hair",
+    "lighting",
+    "zoom_level",
+    "stampless",
+    "mood",
+    "view_profile",
+}
 
 
 def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -177,20 +188,26 @@ async def acedata_face(request: web.Request) -> web.StreamResponse:
         return _ace_error(500, "api_error", "fetch failed")
     if op == "change-age":
         infos = body.get("age_infos")
-        if not isinstance(infos, list) or not infos or not all(
-            isinstance(i, dict) and isinstance(i.get("age"), int) and 10 <= i["age"] <= 80 for i in infos
+        if (
+            not isinstance(infos, list)
+            or not infos
+            or not all(isinstance(i, dict) and isinstance(i.get("age"), int) and 10 <= i["age"] <= 80 for i in infos)
         ):
             return _ace_error(400, "token_mismatched", "age_infos must be a non-empty list of {age: 10..80}")
     if op == "change-gender":
         infos = body.get("gender_infos")
-        if not isinstance(infos, list) or not infos or not all(
-            isinstance(i, dict) and i.get("gender") in (0, 1) for i in infos
+        if (
+            not isinstance(infos, list)
+            or not infos
+            or not all(isinstance(i, dict) and i.get("gender") in (0, 1) for i in infos)
         ):
             return _ace_error(400, "token_mismatched", "gender_infos must be a non-empty list of {gender: 0|1}")
     seed = abs(hash(str(body.get(url_fields[0])))) % 4096
     if op == "analyze":
         await st.latency()
-        return _json_response({"face_num": 1, "faces": [{"age": 30 + seed % 40, "gender": seed % 2, "beauty": 70 + seed % 30}]})
+        return _json_response(
+            {"face_num": 1, "faces": [{"age": 30 + seed % 40, "gender": seed % 2, "beauty": 70 + seed % 30}]}
+        )
     if op == "detect-live":
         await st.latency()
         return _json_response({"score": 90 + seed % 10, "is_live": True})
@@ -251,7 +268,9 @@ async def _ace_callback(st: State, origin: str, task_id: str, url: str, seed: in
     async with aiohttp.ClientSession() as session:
         for _ in range(times):
             try:
-                async with session.post(url, data=_json.dumps(payload), headers={"content-type": "application/json"}) as r:
+                async with session.post(
+                    url, data=_json.dumps(payload), headers={"content-type": "application/json"}
+                ) as r:
                     st.stats[f"acedata_callback_{r.status}"] += 1
             except aiohttp.ClientError:
                 st.stats["acedata_callback_error"] += 1

@@ -16,7 +16,7 @@ def render(seed: int, age: int, size: int, fmt: str, hue: int = 0) -> bytes:
     """A face-like picture for ``seed`` and ``age`` as JPEG, WebP or PNG bytes."""
     rng = random.Random(seed * 1009 + hue)
     bg = tuple(rng.randrange(60, 200) for _ in range(3))
-    im = Image.new("RGB", (size, size), bg)  # type: ignore[arg-type]
+    im = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(im)
     s = size / 256
     skin = _SKIN[rng.randrange(len(_SKIN))]

@@ -48,9 +48,9 @@ class Faults:
                 if kind not in FAULT_KINDS:
                     raise ValueError(f"unknown fault kind {kind!r} for {prov}; known: {', '.join(FAULT_KINDS)}")
         for prov, sched in self.schedule.items():
-            for kind in sched:
-                if kind is not None and kind not in FAULT_KINDS:
-                    raise ValueError(f"unknown fault kind {kind!r} in the {prov} schedule")
+            for k in sched:
+                if k is not None and k not in FAULT_KINDS:
+                    raise ValueError(f"unknown fault kind {k!r} in the {prov} schedule")
 
     @classmethod
     def mixed(cls, rate: float, providers: tuple[str, ...] = ("facestudio", "acedata", "ailab", "files")) -> Faults:

@@ -1,0 +1,3 @@
+from aioface._cli import main
+
+main()

@@ -1,0 +1,306 @@
+"""Batch jobs from a JSONL file, with a journal (``results.jsonl``) that makes reruns resume.
+
+The journal has one line per job. On start it is read back: a job whose line says ok and whose
+file is still there with the recorded size is done and skipped; every other line is dropped (the
+file is rewritten atomically), so a job redone now is never recorded twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _json
+from ._client import Client
+from ._download import safe_name
+from ._errors import AiofaceError, APIError, InvalidRequestError, TaskError
+from ._fanout import FanOut, Outcome
+from ._providers import facestudio as _fs
+from ._types import ImageResult
+
+MAX_LINE = 64 * 1024
+RESULTS = "results.jsonl"
+
+#: op -> providers that offer it (the first is the default).
+OPS: dict[str, tuple[str, ...]] = {
+    "generate": ("facestudio",),
+    "change_age": ("acedata",),
+    "change_gender": ("acedata",),
+    "beautify": ("acedata",),
+    "cartoon": ("acedata",),
+    "swap": ("acedata", "ailab"),
+}
+_ALLOWED: dict[tuple[str, str], tuple[set[str], set[str]]] = {
+    # (op, provider): (required params, optional params)
+    ("generate", "facestudio"): (set(), set(_fs.BASIC_PARAMS) | set(_fs.ADVANCED_PARAMS)),
+    ("change_age", "acedata"): ({"image_url", "ages"}, {"face_rects"}),
+    ("change_gender", "acedata"): ({"image_url", "genders"}, set()),
+    ("beautify", "acedata"): ({"image_url"}, set()),
+    ("cartoon", "acedata"): ({"image_url"}, set()),
+    ("swap", "acedata"): ({"source", "target"}, {"timeout"}),
+    ("swap", "ailab"): ({"source", "target"}, set()),
+}
+
+
+class JobError(InvalidRequestError):
+    """A job line is unusable (bad JSON, unknown op, bad or missing parameters)."""
+
+    code = "invalid_job"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One parsed line of a jobs file."""
+
+    id: str
+    op: str
+    provider: str
+    params: dict[str, Any]
+    line: int
+
+
+@dataclass
+class Skipped:
+    """A job already done by an earlier run."""
+
+    id: str
+
+
+def parse_job(raw: bytes, line: int) -> Job:
+    """Parse and check one jobs line; raises :class:`JobError` naming the problem."""
+    if len(raw) > MAX_LINE:
+        raise JobError(f"line {line}: longer than {MAX_LINE} bytes")
+    try:
+        data = _json.loads(raw)
+    except ValueError:
+        raise JobError(f"line {line}: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise JobError(f"line {line}: a job must be a JSON object")
+    jid = data.pop("id", None)
+    if isinstance(jid, bool) or not isinstance(jid, (str, int)) or str(jid) == "" or len(str(jid)) > 200:
+        raise JobError(f"line {line}: 'id' must be a non-empty string or integer (200 chars at most)", param="id")
+    op = data.pop("op", None)
+    if op not in OPS:
+        raise JobError(f"line {line}: unknown op {op!r}; known: {', '.join(OPS)}", param="op")
+    provider = data.pop("provider", None) or OPS[op][0]
+    if provider not in OPS[op]:
+        raise JobError(f"line {line}: op {op} is offered by {', '.join(OPS[op])}, not {provider!r}", param="provider")
+    required, optional = _ALLOWED[(op, provider)]
+    if op == "change_age" and "age" in data and "ages" not in data:
+        data["ages"] = [data.pop("age")]
+    missing = required - set(data)
+    unknown = set(data) - required - optional
+    if missing:
+        raise JobError(f"line {line}: {op} needs {', '.join(sorted(missing))}", param=sorted(missing)[0])
+    if unknown:
+        raise JobError(
+            f"line {line}: unknown parameter(s) {', '.join(sorted(unknown))} for {op}", param=sorted(unknown)[0]
+        )
+    job = Job(str(jid), op, provider, data, line)
+    _precheck(job)
+    return job
+
+
+def _precheck(job: Job) -> None:
+    """Run the local parameter checks now, so a bad job fails before anything is sent."""
+    from ._download import check_http_url
+    from ._providers import acedata as _ace
+
+    p = job.params
+    try:
+        if job.op == "generate":
+            _fs.build_params(**p)
+        elif job.op == "change_age":
+            _ace.change_age_body(p["image_url"], p["ages"], p.get("face_rects"))
+        elif job.op == "change_gender":
+            _ace.change_gender_body(p["image_url"], p["genders"])
+        elif job.op in ("beautify", "cartoon"):
+            _ace.image_body(p["image_url"])
+        elif job.op == "swap" and job.provider == "acedata":
+            _ace.swap_body(p["source"], p["target"], p.get("timeout"))
+        elif job.op == "swap":
+            for name in ("source", "target"):
+                v = p[name]
+                if not isinstance(v, str) or not v:
+                    raise InvalidRequestError(f"{name} must be a path or an http(s) URL", param=name)
+                if "://" in v:
+                    check_http_url(v, param=name)
+    except InvalidRequestError as exc:
+        raise JobError(f"line {job.line}: {exc.message}", param=exc.param) from None
+
+
+def output_stem(out_dir: Path, job_id: str) -> Path:
+    """Where a job's image goes (no suffix yet): a safe name, unique even when cleaning changed it."""
+    name = safe_name(job_id, default="job")
+    if name != job_id:
+        name = f"{name}-{hashlib.sha256(job_id.encode()).hexdigest()[:8]}"
+    return out_dir / name
+
+
+async def run_job(client: Client, job: Job, out_dir: Path) -> ImageResult:
+    """Send one job and save its image."""
+    dest = output_stem(out_dir, job.id)
+    p = job.params
+    if job.op == "generate":
+        return await client.facestudio.generate(dest, **p)
+    if job.op == "change_age":
+        return await client.acedata.change_age(p["image_url"], p["ages"], dest, face_rects=p.get("face_rects"))
+    if job.op == "change_gender":
+        return await client.acedata.change_gender(p["image_url"], p["genders"], dest)
+    if job.op == "beautify":
+        return await client.acedata.beautify(p["image_url"], dest)
+    if job.op == "cartoon":
+        return await client.acedata.cartoon(p["image_url"], dest)
+    if job.provider == "ailab":
+        return await client.ailab.swap(p["target"], p["source"], dest)
+    return await client.acedata.swap(p["source"], p["target"], dest, timeout=p.get("timeout"))
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """``{"type", "code", "message"}`` for results.jsonl (never a key: messages carry none)."""
+    code = getattr(exc, "code", None) if isinstance(exc, AiofaceError) else None
+    rec: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "code": str(code) if code else "internal_error",
+        "message": str(getattr(exc, "message", "") or exc),
+    }
+    if isinstance(exc, APIError):
+        rec["status"] = exc.status
+        rec["provider"] = exc.provider
+        if exc.request_id:
+            rec["request_id"] = exc.request_id
+    if isinstance(exc, TaskError):
+        rec["task_id"] = exc.task_id
+    return rec
+
+
+class Journal:
+    """``results.jsonl``: read back and compacted on open, appended and flushed per job."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / RESULTS
+        self.done: dict[str, dict[str, Any]] = {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._load(out_dir)
+        self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+
+    def _load(self, out_dir: Path) -> None:
+        if not self.path.exists():
+            return
+        kept: list[bytes] = []
+        with open(self.path, "rb") as f:
+            for raw in f:
+                try:
+                    rec = _json.loads(raw)
+                except ValueError:
+                    continue  # a line cut by a crash
+                if not isinstance(rec, dict) or rec.get("ok") is not True or not isinstance(rec.get("id"), str):
+                    continue
+                if rec["id"] in self.done:
+                    continue
+                path = out_dir / str(rec.get("path", ""))
+                if path.parent != out_dir or not path.is_file() or path.stat().st_size != rec.get("bytes"):
+                    continue
+                self.done[rec["id"]] = rec
+                kept.append(_json.dumps_line(rec))
+        tmp = self.path.with_name(f".{RESULTS}.tmp")
+        with open(tmp, "wb") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def append(self, rec: dict[str, Any]) -> None:
+        self._f.write(_json.dumps_line(rec))
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@dataclass
+class BatchSummary:
+    """Counts of one batch run."""
+
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    elapsed: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.failed + self.skipped
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if raw.strip():
+                yield n, raw
+
+
+async def run_batch(
+    client: Client,
+    jobs_path: Path,
+    out_dir: Path,
+    *,
+    concurrency: int = 16,
+    on_outcome: Callable[[Outcome[tuple[int, bytes], ImageResult | Skipped], BatchSummary], None] | None = None,
+    on_start: Callable[[Job], None] | None = None,
+) -> BatchSummary:
+    """Run every job of ``jobs_path`` into ``out_dir``; resumes from ``out_dir/results.jsonl``."""
+    journal = Journal(out_dir)
+    summary = BatchSummary()
+    seen: set[str] = set()
+    start = time.monotonic()
+
+    async def one(item: tuple[int, bytes]) -> ImageResult | Skipped:
+        line, raw = item
+        job = parse_job(raw, line)
+        if job.id in seen:
+            raise JobError(f"line {line}: duplicate id {job.id!r}", param="id")
+        seen.add(job.id)
+        if job.id in journal.done:
+            return Skipped(job.id)
+        if on_start is not None:
+            on_start(job)
+        return await run_job(client, job, out_dir)
+
+    try:
+        async with FanOut(one, _lines(jobs_path), concurrency=concurrency) as results:
+            async for o in results:
+                line, raw = o.item
+                if isinstance(o.value, Skipped):
+                    summary.skipped += 1
+                elif isinstance(o.value, ImageResult):
+                    rec = {"id": _job_id(raw, line), "ok": True, **o.value.to_json()}
+                    rec["path"] = o.value.path.name
+                    journal.append(rec)
+                    summary.ok += 1
+                else:
+                    assert o.error is not None
+                    err = error_record(o.error)
+                    journal.append({"id": _job_id(raw, line), "ok": False, "line": line, "error": err})
+                    summary.failed += 1
+                    summary.errors[err["code"]] = summary.errors.get(err["code"], 0) + 1
+                if on_outcome is not None:
+                    on_outcome(o, summary)
+    finally:
+        journal.close()
+        summary.elapsed = time.monotonic() - start
+    return summary
+
+
+def _job_id(raw: bytes, line: int) -> str:
+    with contextlib.suppress(ValueError):
+        data = _json.loads(raw)
+        if isinstance(data, dict) and isinstance(data.get("id"), (str, int)) and not isinstance(data["id"], bool):
+            return str(data["id"])[:200]
+    return f"line:{line}"

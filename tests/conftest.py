@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from aioface.emulator import Emulator, EmulatorConfig
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    """A lenient emulator, limits 600x faster, short tasks."""
+    async with Emulator(EmulatorConfig(time_scale=600.0, task_duration=0.1, seed=1)) as e:
+        yield e
+
+
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (64, 64), color: str = "red") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, fmt)
+    return buf.getvalue()
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())

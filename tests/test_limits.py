@@ -1,0 +1,225 @@
+"""The limiter on a fake clock: deterministic, no sleeping."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from aioface import ConfigurationError, LimiterTimeoutError, Rate, RateLimiter, parse_limits
+from aioface._limits import FakeClock, _BudgetStore, budget_path
+
+pytestmark = pytest.mark.anyio
+
+
+def test_parse_limits() -> None:
+    assert parse_limits("5/minute,120/day") == (Rate(5, 60.0), Rate(120, 86400.0))
+    assert parse_limits("30/2s") == (Rate(30, 2.0),)
+    assert parse_limits("10/s, 1/hours") == (Rate(10, 1.0), Rate(1, 3600.0))
+    assert parse_limits("3 / 1.5m") == (Rate(3, 90.0),)
+    for bad in ["", "5", "5/fortnight", "0/s", "-1/s", "a/s", "5/0s", "5/minute,,x"]:
+        with pytest.raises(ConfigurationError):
+            parse_limits(bad)
+
+
+async def test_burst_then_waits_a_full_window_after_the_answer() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(2, 10.0)], margin=0.0, clock=clock)
+    p1, p2 = await lim.acquire(), await lim.acquire()
+    assert lim.try_acquire() is None
+    await clock.advance(3.0)
+    p1.responded()  # slot held until 3 + 10
+    p2.responded()
+    got: list[float] = []
+
+    async def take() -> None:
+        (await lim.acquire()).responded()
+        got.append(clock.now())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        await clock.advance(9.9)
+        assert got == []
+        await clock.advance(0.1)
+        assert got == [pytest.approx(1013.0)]
+
+
+async def test_in_flight_requests_block_until_they_answer() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(1, 1.0)], margin=0.0, clock=clock)
+    p = await lim.acquire()
+    await clock.advance(100.0)
+    assert lim.try_acquire() is None  # still in flight: the server may stamp it any moment
+    p.responded()
+    assert lim.try_acquire() is None
+    await clock.advance(1.0)
+    assert lim.try_acquire() is not None
+
+
+async def test_several_windows_at_once() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(2, 1.0), Rate(3, 10.0)], margin=0.0, clock=clock)
+    sent: list[float] = []
+    async with anyio.create_task_group() as tg:
+
+        async def worker() -> None:
+            for _ in range(2):
+                p = await lim.acquire()
+                sent.append(clock.now())
+                p.responded()
+
+        for _ in range(2):
+            tg.start_soon(worker)
+        for _ in range(30):
+            await clock.advance(0.5)
+    t0 = 1000.0
+    assert sent == [t0, t0, t0 + 1.0, t0 + 10.0]
+
+
+async def test_never_more_than_n_in_any_window_and_near_full_rate() -> None:
+    """Simulate 8 callers with random latency: every send sees < N answers younger than T."""
+    clock = FakeClock(0.0)
+    n, period = 5, 10.0
+    lim = RateLimiter([Rate(n, period)], margin=0.0, clock=clock)
+    rng = random.Random(7)
+    log: list[tuple[float, float]] = []  # (send, answer)
+
+    async def worker() -> None:
+        while clock.now() < 200:
+            p = await lim.acquire()
+            sent = clock.now()
+            await clock.sleep(rng.uniform(0.05, 0.5))
+            p.responded()
+            log.append((sent, clock.now()))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(8):
+            tg.start_soon(worker)
+        while clock.now() < 220:
+            await clock.advance(0.05)
+        tg.cancel_scope.cancel()
+    for s_j, _ in log:
+        live = [1 for s_i, a_i in log if s_i < s_j and a_i + period > s_j]
+        assert len(live) <= n - 1
+    achieved = len(log) / 200.0
+    assert achieved >= 0.9 * n / (period + 0.5)
+
+
+async def test_fifo_and_cancelled_waiters_take_nothing() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(1, 5.0)], margin=0.0, clock=clock)
+    held = await lim.acquire()
+    order: list[str] = []
+
+    async def waiter(name: str) -> None:
+        p = await lim.acquire()
+        order.append(name)
+        p.responded()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, "a")
+        await anyio.sleep(0)
+        b_scope = anyio.CancelScope()
+
+        async def cancellable_b() -> None:
+            with b_scope:
+                await waiter("b")
+
+        tg.start_soon(cancellable_b)
+        await anyio.sleep(0)
+        tg.start_soon(waiter, "c")
+        await anyio.sleep(0)
+        assert lim.waiting == 3
+        b_scope.cancel()
+        await clock.advance(0)
+        assert lim.waiting == 2
+        held.responded()
+        await clock.advance(5.0)
+        assert order == ["a"]
+        await clock.advance(5.0)
+        assert order == ["a", "c"]
+    assert lim.granted == 3  # held, a, c: the cancelled b took no slot
+
+
+async def test_acquire_timeout() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(1, 60.0)], margin=0.0, clock=clock)
+    await lim.acquire()
+    errors: list[Exception] = []
+
+    async def take() -> None:
+        try:
+            await lim.acquire(timeout=5.0)
+        except LimiterTimeoutError as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        await clock.advance(4.9)
+        assert errors == []
+        await clock.advance(0.2)
+    assert len(errors) == 1 and "1/60s" in str(errors[0])
+    assert lim.waiting == 0
+
+
+async def test_cooldown_pauses_everyone() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(100, 1.0)], clock=clock)
+    lim.cooldown(3.0)
+    assert lim.try_acquire() is None
+    await clock.advance(3.0)
+    assert lim.try_acquire() is not None
+
+
+async def test_set_rates_keeps_spent_history() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(5, 10.0)], margin=0.0, clock=clock)
+    for _ in range(3):
+        (await lim.acquire()).responded()
+    lim.set_rates([Rate(2, 10.0)])
+    assert lim.try_acquire() is None
+    lim.set_rates([Rate(30, 10.0)])
+    assert lim.try_acquire() is not None
+
+
+async def test_adaptive_halves_on_429_and_recovers() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(8, 1.0)], margin=0.0, clock=clock, adaptive=True)
+    lim.cooldown(0.0)
+    assert lim.effective_limits == (4,)
+    for _ in range(40):
+        p = await lim.acquire()
+        p.responded()
+        await clock.advance(1.0)
+    assert lim.effective_limits == (8,)
+
+
+async def test_budget_survives_restart(tmp_path: Path) -> None:
+    path = budget_path(tmp_path, "facestudio", "key-1")
+    assert "key-1" not in str(path)
+    a = RateLimiter([Rate(100, 1.0), Rate(2, 86400.0)], store=_BudgetStore(path, 86400.0))
+    for _ in range(2):
+        (await a.acquire()).responded()
+    b = RateLimiter([Rate(100, 1.0), Rate(2, 86400.0)], store=_BudgetStore(path, 86400.0))
+    assert b.try_acquire() is None  # the day's budget was spent by the earlier "process"
+    other = RateLimiter([Rate(2, 86400.0)], store=_BudgetStore(budget_path(tmp_path, "facestudio", "key-2"), 86400.0))
+    assert other.try_acquire() is not None
+
+
+def test_budget_file_shared_by_two_processes(tmp_path: Path) -> None:
+    path = tmp_path / "shared.log"
+    code = (
+        "import sys, time; from pathlib import Path; from aioface._limits import _BudgetStore;"
+        f"s = _BudgetStore(Path({str(path)!r}), 86400.0)\n"
+        "for i in range(300): s.append(time.time())"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    import time
+
+    stamps = _BudgetStore(path, 86400.0).load(time.time())
+    assert len(stamps) == 600
