@@ -18,6 +18,8 @@ from ._images import dimensions, render
 from ._state import ROUTE_PREFIXES, EmulatorConfig, State, Task
 
 STATE: web.AppKey[State] = web.AppKey("aioface_emulator_state", State)
+#: The fault picked for a request, for handlers that stream their own bodies.
+FAULT: Any = web.RequestKey("aioface_fault", str) if hasattr(web, "RequestKey") else "aioface_fault"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 FS_CHOICES = {
@@ -392,6 +394,11 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": f"image/{entry.fmt}"})
     resp.content_length = len(data) + pad
     await resp.prepare(request)
+    if request.get(FAULT) in ("truncate", "bad_json"):
+        await resp.write(data[: len(data) // 2])
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
     await resp.write(data)
     zeros = bytes(1 << 16)
     left = pad
@@ -445,6 +452,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     if kind == "stall":
         await asyncio.sleep(st.config.faults.stall_seconds)
         return await handler(request)
+    request[FAULT] = kind  # streaming handlers apply body faults themselves
     resp = await handler(request)
     if not isinstance(resp, web.Response) or resp.body is None:
         return resp
