@@ -8,6 +8,7 @@ file is rewritten atomically), so a job redone now is never recorded twice.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import time
@@ -19,7 +20,7 @@ from typing import Any
 from . import _json
 from ._client import Client
 from ._download import safe_name
-from ._errors import AiofaceError, APIError, InvalidRequestError, TaskError
+from ._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, TaskError
 from ._fanout import FanOut, Outcome
 from ._providers import facestudio as _fs
 from ._types import ImageResult
@@ -187,6 +188,16 @@ class Journal:
         self.path = out_dir / RESULTS
         self.done: dict[str, dict[str, Any]] = {}
         out_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(out_dir / ".aioface.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise ConfigurationError(f"another aioface batch is writing to {out_dir}") from None
+        # A process killed mid-download leaves its part files; nobody else writes here now.
+        for stale in out_dir.glob(".*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         self._load(out_dir)
         self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
@@ -222,6 +233,7 @@ class Journal:
 
     def close(self) -> None:
         self._f.close()
+        os.close(self._lock)
 
 
 @dataclass

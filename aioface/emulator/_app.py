@@ -410,6 +410,11 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def emulator_stats(request: web.Request) -> web.StreamResponse:
+    """The emulator's own counters (not part of any provider): requests, 429s sent, faults."""
+    return _json_response(dict(request.app[STATE].stats))
+
+
 # ---------------------------------------------------------------------------------- faults
 def _provider_of(path: str) -> str | None:
     for prefix, name in ROUTE_PREFIXES:
@@ -479,6 +484,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post("/api/portrait/editing/ai-face-swap", ailab_swap)
     app.router.add_get("/api/common/query-async-task-result", ailab_result)
     app.router.add_get("/files/{name}", serve_file)
+    app.router.add_get("/_emulator/stats", emulator_stats)
 
     async def _cleanup(app: web.Application) -> None:
         for t in list(app[STATE].background):
