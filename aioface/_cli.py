@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -189,7 +190,11 @@ def main() -> None:
 
     Keys come from AIOFACE_FACESTUDIO_KEY, AIOFACE_ACEDATA_TOKEN and AIOFACE_AILAB_KEY; base URLs
     from AIOFACE_<PROVIDER>_BASE_URL. Try `aioface demo` first: it runs against the emulator.
+    Set AIOFACE_LOG_LEVEL=DEBUG to see every request (keys are never logged).
     """
+    level = os.environ.get("AIOFACE_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 @main.command()
@@ -408,7 +413,10 @@ def _count_lines(path: Path) -> int:
     "--time-scale", default=1.0, show_default=True, type=float, help="Run rate-limit windows this much faster."
 )
 @click.option("--latency", default=0.0, show_default=True, type=float, help="Seconds added to every answer.")
+@click.option("--latency-jitter", default=0.0, show_default=True, type=float, help="Plus up to this many seconds.")
 @click.option("--task-duration", default=0.3, show_default=True, type=float, help="Seconds an async task takes.")
+@click.option("--task-jitter", default=0.0, show_default=True, type=float, help="Plus up to this many seconds.")
+@click.option("--result-padding", default=0, show_default=True, type=int, help="Bytes added to result images.")
 @click.option("--strict", is_flag=True, help="Accept only the keys given with --key.")
 @click.option("--key", "keys", multiple=True, metavar="KEY=TIER", help="A key and its Face Studio tier.")
 @click.option(
@@ -423,7 +431,10 @@ def emulator(
     port: int,
     time_scale: float,
     latency: float,
+    latency_jitter: float,
     task_duration: float,
+    task_jitter: float,
+    result_padding: int,
     strict: bool,
     keys: tuple[str, ...],
     faults: tuple[str, ...],
@@ -458,7 +469,10 @@ def emulator(
             keys=key_map,
             time_scale=time_scale,
             latency=latency,
+            latency_jitter=latency_jitter,
             task_duration=task_duration,
+            task_jitter=task_jitter,
+            result_padding=result_padding,
             faults=Faults(rates=rates),
         )
     except ValueError as exc:

@@ -277,7 +277,7 @@ class Client:
         final = _with_suffix(saved.path, saved.format)
         if final != saved.path:
             os.replace(saved.path, final)
-        return final, saved.size, saved.format, image_size(final)
+        return final, saved.size, saved.format, saved.dimensions or image_size(final)
 
     # -- fan-out ------------------------------------------------------------------------
     def fan_out(
@@ -382,7 +382,7 @@ class FaceStudio:
                 content_length=resp.content_length,
                 max_bytes=c.max_download_bytes,
             )
-            dims = image_size(saved.path)
+            dims = saved.dimensions or image_size(saved.path)
             return ImageResult(
                 provider="facestudio",
                 path=saved.path,

@@ -153,6 +153,7 @@ class Transport:
                 allow_redirects=spec.method == "GET",
             ) as resp:
                 permit.responded()
+                log.debug("%s -> HTTP %d", what, resp.status)
                 if provider.on_headers is not None:
                     provider.on_headers(resp.headers)
                 if resp.status >= 400:

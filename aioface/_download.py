@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from ._errors import DownloadError, InvalidRequestError, ProtocolError
 
 CHUNK = 1 << 16
+FIRST_BYTES = 1 << 16
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -58,11 +60,17 @@ class Saved:
     path: Path
     size: int
     format: str
+    #: (width, height) read from the first bytes, when the header was in them.
+    dimensions: tuple[int, int] | None = None
+
+
+_PART_SEQ = itertools.count()
+_PART_SALT = secrets.token_hex(3)
 
 
 def part_path(dest: Path) -> Path:
     """A unique part file beside ``dest`` (two writers of one dest never share it)."""
-    return dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+    return dest.with_name(f".{dest.name}.{os.getpid()}{_PART_SALT}{next(_PART_SEQ)}.part")
 
 
 async def stream_to_file(
@@ -81,20 +89,27 @@ async def stream_to_file(
     """
     if content_length is not None and content_length > max_bytes:
         raise DownloadError(f"result is {content_length} bytes, over the {max_bytes}-byte maximum")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = part_path(dest)
+    try:
+        f = open(tmp, "wb")  # noqa: ASYNC230, SIM115 - see below; closed by the with block
+    except FileNotFoundError:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        f = open(tmp, "wb")  # noqa: ASYNC230, SIM115
     size = 0
     fmt: str | None = None
     head = b""
+    first = b""
     ok = False
     try:
         # Plain writes of 64 KiB chunks land in the page cache in microseconds; a thread hop per
         # chunk would cost more than it saves.
-        with open(tmp, "wb") as f:  # noqa: ASYNC230
+        with f:
             async for chunk in chunks:  # type: ignore[attr-defined]
                 assert isinstance(chunk, bytes | bytearray | memoryview)
                 if fmt is None and len(head) < 16:
                     head += bytes(chunk[: 16 - len(head)])
+                if len(first) < FIRST_BYTES:
+                    first += bytes(chunk[: FIRST_BYTES - len(first)])
                     if len(head) >= 12:
                         fmt = sniff_format(head)
                         if fmt is None:
@@ -103,8 +118,6 @@ async def stream_to_file(
                 if size > max_bytes:
                     raise DownloadError(f"result exceeds the {max_bytes}-byte maximum")
                 f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
         if fmt is None:
             fmt = sniff_format(head)
             if fmt is None:
@@ -115,11 +128,24 @@ async def stream_to_file(
             raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
         os.replace(tmp, dest)
         ok = True
-        return Saved(dest, size, fmt)
+        return Saved(dest, size, fmt, header_dimensions(first) or None)
     finally:
         if not ok:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def header_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) parsed by Pillow from the first bytes of an image, if they hold the header."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
 
 
 def image_size(path: Path) -> tuple[int, int] | None:

@@ -157,7 +157,7 @@ class FakeClock:
     async def advance(self, seconds: float) -> None:
         """Let ready tasks run, move time forward, wake the sleepers that are due and let them run."""
         for _ in range(5):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
         self._now += seconds
         due = [s for s in self._sleepers if s[0] <= self._now]
         self._sleepers = [s for s in self._sleepers if s[0] > self._now]

@@ -80,7 +80,9 @@ async def test_auth_and_local_checks(tmp_path: Path) -> None:
         assert emu.stats["acedata_requests"] == 1
         # The provider's own 400 envelope, reached directly (the client would refuse it locally).
         async with aiohttp.ClientSession() as s:
-            r = await s.post(f"{emu.url}/face/change-age", json={"image_url": SRC}, headers={"authorization": "Bearer good"})
+            r = await s.post(
+                f"{emu.url}/face/change-age", json={"image_url": SRC}, headers={"authorization": "Bearer good"}
+            )
             body = await r.json()
         assert r.status == 400 and body["success"] is False and body["error"]["code"] == "token_mismatched"
         from aioface._providers.acedata import parse_error
@@ -96,9 +98,10 @@ def _dumps(obj: object) -> bytes:
 
 async def test_callback_swap_many_without_holding_connections(tmp_path: Path) -> None:
     cfg = EmulatorConfig(task_duration=0.3, task_jitter=0.2, seed=3)
-    async with Emulator(cfg) as emu, CallbackReceiver() as rx, emu.client() as c:
+    async with Emulator(cfg) as emu, CallbackReceiver() as rx, emu.client(limits={"acedata": "200/s"}) as c:
         outcomes = await c.map(
-            lambda i: c.acedata.swap(SRC, DST, tmp_path / f"cb{i}", callback=rx, wait_timeout=10), range(40),
+            lambda i: c.acedata.swap(SRC, DST, tmp_path / f"cb{i}", callback=rx, wait_timeout=10),
+            range(40),
             concurrency=40,
         )
     assert [o.error for o in outcomes if not o.ok] == []

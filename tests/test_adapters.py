@@ -139,7 +139,9 @@ def test_ailab_errors_and_quota() -> None:
         b' "error_detail": {"status_code": 429, "code": "ERROR_NOT_ENOUGH_CREDITS"}}',
     )
     assert isinstance(e, QuotaExceededError) and e.request_id == "r1"
-    e = ailab.parse_error(429, {}, b'{"error_code": 429, "error_detail": {"status_code": 429, "code": "EXCEEDING_LIMITS"}}')
+    e = ailab.parse_error(
+        429, {}, b'{"error_code": 429, "error_detail": {"status_code": 429, "code": "EXCEEDING_LIMITS"}}'
+    )
     assert isinstance(e, RateLimitError) and not isinstance(e, QuotaExceededError)
     with pytest.raises(AuthenticationError):
         ailab.parse_result(

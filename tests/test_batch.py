@@ -33,8 +33,12 @@ def _journal(out: Path) -> list[dict[str, object]]:
 
 def test_parse_job_errors_name_the_problem() -> None:
     assert parse_job(b'{"id": "a", "op": "generate", "age": 30}', 1).provider == "facestudio"
-    assert parse_job(b'{"id": 7, "op": "swap", "source": "https://a/b", "target": "https://a/c"}', 1).provider == "acedata"
-    assert parse_job(b'{"id": "c", "op": "change_age", "image_url": "https://a/b", "age": 40}', 1).params["ages"] == [40]
+    assert (
+        parse_job(b'{"id": 7, "op": "swap", "source": "https://a/b", "target": "https://a/c"}', 1).provider == "acedata"
+    )
+    assert parse_job(b'{"id": "c", "op": "change_age", "image_url": "https://a/b", "age": 40}', 1).params["ages"] == [
+        40
+    ]
     cases = {
         b"{not json": "not valid JSON",
         b"[1, 2]": "JSON object",

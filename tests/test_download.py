@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from aioface import DownloadError, InvalidRequestError, ProtocolError, RetryPolicy
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 async def _chunks(*parts: bytes):  # type: ignore[no-untyped-def]
     for p in parts:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         yield p
 
 
@@ -70,7 +71,10 @@ async def test_truncated_results_are_retried_then_reported_with_no_file(tmp_path
         r = await c.acedata.cartoon("https://a.b/c.png", tmp_path / "retried")
         assert r.bytes == r.path.stat().st_size
     faults = Faults(rates={"files": {"truncate": 1.0}})
-    async with Emulator(EmulatorConfig(faults=faults)) as emu, emu.client(retry=RetryPolicy(max_retries=2, base=0.01)) as c:
+    async with (
+        Emulator(EmulatorConfig(faults=faults)) as emu,
+        emu.client(retry=RetryPolicy(max_retries=2, base=0.01)) as c,
+    ):
         with pytest.raises(ProtocolError):
             await c.acedata.cartoon("https://a.b/c.png", tmp_path / "cut")
         assert emu.stats["fault_truncate"] == 3

@@ -111,11 +111,10 @@ async def test_429_beyond_max_wait_is_raised(tmp_path: Path) -> None:
 async def test_limits_hold_the_server_to_zero_429s(tmp_path: Path) -> None:
     """Professional tier, a "minute" lasting 0.5 s: 75 requests at concurrency 20, no 429."""
     cfg = EmulatorConfig(time_scale=120.0, keys={"k": "professional"}, latency=0.005, latency_jitter=0.01)
-    async with Emulator(cfg) as emu:
-        async with emu.client(facestudio_key="k", facestudio_tier="professional") as client:
-            outcomes = await client.map(
-                lambda i: client.facestudio.generate(tmp_path / f"f{i}", resolution=128), range(75), concurrency=20
-            )
+    async with Emulator(cfg) as emu, emu.client(facestudio_key="k", facestudio_tier="professional") as client:
+        outcomes = await client.map(
+            lambda i: client.facestudio.generate(tmp_path / f"f{i}", resolution=128), range(75), concurrency=20
+        )
     assert [o.error for o in outcomes if not o.ok] == []
     assert emu.stats["throttled"] == 0
     assert emu.stats["facestudio_images"] == 75

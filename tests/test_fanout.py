@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from aioface import FanOut
@@ -26,7 +27,7 @@ async def test_lazy_100k_items_with_bounded_buffering() -> None:
             yield i
 
     async def double(x: int) -> int:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return x * 2
 
     total = 0

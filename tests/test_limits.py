@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from aioface import ConfigurationError, LimiterTimeoutError, Rate, RateLimiter, parse_limits
@@ -122,7 +123,7 @@ async def test_fifo_and_cancelled_waiters_take_nothing() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(waiter, "a")
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         b_scope = anyio.CancelScope()
 
         async def cancellable_b() -> None:
@@ -130,9 +131,9 @@ async def test_fifo_and_cancelled_waiters_take_nothing() -> None:
                 await waiter("b")
 
         tg.start_soon(cancellable_b)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         tg.start_soon(waiter, "c")
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         assert lim.waiting == 3
         b_scope.cancel()
         await clock.advance(0)

@@ -415,6 +415,14 @@ async def emulator_stats(request: web.Request) -> web.StreamResponse:
     return _json_response(dict(request.app[STATE].stats))
 
 
+async def emulator_task(request: web.Request) -> web.StreamResponse:
+    """When an AILab task is (or was) done, on this machine's monotonic clock (for benchmarks)."""
+    task = request.app[STATE].tasks.get(request.match_info["task_id"])
+    if task is None:
+        return _json_response({"error": "no such task"}, 404)
+    return _json_response({"created": task.created, "done_at": task.created + task.duration})
+
+
 # ---------------------------------------------------------------------------------- faults
 def _provider_of(path: str) -> str | None:
     for prefix, name in ROUTE_PREFIXES:
@@ -485,6 +493,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_get("/api/common/query-async-task-result", ailab_result)
     app.router.add_get("/files/{name}", serve_file)
     app.router.add_get("/_emulator/stats", emulator_stats)
+    app.router.add_get("/_emulator/tasks/{task_id}", emulator_task)
 
     async def _cleanup(app: web.Application) -> None:
         for t in list(app[STATE].background):
