@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from aioface.emulator import Emulator, EmulatorConfig
+from aioface.emulator import EmulatorProcess as _EmulatorProcess
 
 
 @pytest.fixture
@@ -32,46 +33,8 @@ def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.is_file())
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class EmulatorProcess:
-    """``aioface emulator`` in a child process (for CLI and kill tests)."""
-
-    def __init__(self, *args: str) -> None:
-        import subprocess
-        import sys
-        import time
-        import urllib.request
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aioface", "emulator", "--port", str(self.port), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/_emulator/stats", timeout=1).read()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("emulator did not start") from None
-                time.sleep(0.05)
-
-    def stats(self) -> dict[str, int]:
-        import json
-        import urllib.request
-
-        return dict(json.loads(urllib.request.urlopen(self.url + "/_emulator/stats", timeout=5).read()))
+class EmulatorProcess(_EmulatorProcess):
+    """The child-process emulator, plus the environment a CLI run needs to reach it."""
 
     def env(self, tmp: Path, **extra: str) -> dict[str, str]:
         import os
@@ -87,10 +50,3 @@ class EmulatorProcess:
         )
         env.update(extra)
         return env
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except Exception:
-            self.proc.kill()

@@ -14,9 +14,10 @@ from aiohttp import web
 
 from .._download import bound_port
 from ._app import STATE, create_app
+from ._process import EmulatorProcess
 from ._state import FAULT_KINDS, EmulatorConfig, Faults, State
 
-__all__ = ["FAULT_KINDS", "Emulator", "EmulatorConfig", "Faults", "create_app"]
+__all__ = ["FAULT_KINDS", "Emulator", "EmulatorConfig", "EmulatorProcess", "Faults", "create_app"]
 
 #: The key the emulator's own clients use (it accepts any non-empty key by default).
 DEMO_KEY = "emulator-demo-key"
