@@ -123,6 +123,18 @@ async def _fan(
     return oks, fails
 
 
+Named = tuple[str, dict[str, Any]]
+
+
+async def _generate_all(
+    client: Client, items: Sequence[Named], out: Path, concurrency: int, label: str, quiet: bool
+) -> tuple[list[tuple[Named, ImageResult]], list[tuple[Named, BaseException]]]:
+    """Face Studio ``generate`` for each (file stem, parameters), saved under ``out``."""
+    return await _fan(
+        client, lambda it: client.facestudio.generate(out / it[0], **it[1]), items, concurrency, label, quiet
+    )
+
+
 def _run(coro: Awaitable[int]) -> None:
     try:
         code: int = asyncio.run(coro)  # type: ignore[arg-type]
@@ -262,14 +274,7 @@ def generate(
     async def go() -> int:
         start = time.monotonic()
         async with Client(limits=lim) as client:
-            oks, fails = await _fan(
-                client,
-                lambda it: client.facestudio.generate(out / it[0], **it[1]),
-                items,
-                concurrency,
-                "generate",
-                quiet,
-            )
+            oks, fails = await _generate_all(client, items, out, concurrency, "generate", quiet)
         if gif is not None and oks:
             frames = sorted(oks, key=lambda x: x[0][0])
             _write_gif([r.path for _, r in frames], gif, fps)
@@ -502,14 +507,7 @@ def demo(count: int, out: Path, concurrency: int, quiet: bool) -> None:
             items = [
                 (f"face-{i:03d}", {"age": (i * 7) % 81, "seed": 1000 + i, "resolution": 256}) for i in range(count)
             ]
-            oks, fails = await _fan(
-                client,
-                lambda it: client.facestudio.generate(out / it[0], **it[1]),
-                items,
-                concurrency,
-                "faces",
-                quiet,
-            )
+            oks, fails = await _generate_all(client, items, out, concurrency, "faces", quiet)
             extra: list[str] = []
             try:
                 aged = await client.acedata.change_age("https://cdn.acedata.cloud/f5687u.png", [60], out / "aged")

@@ -14,7 +14,7 @@ import anyio
 
 from ._callbacks import CallbackReceiver
 from ._core import Provider, Transport
-from ._download import DEFAULT_MAX_BYTES, image_size, sniff_format
+from ._download import DEFAULT_MAX_BYTES, image_size
 from ._errors import (
     APIError,
     ConfigurationError,
@@ -270,9 +270,8 @@ class Client:
     async def _save(
         self, url: str, dest: Path, *, expected_size: int | None = None
     ) -> tuple[Path, int, str, tuple[int, int] | None]:
-        tmp_dest = dest
         saved = await self.transport.download(
-            url, tmp_dest, self.provider("download"), expected_size=expected_size, max_bytes=self.max_download_bytes
+            url, dest, self.provider("download"), expected_size=expected_size, max_bytes=self.max_download_bytes
         )
         final = _with_suffix(saved.path, saved.format)
         if final != saved.path:
@@ -516,7 +515,6 @@ class AILab:
         self._client = client
 
     async def _load(self, image: ImageInput, param: str) -> _ailab.CheckedImage:
-        c = self._client
         if isinstance(image, bytes):
             data = image
         elif isinstance(image, str) and image.startswith(("http://", "https://")):
@@ -538,7 +536,6 @@ class AILab:
             data = await anyio.Path(path).read_bytes()
         else:
             raise InvalidRequestError(f"{param} must be a path, bytes or an http(s) URL", param=param)
-        del c
         return _ailab.check_image(data, param)
 
     async def _fetch(self, url: str, param: str) -> bytes:
@@ -622,4 +619,4 @@ class AILab:
         )
 
 
-__all__ = ["AILab", "AceData", "Client", "FaceStudio", "ImageInput", "sniff_format"]
+__all__ = ["AILab", "AceData", "Client", "FaceStudio", "ImageInput"]

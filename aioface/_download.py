@@ -8,7 +8,6 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from ._errors import DownloadError, InvalidRequestError, ProtocolError
@@ -42,15 +41,6 @@ def check_http_url(url: str, *, param: str = "url") -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequestError(f"{param} must be an http(s) URL, got {url[:80]!r}", param=param)
     return url
-
-
-class _Body(Protocol):
-    async def iter_chunked(self, n: int) -> object: ...
-
-
-class _Response(Protocol):
-    @property
-    def content_length(self) -> int | None: ...
 
 
 @dataclass(frozen=True)

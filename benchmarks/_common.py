@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,13 +12,6 @@ KEY = "bench-key"
 
 
 ChildEmulator = EmulatorProcess
-
-
-def client_env(url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    for p in ("FACESTUDIO", "ACEDATA", "AILAB"):
-        env[f"AIOFACE_{p}_BASE_URL"] = url
-    return env
 
 
 def report(

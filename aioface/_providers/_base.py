@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _json
-from .._errors import APIError, ProtocolError
+from .._errors import APIError, InvalidRequestError, ProtocolError
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,6 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 def require_int(value: object, name: str, lo: int, hi: int) -> int:
     """An int (not a bool) in ``[lo, hi]`` or an InvalidRequestError naming ``name``."""
-    from .._errors import InvalidRequestError
-
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequestError(f"{name} must be an integer from {lo} to {hi}, got {value!r}", param=name)
     if not lo <= value <= hi:
@@ -70,8 +68,6 @@ def require_int(value: object, name: str, lo: int, hi: int) -> int:
 
 def require_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     """One of ``choices`` or an InvalidRequestError naming ``name`` and the valid options."""
-    from .._errors import InvalidRequestError
-
     if not isinstance(value, str) or value not in choices:
         raise InvalidRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}", param=name)
     return value

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import APIError, api_error_for_status
+from .._errors import APIError, InvalidRequestError, api_error_for_status
 from .._retry import parse_retry_after, parse_throttle_detail
 from ._base import RequestSpec, decode_json, header, require_choice, require_int
 
@@ -61,8 +61,6 @@ def build_params(**kwargs: Any) -> dict[str, str]:
 
     None means "omit" (the provider picks). Raises InvalidRequestError naming the bad parameter.
     """
-    from .._errors import InvalidRequestError
-
     out: dict[str, str] = {}
     for name, value in kwargs.items():
         if value is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -503,4 +502,4 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     return app
 
 
-__all__ = ["create_app", "time"]
+__all__ = ["STATE", "create_app"]
