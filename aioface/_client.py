@@ -533,7 +533,10 @@ class AILab:
                     param=param,
                     rule="max_bytes",
                 )
-            data = await anyio.Path(path).read_bytes()
+            try:
+                data = await anyio.Path(path).read_bytes()
+            except OSError as exc:
+                raise InvalidRequestError(f"{param}: cannot read {path}: {exc.strerror}", param=param) from None
         else:
             raise InvalidRequestError(f"{param} must be a path, bytes or an http(s) URL", param=param)
         return _ailab.check_image(data, param)

@@ -126,7 +126,7 @@ def test_journal_drops_cut_lines_and_missing_files(tmp_path: Path) -> None:
 
 def _free_jobs(n: int) -> Iterator[dict[str, object]]:
     for i in range(n):
-        yield {"id": f"job-{i:04d}", "op": "generate", "age": i % 81, "resolution": 128}
+        yield {"id": f"job-{i:04d}", "op": "generate", "age": i % 81, "seed": i + 1, "resolution": 128}
 
 
 @pytest.mark.slow
@@ -151,6 +151,10 @@ def test_batch_killed_five_times_then_resumed_matches_a_clean_run(tmp_path: Path
         final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert final.returncode == 0, final.stderr
         stats = emu.stats()
+        clean_out = tmp_path / "clean"
+        clean_cmd = [*cmd[:6], str(clean_out), *cmd[7:]]
+        clean = subprocess.run(clean_cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert clean.returncode == 0, clean.stderr
     finally:
         emu.stop()
     assert kills >= 3
@@ -164,5 +168,10 @@ def test_batch_killed_five_times_then_resumed_matches_a_clean_run(tmp_path: Path
     # Paid twice only for what was in flight at a kill (8 at most per kill).
     assert n <= stats["facestudio_images"] <= n + 8 * kills
     assert stats.get("throttled", 0) == 0
+    # The interrupted-and-resumed run ends exactly where an uninterrupted one does.
+    clean_recs = {r["id"]: (r["ok"], r["path"], r["bytes"], r["width"]) for r in _journal(clean_out)}
+    assert {r["id"]: (r["ok"], r["path"], r["bytes"], r["width"]) for r in recs} == clean_recs
+    for name in images:
+        assert (out / name).read_bytes() == (clean_out / name).read_bytes()
     text = (out / "results.jsonl").read_text()
     assert not any(k in text for k in KEYS)

@@ -393,10 +393,9 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": f"image/{entry.fmt}"})
     resp.content_length = len(data) + pad
     await resp.prepare(request)
-    if request.get(FAULT) in ("truncate", "bad_json"):
-        await resp.write(data[: len(data) // 2])
-        if request.transport is not None:
-            request.transport.abort()
+    fault = request.get(FAULT)
+    if fault in ("truncate", "bad_json", "stall_body"):
+        await _faulty_body(request, resp, data, fault)
         return resp
     await resp.write(data)
     zeros = bytes(1 << 16)
@@ -471,15 +470,25 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     body = bytes(resp.body) if isinstance(resp.body, (bytes, bytearray)) else b""
     if kind == "bad_json" and resp.content_type == "application/json":
         return web.Response(body=b'{"broken": ', status=200, content_type="application/json")
-    if kind in ("truncate", "bad_json") and body:
+    if kind in ("truncate", "bad_json", "stall_body") and body:
         out = web.StreamResponse(status=resp.status, headers={"Content-Type": resp.content_type})
         out.content_length = len(body)
         await out.prepare(request)
-        await out.write(body[: len(body) // 2])
-        if request.transport is not None:
-            request.transport.abort()
+        await _faulty_body(request, out, body, kind)
         return out
     return resp
+
+
+async def _faulty_body(request: web.Request, resp: web.StreamResponse, data: bytes, kind: str) -> None:
+    """Send half of ``data``, then cut the connection (truncate) or stall before the rest."""
+    await resp.write(data[: len(data) // 2])
+    if kind == "stall_body":
+        await asyncio.sleep(request.app[STATE].config.faults.stall_seconds)
+        await resp.write(data[len(data) // 2 :])
+        await resp.write_eof()
+        return
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def create_app(config: EmulatorConfig | None = None) -> web.Application:

@@ -10,7 +10,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 #: Fault kinds the emulator can inject.
-FAULT_KINDS = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json", "stall")
+FAULT_KINDS = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json", "stall", "stall_body")
 #: Which provider a path belongs to.
 ROUTE_PREFIXES = (("/v1/", "facestudio"), ("/face/", "acedata"), ("/api/", "ailab"), ("/files/", "files"))
 
@@ -53,11 +53,21 @@ class Faults:
                     raise ValueError(f"unknown fault kind {k!r} in the {prov} schedule")
 
     @classmethod
-    def mixed(cls, rate: float, providers: tuple[str, ...] = ("facestudio", "acedata", "ailab", "files")) -> Faults:
-        """``rate`` of requests fail, spread evenly over 5xx, 429, resets, cut bodies and bad JSON."""
-        kinds = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json")
+    def mixed(
+        cls,
+        rate: float,
+        providers: tuple[str, ...] = ("facestudio", "acedata", "ailab", "files"),
+        *,
+        stalls: bool = False,
+        stall_seconds: float = 30.0,
+    ) -> Faults:
+        """``rate`` of requests fail, spread evenly over 5xx, 429, resets, cut bodies and bad JSON
+        (and, with ``stalls``, answers or bodies that stall for ``stall_seconds``)."""
+        kinds: tuple[str, ...] = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json")
+        if stalls:
+            kinds += ("stall", "stall_body")
         per = rate / len(kinds)
-        return cls(rates={p: dict.fromkeys(kinds, per) for p in providers})
+        return cls(rates={p: dict.fromkeys(kinds, per) for p in providers}, stall_seconds=stall_seconds)
 
 
 @dataclass
