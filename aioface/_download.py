@@ -58,9 +58,14 @@ _PART_SEQ = itertools.count()
 _PART_SALT = secrets.token_hex(3)
 
 
-def part_path(dest: Path) -> Path:
-    """A unique part file beside ``dest`` (two writers of one dest never share it)."""
-    return dest.with_name(f".{dest.name}.{os.getpid()}{_PART_SALT}{next(_PART_SEQ)}.part")
+def part_path(dest: Path) -> str:
+    """A unique part file beside ``dest`` (two writers of one dest never share it).
+
+    A plain string: this runs once per image, and building another Path costs more than the rename.
+    """
+    return os.path.join(
+        os.path.dirname(dest), f".{os.path.basename(dest)}.{os.getpid()}{_PART_SALT}{next(_PART_SEQ)}.part"
+    )
 
 
 async def stream_to_file(
@@ -118,21 +123,21 @@ async def stream_to_file(
             raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
         os.replace(tmp, dest)
         ok = True
-        return Saved(dest, size, fmt, header_dimensions(first) or None)
+        return Saved(dest, size, fmt, header_dimensions(first, fmt) or None)
     finally:
         if not ok:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
 
-def header_dimensions(data: bytes) -> tuple[int, int] | None:
+def header_dimensions(data: bytes, fmt: str | None = None) -> tuple[int, int] | None:
     """(width, height) parsed by Pillow from the first bytes of an image, if they hold the header."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=[fmt.upper()] if fmt else None) as im:
             return im.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None

@@ -66,22 +66,30 @@ class FanOut(Generic[T, R]):
         #: Calls running right now.
         self.in_flight = 0
 
+    def _take(self, item: T) -> tuple[int, T]:
+        i = self._index
+        self._index += 1
+        return i, item
+
     async def _next_item(self) -> tuple[int, T] | None:
-        async with self._lock:
-            if self._exhausted:
-                return None
+        if self._exhausted:
+            return None
+        if self._sync_it is not None:
+            # next() never awaits, so no other worker can interleave: no lock needed.
             try:
-                if self._async_it is not None:
-                    item = await self._async_it.__anext__()
-                else:
-                    assert self._sync_it is not None
-                    item = next(self._sync_it)
-            except (StopIteration, StopAsyncIteration):
+                return self._take(next(self._sync_it))
+            except StopIteration:
                 self._exhausted = True
                 return None
-            i = self._index
-            self._index += 1
-            return i, item
+        async with self._lock:  # an async iterator must not be advanced by two tasks at once
+            if self._exhausted:
+                return None
+            assert self._async_it is not None
+            try:
+                return self._take(await self._async_it.__anext__())
+            except StopAsyncIteration:
+                self._exhausted = True
+                return None
 
     async def _worker(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
         async with send:
@@ -98,7 +106,10 @@ class FanOut(Generic[T, R]):
                     outcome = Outcome(i, item, None, exc)
                 finally:
                     self.in_flight -= 1
-                await send.send(outcome)
+                try:
+                    send.send_nowait(outcome)  # the common case: room in the buffer, no extra loop turn
+                except anyio.WouldBlock:
+                    await send.send(outcome)
 
     async def __aenter__(self) -> FanOut[T, R]:
         if isinstance(self._items, AsyncIterable):
@@ -119,7 +130,10 @@ class FanOut(Generic[T, R]):
     async def __anext__(self) -> Outcome[T, R]:
         assert self._recv is not None
         try:
-            return await self._recv.receive()
+            try:
+                return self._recv.receive_nowait()
+            except anyio.WouldBlock:
+                return await self._recv.receive()
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 

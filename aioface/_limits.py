@@ -396,7 +396,7 @@ class RateLimiter:
         """Wait (FIFO) for a slot free in every window; :class:`LimiterTimeoutError` after ``timeout``."""
         permit = self.try_acquire()
         if permit is not None:
-            await anyio.lowlevel.checkpoint()
+            # No extra checkpoint: the caller's request that follows is one.
             return permit
         deadline = None if timeout is None else self._clock.now() + timeout
         me = _Waiter()

@@ -98,6 +98,8 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=600)
     ap.add_argument("-c", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dir", default=None, help="where to write the images (default: the temp dir)")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds the emulator adds to each answer")
     a = ap.parse_args()
     n, rounds = (60, 1) if a.quick else (a.n, a.rounds)
     variants = {
@@ -107,10 +109,10 @@ def main() -> None:
         "requests + threads": lambda u, o: run_requests(u, n, a.c, o),
     }
     best: dict[str, float] = {}
-    with ChildEmulator("--key", f"{KEY}=enterprise", "--time-scale", "1000000") as emu:
+    with ChildEmulator("--key", f"{KEY}=enterprise", "--time-scale", "1000000", "--latency", str(a.latency)) as emu:
         for _ in range(rounds):
             for name, fn in variants.items():  # interleaved rounds, best of each: noise hits all alike
-                out = Path(tempfile.mkdtemp(prefix="aioface-bench-"))
+                out = Path(tempfile.mkdtemp(prefix="aioface-bench-", dir=a.dir))
                 t = time.perf_counter()
                 fn(emu.url, out)
                 dt = time.perf_counter() - t
@@ -126,7 +128,7 @@ def main() -> None:
         "client overhead",
         rows,
         ["client", "seconds", "req_per_s", "ratio_vs_aiohttp"],
-        {"n": n, "concurrency": a.c, "rounds": rounds, "emulator_429s": throttled},
+        {"n": n, "concurrency": a.c, "rounds": rounds, "latency": a.latency, "emulator_429s": throttled},
     )
 
 
