@@ -5,6 +5,7 @@ from ._client import AceData as AceData
 from ._client import AILab as AILab
 from ._client import Client as Client
 from ._client import FaceStudio as FaceStudio
+from ._core import RequestTiming as RequestTiming
 from ._errors import AiofaceError as AiofaceError
 from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
@@ -67,6 +68,7 @@ __all__ = [
     "RateLimitError",
     "RateLimiter",
     "RequestTimeoutError",
+    "RequestTiming",
     "RetryPolicy",
     "ServerError",
     "TaskError",

@@ -487,6 +487,122 @@ def emulator(
 
 
 @main.command()
+@click.option(
+    "--provider", type=click.Choice(["facestudio", "acedata", "ailab"]), default="facestudio", show_default=True
+)
+@click.option("--requests", "-n", "n", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--emulator", "use_emulator", is_flag=True, help="Benchmark the built-in emulator instead of the provider."
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a latency chart (PNG).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the images here (default: a temporary folder, removed).",
+)
+@common_conc
+@common_limit
+@common_quiet
+def bench(
+    provider: str,
+    n: int,
+    use_emulator: bool,
+    json_path: Path | None,
+    png_path: Path | None,
+    out: Path | None,
+    concurrency: int,
+    limits: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Benchmark a provider: N calls at concurrency C within its limits.
+
+    Prints call latency p50/p90/p99, HTTP time to first byte vs total, limiter wait, throughput and
+    errors by code; --json and --png save the report and a chart.
+
+    \b
+    Example: aioface bench --emulator --provider ailab -n 40 -c 8 --png bench.png
+    """
+    import shutil
+    import tempfile
+
+    from . import _json
+    from ._bench import run_bench, write_png
+    from ._core import RequestTiming
+
+    lim = _limits_option(limits, provider)
+    if png_path is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--png needs matplotlib: pip install 'aioface[bench]'") from None
+
+    async def go() -> int:
+        timings: list[RequestTiming] = []
+        folder = out or Path(tempfile.mkdtemp(prefix="aioface-bench-"))
+        try:
+            with _Tracker(n, f"bench {provider}", quiet) as tracker:
+                if use_emulator:
+                    from .emulator import DEMO_KEY, Emulator, EmulatorConfig
+
+                    cfg = EmulatorConfig(
+                        time_scale=60.0,
+                        keys={DEMO_KEY: "professional"},
+                        latency=0.02,
+                        latency_jitter=0.03,
+                        task_duration=0.3,
+                        task_jitter=0.3,
+                    )
+                    async with Emulator(cfg) as emu, emu.client(limits=lim, on_request=timings.append) as client:
+                        report = await run_bench(
+                            client, timings, provider, n, concurrency, folder, lambda ok: tracker.update(ok, 0)
+                        )
+                else:
+                    async with Client(limits=lim, on_request=timings.append) as client:
+                        report = await run_bench(
+                            client, timings, provider, n, concurrency, folder, lambda ok: tracker.update(ok, 0)
+                        )
+        finally:
+            if out is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        _print_bench(report)
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_bytes(_json.dumps(report.to_json()))  # noqa: ASYNC240 - one small file, after the run
+        if png_path is not None:
+            write_png(report, png_path)
+        return EXIT_SOME_FAILED if report.failed else EXIT_OK
+
+    _run(go())
+
+
+def _print_bench(report: Any) -> None:
+    from rich.table import Table
+
+    t = Table(
+        title=f"{report.provider}: {report.operation}, {report.requests} calls at concurrency {report.concurrency}"
+    )
+    t.add_column("seconds")
+    for q in ("p50", "p90", "p99", "mean", "max"):
+        t.add_column(q, justify="right")
+    for name, d in (
+        ("call latency", report.call_latency),
+        ("HTTP total", report.http_total),
+        ("HTTP time to first byte", report.http_ttfb),
+        ("limiter wait", report.limiter_wait),
+    ):
+        t.add_row(name, *(f"{d[q]:.3f}" for q in ("p50", "p90", "p99", "mean", "max")))
+    out_console.print(t)
+    out_console.print(
+        f"{report.ok} ok, {report.failed} failed in {report.seconds:.2f}s ({report.throughput:.2f}/s); "
+        f"HTTP answers {report.http_status}; errors {report.errors or 'none'}",
+        highlight=False,
+    )
+
+
+@main.command()
 @click.option("--count", "-n", default=24, show_default=True, type=click.IntRange(1, 10_000))
 @common_out
 @common_conc

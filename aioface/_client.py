@@ -13,7 +13,7 @@ import aiohttp
 import anyio
 
 from ._callbacks import CallbackReceiver
-from ._core import Provider, Transport
+from ._core import Provider, RequestTiming, Transport
 from ._download import DEFAULT_MAX_BYTES, image_size
 from ._errors import (
     APIError,
@@ -98,6 +98,7 @@ class Client:
     Face Studio's tier presets and ``X-User-Class``. ``time_scale`` makes every limit run that many
     times faster (for an emulator started with the same ``time_scale``). Daily budgets persist in
     ``state_dir`` (default: the user cache dir; ``persist_limits=False`` turns that off).
+    ``on_request`` is called with a :class:`RequestTiming` after every HTTP attempt (metrics).
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class Client:
         connections: int = 100,
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
+        on_request: Callable[[RequestTiming], None] | None = None,
     ) -> None:
         env = os.environ if env is None else env
         if time_scale <= 0:
@@ -148,6 +150,7 @@ class Client:
         self.max_download_bytes = max_download_bytes
         self._connections = connections
         self._rng = rng or random.Random()
+        self._on_request = on_request
         self._margin = limit_margin
         self._state_dir: Path | None = None
         if persist_limits:
@@ -205,6 +208,7 @@ class Client:
             default_timeout=self.timeout,
             acquire_timeout=self.acquire_timeout,
             rng=self._rng,
+            on_request=self._on_request,
         )
 
     async def aclose(self) -> None:

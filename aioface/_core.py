@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,36 @@ T = TypeVar("T")
 
 MAX_ERROR_BODY = 1 << 20
 ErrorParser = Callable[[int, Mapping[str, str], bytes], APIError]
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """One HTTP exchange as seen by the client (for metrics and ``aioface bench``).
+
+    Times are ``time.perf_counter()`` seconds: ``queued`` when the caller asked, ``sent`` when the
+    rate limiter let it go, ``headers`` when the response headers arrived (None if none did), ``done``
+    when the body was handled or the attempt failed.
+    """
+
+    provider: str
+    method: str
+    path: str
+    queued: float
+    sent: float
+    headers: float | None
+    done: float
+    status: int | None
+    error: str | None
+
+    @property
+    def total(self) -> float:
+        """Seconds from send to done (limiter wait excluded)."""
+        return self.done - self.sent
+
+    @property
+    def ttfb(self) -> float | None:
+        """Seconds from send to response headers."""
+        return None if self.headers is None else self.headers - self.sent
 
 
 @dataclass
@@ -84,6 +115,7 @@ class Transport:
         connect_timeout: float = 10.0,
         acquire_timeout: float | None = None,
         rng: random.Random | None = None,
+        on_request: Callable[[RequestTiming], None] | None = None,
     ) -> None:
         self.session = session
         self.retry = retry
@@ -91,6 +123,7 @@ class Transport:
         self.connect_timeout = connect_timeout
         self.acquire_timeout = acquire_timeout
         self.rng = rng or random.Random()
+        self.on_request = on_request
 
     def _timeout(self, spec_timeout: float | None) -> aiohttp.ClientTimeout:
         read = spec_timeout if spec_timeout is not None else self.default_timeout
@@ -129,8 +162,14 @@ class Transport:
         provider: Provider,
         handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
     ) -> T:
+        queued = time.perf_counter()
         permit = await provider.limiter.acquire(timeout=self.acquire_timeout)
-        what = f"{provider.name} {spec.method} {spec.url.split('?')[0]}"
+        sent = time.perf_counter()
+        path = spec.url.split("?")[0]
+        what = f"{provider.name} {spec.method} {path}"
+        headers_at: float | None = None
+        status: int | None = None
+        error: str | None = None
         try:
             data: aiohttp.FormData | bytes | None = None
             headers = dict(spec.headers)
@@ -153,6 +192,7 @@ class Transport:
                 allow_redirects=spec.method == "GET",
             ) as resp:
                 permit.responded()
+                headers_at, status = time.perf_counter(), resp.status
                 log.debug("%s -> HTTP %d", what, resp.status)
                 if provider.on_headers is not None:
                     provider.on_headers(resp.headers)
@@ -160,12 +200,21 @@ class Transport:
                     body = await read_capped(resp)
                     raise provider.parse_error(resp.status, resp.headers, body)
                 return await handle(resp)
-        except AiofaceError:
+        except AiofaceError as exc:
+            error = str(exc.code)
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise map_transport_error(exc, what) from None
+            mapped = map_transport_error(exc, what)
+            error = mapped.code
+            raise mapped from None
         finally:
             permit.release()
+            if self.on_request is not None:
+                self.on_request(
+                    RequestTiming(
+                        provider.name, spec.method, path, queued, sent, headers_at, time.perf_counter(), status, error
+                    )
+                )
 
     async def read_json(self, resp: aiohttp.ClientResponse) -> bytes:
         """A small JSON body, capped."""

@@ -195,3 +195,53 @@ def test_secrets_never_leak_into_any_output(emulator: EmulatorProcess, tmp_path:
         assert k not in blob
     recs = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in recs) == ["f", "g", "s"]
+
+
+def test_bench_reports_latency_errors_json_and_png(tmp_path: Path) -> None:
+    emu = EmulatorProcess("--time-scale", "600", "--latency", "0.01", "--fault", "acedata:500=0.3")
+    try:
+        env = emu.env(tmp_path, AIOFACE_ACEDATA_LIMITS="100/s")
+        r = aioface(
+            "bench",
+            "--provider",
+            "acedata",
+            "-n",
+            "30",
+            "-c",
+            "6",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--png",
+            str(tmp_path / "r.png"),
+            env=env,
+        )
+        ok = aioface(
+            "bench",
+            "--provider",
+            "facestudio",
+            "-n",
+            "10",
+            "-c",
+            "4",
+            "--limit",
+            "5/0.1s",
+            "--json",
+            str(tmp_path / "fs.json"),
+            env=env,
+        )
+    finally:
+        emu.stop()
+    assert r.returncode == 1  # some calls failed, each counted
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["ok"] + rep["failed"] == 30 and rep["failed"] >= 1
+    assert rep["errors"] == {"api_error": rep["failed"]}
+    assert rep["http_status"]["500"] == rep["failed"]  # POSTs that may have run are not repeated
+    assert 0 < rep["call_latency"]["p50"] <= rep["call_latency"]["p90"] <= rep["call_latency"]["p99"]
+    assert "p99" in r.stdout and "time to first byte" in r.stdout
+    with Image.open(tmp_path / "r.png") as im:
+        assert im.format == "PNG" and im.size[0] > 500
+    assert ok.returncode == 0, ok.stderr
+    fs = json.loads((tmp_path / "fs.json").read_text())
+    assert fs["ok"] == 10 and fs["http_status"] == {"200": 10}
+    assert fs["http_ttfb"]["p50"] <= fs["http_total"]["p50"]
+    assert not any(k in r.stdout + r.stderr + (tmp_path / "r.json").read_text() for k in KEYS)

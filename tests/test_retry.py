@@ -68,3 +68,12 @@ def test_retry_delay_honours_hint_up_to_max_wait() -> None:
     assert retry_delay(_api(RateLimitError, 429, 25.0), 0, policy) == 25.0
     assert retry_delay(_api(RateLimitError, 429, 86_000.0), 0, policy) is None
     assert 0 < retry_delay(ConnectError("x"), 0, policy) <= 0.5  # type: ignore[operator]
+
+
+def test_percentiles() -> None:
+    from aioface._bench import percentiles
+
+    p = percentiles([float(x) for x in range(1, 101)])
+    assert (p["p50"], p["p90"], p["p99"], p["max"]) == (51.0, 90.0, 99.0, 100.0)
+    assert p["mean"] == 50.5
+    assert percentiles([])["p99"] == 0.0
