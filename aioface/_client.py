@@ -98,6 +98,9 @@ class Client:
     Face Studio's tier presets and ``X-User-Class``. ``time_scale`` makes every limit run that many
     times faster (for an emulator started with the same ``time_scale``). Daily budgets persist in
     ``state_dir`` (default: the user cache dir; ``persist_limits=False`` turns that off).
+    ``limit_stamp_bound``: by default a slot is held until a window after the *answer*, exact
+    whatever the server does; a number of seconds trusts the server to count each request within
+    that long of its send (Face Studio throttles before generating), so slow answers cost no rate.
     ``on_request`` is called with a :class:`RequestTiming` after every HTTP attempt (metrics).
     """
 
@@ -117,6 +120,7 @@ class Client:
         timeout: float = 60.0,
         acquire_timeout: float | None = None,
         limit_margin: float = 0.05,
+        limit_stamp_bound: float | None = None,
         time_scale: float = 1.0,
         state_dir: str | os.PathLike[str] | None = None,
         persist_limits: bool = True,
@@ -152,6 +156,7 @@ class Client:
         self._rng = rng or random.Random()
         self._on_request = on_request
         self._margin = limit_margin
+        self._stamp_bound = limit_stamp_bound
         self._state_dir: Path | None = None
         if persist_limits:
             base = state_dir or env.get("AIOFACE_CACHE_DIR")
@@ -247,7 +252,11 @@ class Client:
             keep = max(r.period for r in rates) / self.time_scale + self._margin
             store = _BudgetStore(budget_path(self._state_dir, name, self._keys[name].get()), keep)
         limiter = RateLimiter(
-            [r.scaled(self.time_scale) for r in rates], margin=self._margin, store=store, adaptive=adaptive
+            [r.scaled(self.time_scale) for r in rates],
+            margin=self._margin,
+            store=store,
+            adaptive=adaptive,
+            stamp_bound=self._stamp_bound,
         )
         parse = {
             "facestudio": _fs.parse_error,
@@ -582,11 +591,18 @@ class AILab:
 
         return await c.transport.call(spec, c.provider("ailab"), handle)
 
-    async def wait(self, task_id: str, *, poll: PollPolicy | None = None) -> str:
-        """Poll with backoff and jitter until the task is done; return the result URL."""
+    async def wait(self, task_id: str, *, poll: PollPolicy | None = None, first_delay: bool = True) -> str:
+        """Poll with backoff and jitter until the task is done; return the result URL.
+
+        The first poll comes after the first (jittered) interval: a task just submitted is never
+        done at once, and thousands submitted together then do not all poll in the same instant.
+        ``first_delay=False`` checks at once (for a task submitted long ago).
+        """
         policy = poll or self._client.poll
         waits = intervals(policy, self._client._rng)
         with anyio.move_on_after(policy.deadline) as scope:
+            if first_delay:
+                await anyio.sleep(next(waits))
             while True:
                 status, url = await self.task(task_id)
                 if status == _ailab.DONE:

@@ -241,17 +241,21 @@ class _Window:
 class Permit:
     """One granted slot. Call :meth:`responded` when response headers arrive (or let release do it)."""
 
-    __slots__ = ("_done", "_limiter")
+    __slots__ = ("_counted", "_done", "_limiter")
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: RateLimiter, counted: bool) -> None:
         self._limiter = limiter
+        self._counted = counted  # in flight until the answer (no stamp bound)
         self._done = False
 
     def responded(self) -> None:
         """Mark the answer as arrived: the slot is held for one more window length from now."""
         if not self._done:
             self._done = True
-            self._limiter._complete()
+            if self._counted:
+                self._limiter._complete()
+            else:
+                self._limiter._note_success()
 
     release = responded
 
@@ -279,10 +283,17 @@ class RateLimiter:
         clock: Clock | None = None,
         store: _BudgetStore | None = None,
         adaptive: bool = False,
+        stamp_bound: float | None = None,
     ) -> None:
         if margin < 0:
             raise ConfigurationError("margin must be >= 0")
+        if stamp_bound is not None and stamp_bound < 0:
+            raise ConfigurationError("stamp_bound must be >= 0")
         self.margin = margin
+        #: None: a slot is held until T after the answer (exact whatever the server does).
+        #: A number: the server is trusted to count a request within that many seconds of its
+        #: send, so the slot is held until send + stamp_bound + T, however slow the answer.
+        self.stamp_bound = stamp_bound
         self._clock: Clock = clock or MonotonicClock()
         self._store = store
         self._adaptive = adaptive
@@ -364,21 +375,28 @@ class RateLimiter:
         return worst
 
     def _grant(self) -> Permit:
-        self._in_flight += 1
         self.granted += 1
-        return Permit(self)
+        if self.stamp_bound is None:
+            self._in_flight += 1
+            return Permit(self, counted=True)
+        self._record(self._clock.now() + self.stamp_bound)
+        return Permit(self, counted=False)
 
-    def _complete(self) -> None:
+    def _record(self, stamp: float) -> None:
+        """The server counted (or may count) a request at ``stamp``: hold a slot until stamp + T."""
         now = self._clock.now()
-        self._in_flight -= 1
-        self._history.append(now)
+        self._history.append(stamp)
         longest = self._windows[-1].rate.period + self.margin
         while self._history and self._history[0] + longest <= now:
             self._history.popleft()
         for w in self._windows:
-            w.expiries.append(now + w.rate.period + self.margin)
+            w.expiries.append(stamp + w.rate.period + self.margin)
         if self._store is not None:
-            self._store.append(time.time())
+            self._store.append(time.time() + (stamp - now))
+
+    def _complete(self) -> None:
+        self._in_flight -= 1
+        self._record(self._clock.now())
         self._note_success()
         self._wake_head()
 

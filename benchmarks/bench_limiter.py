@@ -21,7 +21,8 @@ from pathlib import Path
 import aiohttp
 from _common import ChildEmulator, report
 
-RATE, PERIOD = 30, 1.0
+RATE = 30
+PERIOD = 1.0  # seconds in a "minute": 60 / --time-scale, set in main()
 
 
 async def bare_loop(url: str, key: str, n: int, c: int, acquire: Callable[[], Awaitable[object]]) -> int:
@@ -51,7 +52,7 @@ async def bare_loop(url: str, key: str, n: int, c: int, acquire: Callable[[], Aw
     return throttled
 
 
-async def run_aioface(url: str, key: str, n: int, c: int) -> int:
+async def run_aioface(url: str, key: str, n: int, c: int, stamp_bound: float | None = None) -> int:
     import aioface
 
     out = Path(tempfile.mkdtemp())
@@ -62,6 +63,7 @@ async def run_aioface(url: str, key: str, n: int, c: int) -> int:
         persist_limits=False,
         env={},
         limit_margin=0.01,
+        limit_stamp_bound=stamp_bound,
     ) as client:
         res = await client.map(
             lambda i: client.facestudio.generate(out / str(i), age=30, seed=7, resolution=128), range(n), concurrency=c
@@ -80,7 +82,7 @@ async def run_aiolimiter(url: str, key: str, n: int, c: int) -> int:
 async def run_pyrate(url: str, key: str, n: int, c: int) -> int:
     from pyrate_limiter import Duration, Limiter, Rate
 
-    lim = Limiter(Rate(RATE, Duration.SECOND))
+    lim = Limiter(Rate(RATE, int(Duration.SECOND * PERIOD)))
 
     async def acquire() -> None:
         await lim.try_acquire_async("k")
@@ -117,12 +119,27 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("-n", type=int, default=150)
     ap.add_argument("-c", type=int, default=16)
+    ap.add_argument("--jitter", type=float, default=0.04, help="emulator latency jitter (s), on top of 10 ms")
+    ap.add_argument("--time-scale", type=float, default=60.0, help="60: a minute lasts 1 s; 6: it lasts 10 s")
     a = ap.parse_args()
     n = 45 if a.quick else a.n
-    variants = {"aioface": run_aioface, "aiolimiter": run_aiolimiter, "pyrate-limiter": run_pyrate}
+
+    async def bounded(url: str, key: str, n: int, c: int) -> int:
+        return await run_aioface(url, key, n, c, stamp_bound=0.05)
+
+    variants = {
+        "aioface": run_aioface,
+        "aioface stamp_bound=0.05": bounded,
+        "aiolimiter": run_aiolimiter,
+        "pyrate-limiter": run_pyrate,
+    }
     rows = []
     keys = [f"--key=k{i}=professional" for i in range(len(variants))]
-    with ChildEmulator("--time-scale", "60", "--latency", "0.01", "--latency-jitter", "0.04", *keys) as emu:
+    global PERIOD
+    PERIOD = 60.0 / a.time_scale
+    with ChildEmulator(
+        "--time-scale", str(a.time_scale), "--latency", "0.01", "--latency-jitter", str(a.jitter), *keys
+    ) as emu:
         for i, (name, fn) in enumerate(variants.items()):
             before = emu.stats().get("throttled", 0)
             t = time.perf_counter()

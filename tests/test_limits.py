@@ -224,3 +224,19 @@ def test_budget_file_shared_by_two_processes(tmp_path: Path) -> None:
 
     stamps = _BudgetStore(path, 86400.0).load(time.time())
     assert len(stamps) == 600
+
+
+async def test_stamp_bound_frees_slots_without_waiting_for_slow_answers() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(1, 10.0)], margin=0.0, clock=clock, stamp_bound=0.5)
+    slow = await lim.acquire()  # its answer will take 60 s
+    await clock.advance(10.4)
+    assert lim.try_acquire() is None  # the server may have counted it as late as t0 + 0.5
+    await clock.advance(0.1)
+    second = lim.try_acquire()
+    assert second is not None and lim.in_flight == 0
+    slow.responded()
+    second.responded()
+    assert lim.try_acquire() is None
+    with pytest.raises(ConfigurationError):
+        RateLimiter([Rate(1, 1.0)], stamp_bound=-1)
