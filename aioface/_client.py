@@ -14,7 +14,7 @@ import anyio
 
 from ._callbacks import CallbackReceiver
 from ._core import Provider, RequestTiming, Transport
-from ._download import DEFAULT_MAX_BYTES, image_size
+from ._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file
 from ._errors import (
     APIError,
     ConfigurationError,
@@ -386,10 +386,9 @@ class FaceStudio:
         target = _with_suffix(Path(dest), fmt_wanted)
 
         async def handle(resp: aiohttp.ClientResponse) -> ImageResult:
-            from ._download import stream_to_file
 
             saved = await stream_to_file(
-                resp.content.iter_chunked(1 << 16),
+                resp.content.iter_chunked(CHUNK),
                 target,
                 content_length=resp.content_length,
                 max_bytes=c.max_download_bytes,

@@ -15,7 +15,7 @@ import aiohttp
 import anyio
 
 from . import _json
-from ._download import DEFAULT_MAX_BYTES, Saved, check_http_url, stream_to_file
+from ._download import CHUNK, DEFAULT_MAX_BYTES, Saved, check_http_url, stream_to_file
 from ._errors import (
     AiofaceError,
     APIError,
@@ -238,7 +238,7 @@ class Transport:
             if resp.url.scheme not in ("http", "https"):
                 raise DownloadError(f"result redirected to a {resp.url.scheme!r} URL")
             return await stream_to_file(
-                resp.content.iter_chunked(1 << 16),
+                resp.content.iter_chunked(CHUNK),
                 dest,
                 content_length=resp.content_length,
                 expected_size=expected_size,

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 from ._errors import DownloadError, InvalidRequestError, ProtocolError
 
-CHUNK = 1 << 16
+#: Bytes per read when streaming a result to disk.
+CHUNK = 1 << 18
 FIRST_BYTES = 1 << 16
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
