@@ -144,6 +144,32 @@ def output_stem(out_dir: Path, job_id: str) -> Path:
     return out_dir / name
 
 
+def recover_output(job: Job, out_dir: Path) -> ImageResult | None:
+    """A job whose image was saved but not journaled (the run died in between): adopt, don't repay.
+
+    Files only ever appear under their final name complete (part file, then rename), so one that is
+    there and reads as an image is the job's result. Provider ids were lost with the run.
+    """
+    from ._download import header_dimensions, sniff_format
+
+    stem = output_stem(out_dir, job.id)
+    for suffix in (".jpg", ".png", ".webp", ".gif"):
+        path = stem.with_name(stem.name + suffix)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 16)
+            size = path.stat().st_size
+        except OSError:
+            continue
+        fmt = sniff_format(head)
+        dims = header_dimensions(head, fmt) if fmt else None
+        if fmt is None or dims is None:
+            continue
+        provider = "facestudio" if job.op == "generate" else job.provider
+        return ImageResult(provider, path, size, fmt, dims[0], dims[1], extra={"recovered": True})
+    return None
+
+
 async def run_job(client: Client, job: Job, out_dir: Path) -> ImageResult:
     """Send one job and save its image."""
     dest = output_stem(out_dir, job.id)
@@ -281,6 +307,9 @@ async def run_batch(
         seen.add(job.id)
         if job.id in journal.done:
             return Skipped(job.id)
+        adopted = recover_output(job, out_dir)
+        if adopted is not None:
+            return adopted
         if on_start is not None:
             on_start(job)
         return await run_job(client, job, out_dir)

@@ -41,4 +41,5 @@ class ImageResult:
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
+        d.update(self.extra)
         return d

@@ -175,3 +175,22 @@ def test_batch_killed_five_times_then_resumed_matches_a_clean_run(tmp_path: Path
         assert (out / name).read_bytes() == (clean_out / name).read_bytes()
     text = (out / "results.jsonl").read_text()
     assert not any(k in text for k in KEYS)
+
+
+@pytest.mark.anyio
+async def test_saved_but_unjournaled_results_are_adopted_not_repaid(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    _write_jobs(
+        jobs, [{"id": "a", "op": "generate", "resolution": 128}, {"id": "b", "op": "generate", "resolution": 128}]
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(image_bytes("JPEG", (96, 64)))  # saved by a run killed before journaling
+    (out / "b.jpg").write_bytes(b"\xff\xd8\xff not really")  # not an image: redone
+    async with Emulator(EmulatorConfig(time_scale=600.0)) as emu, emu.client() as c:
+        s = await run_batch(c, jobs, out, concurrency=2)
+        sent = emu.stats["facestudio_requests"]
+    assert (s.ok, s.failed) == (2, 0) and sent == 1
+    recs = {r["id"]: r for r in _journal(out)}
+    assert recs["a"]["recovered"] is True and (recs["a"]["width"], recs["a"]["height"]) == (96, 64)
+    assert "recovered" not in recs["b"] and recs["b"]["bytes"] == (out / "b.jpg").stat().st_size
