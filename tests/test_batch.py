@@ -194,3 +194,29 @@ async def test_saved_but_unjournaled_results_are_adopted_not_repaid(tmp_path: Pa
     recs = {r["id"]: r for r in _journal(out)}
     assert recs["a"]["recovered"] is True and (recs["a"]["width"], recs["a"]["height"]) == (96, 64)
     assert "recovered" not in recs["b"] and recs["b"]["bytes"] == (out / "b.jpg").stat().st_size
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_gracefully_and_the_rerun_finishes(tmp_path: Path) -> None:
+    n = 300
+    jobs = tmp_path / "jobs.jsonl"
+    _write_jobs(jobs, list(_free_jobs(n)))
+    emu = EmulatorProcess("--time-scale", "600", "--latency", "0.03", "--key", "cli-secret-key-0001=enterprise")
+    try:
+        env = emu.env(tmp_path, AIOFACE_FACESTUDIO_LIMITS="120/0.1s")
+        out = tmp_path / "out"
+        cmd = [sys.executable, "-m", "aioface", "batch", str(jobs), "--out", str(out), "-c", "8", "-q"]
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 130, err
+        assert "rerun to resume" in err
+        partial = _journal(out)  # every line whole and valid JSON
+        assert 0 < len(partial) < n
+        assert not [x for x in files_in(out) if x.endswith(".part")]
+        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert final.returncode == 0, final.stderr
+    finally:
+        emu.stop()
+    assert sorted(r["id"] for r in _journal(out)) == [f"job-{i:04d}" for i in range(n)]
