@@ -271,6 +271,8 @@ class BatchSummary:
     skipped: int = 0
     elapsed: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    #: Jobs running right now (for progress displays).
+    in_flight: int = 0
 
     @property
     def total(self) -> int:
@@ -332,6 +334,7 @@ async def run_batch(
                     summary.failed += 1
                     summary.errors[err["code"]] = summary.errors.get(err["code"], 0) + 1
                 if on_outcome is not None:
+                    summary.in_flight = results.in_flight
                     on_outcome(o, summary)
     finally:
         journal.close()

@@ -394,7 +394,7 @@ def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quie
             async with Client(limits=lim) as client:
 
                 def on_outcome(o: Any, s: Any) -> None:
-                    tracker.update(o.ok, 0)
+                    tracker.update(o.ok, s.in_flight)
                     if not o.ok:
                         err_console.print(f"[red]failed[/red] line {o.item[0]}: {o.error}", highlight=False)
 
