@@ -150,10 +150,10 @@ def recover_output(job: Job, out_dir: Path) -> ImageResult | None:
     Files only ever appear under their final name complete (part file, then rename), so one that is
     there and reads as an image is the job's result. Provider ids were lost with the run.
     """
-    from ._download import header_dimensions, sniff_format
+    from ._download import SUFFIXES, header_dimensions, sniff_format
 
     stem = output_stem(out_dir, job.id)
-    for suffix in (".jpg", ".png", ".webp", ".gif"):
+    for suffix in SUFFIXES.values():
         path = stem.with_name(stem.name + suffix)
         try:
             with open(path, "rb") as f:

@@ -14,7 +14,7 @@ import anyio
 
 from ._callbacks import CallbackReceiver
 from ._core import Provider, RequestTiming, Transport
-from ._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file
+from ._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file, with_suffix
 from ._errors import (
     APIError,
     ConfigurationError,
@@ -78,11 +78,6 @@ class _Secret:
 def _generic_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
     cls = api_error_for_status(status)
     return cls(f"download failed with HTTP {status}", provider="download", status=status, code=f"http_{status}")
-
-
-def _with_suffix(dest: Path, fmt: str) -> Path:
-    ext = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif"}[fmt]
-    return dest if dest.suffix else dest.with_name(dest.name + ext)
 
 
 class Client:
@@ -286,10 +281,7 @@ class Client:
         saved = await self.transport.download(
             url, dest, self.provider("download"), expected_size=expected_size, max_bytes=self.max_download_bytes
         )
-        final = _with_suffix(saved.path, saved.format)
-        if final != saved.path:
-            os.replace(saved.path, final)
-        return final, saved.size, saved.format, saved.dimensions or image_size(final)
+        return saved.path, saved.size, saved.format, saved.dimensions or image_size(saved.path)
 
     # -- fan-out ------------------------------------------------------------------------
     def fan_out(
@@ -383,7 +375,7 @@ class FaceStudio:
         c = self._client
         spec = _fs.build_request(c.base_urls["facestudio"], c._key("facestudio", required=False), params, c.timeout)
         fmt_wanted = params.get("image_format", "jpeg")
-        target = _with_suffix(Path(dest), fmt_wanted)
+        target = with_suffix(Path(dest), fmt_wanted)
 
         async def handle(resp: aiohttp.ClientResponse) -> ImageResult:
 

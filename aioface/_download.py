@@ -59,6 +59,17 @@ _PART_SEQ = itertools.count()
 _PART_SALT = secrets.token_hex(3)
 
 
+#: The file suffix aioface gives each image format.
+SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif"}
+
+
+def with_suffix(dest: Path, fmt: str) -> Path:
+    """``dest`` as given when it has a suffix, else with the one for ``fmt`` (``.jpg``, ``.png``, ...)."""
+    if dest.suffix:
+        return dest
+    return dest.with_name(dest.name + SUFFIXES[fmt])
+
+
 def part_path(dest: Path) -> str:
     """A unique part file beside ``dest`` (two writers of one dest never share it).
 
@@ -77,7 +88,8 @@ async def stream_to_file(
     expected_size: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Saved:
-    """Write the async-iterable ``chunks`` to ``dest`` atomically.
+    """Write the async-iterable ``chunks`` to ``dest`` atomically (``dest`` without a suffix gets one
+    from the content).
 
     Checks the first bytes are an image, the total against ``Content-Length`` and any declared
     size, and ``max_bytes`` as it goes; on any failure or cancellation the part file is removed
@@ -122,9 +134,10 @@ async def stream_to_file(
             raise ProtocolError(f"body was cut: got {size} of {content_length} bytes")
         if expected_size is not None and size != expected_size:
             raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
-        os.replace(tmp, dest)
+        final = with_suffix(dest, fmt)
+        os.replace(tmp, final)
         ok = True
-        return Saved(dest, size, fmt, header_dimensions(first, fmt) or None)
+        return Saved(final, size, fmt, header_dimensions(first, fmt) or None)
     finally:
         if not ok:
             with contextlib.suppress(FileNotFoundError):
