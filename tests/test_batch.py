@@ -129,16 +129,21 @@ def _free_jobs(n: int) -> Iterator[dict[str, object]]:
         yield {"id": f"job-{i:04d}", "op": "generate", "age": i % 81, "seed": i + 1, "resolution": 128}
 
 
-@pytest.mark.slow
-def test_batch_killed_five_times_then_resumed_matches_a_clean_run(tmp_path: Path) -> None:
-    n = 400
+def _cli_batch(tmp_path: Path, n: int) -> tuple[EmulatorProcess, dict[str, str], Path, list[str]]:
+    """n seeded Face Studio jobs, an Enterprise-tier emulator process, and the batch command line."""
     jobs = tmp_path / "jobs.jsonl"
     _write_jobs(jobs, list(_free_jobs(n)))
     emu = EmulatorProcess("--time-scale", "600", "--latency", "0.03", "--key", "cli-secret-key-0001=enterprise")
+    env = emu.env(tmp_path, AIOFACE_FACESTUDIO_LIMITS="120/0.1s")
+    out = tmp_path / "out"
+    return emu, env, out, [sys.executable, "-m", "aioface", "batch", str(jobs), "--out", str(out), "-c", "8", "-q"]
+
+
+@pytest.mark.slow
+def test_batch_killed_five_times_then_resumed_matches_a_clean_run(tmp_path: Path) -> None:
+    n = 400
+    emu, env, out, cmd = _cli_batch(tmp_path, n)
     try:
-        env = emu.env(tmp_path, AIOFACE_FACESTUDIO_LIMITS="120/0.1s")
-        out = tmp_path / "out"
-        cmd = [sys.executable, "-m", "aioface", "batch", str(jobs), "--out", str(out), "-c", "8", "-q"]
         rng = random.Random(11)
         kills = 0
         for _ in range(5):
@@ -199,13 +204,8 @@ async def test_saved_but_unjournaled_results_are_adopted_not_repaid(tmp_path: Pa
 @pytest.mark.slow
 def test_ctrl_c_stops_gracefully_and_the_rerun_finishes(tmp_path: Path) -> None:
     n = 300
-    jobs = tmp_path / "jobs.jsonl"
-    _write_jobs(jobs, list(_free_jobs(n)))
-    emu = EmulatorProcess("--time-scale", "600", "--latency", "0.03", "--key", "cli-secret-key-0001=enterprise")
+    emu, env, out, cmd = _cli_batch(tmp_path, n)
     try:
-        env = emu.env(tmp_path, AIOFACE_FACESTUDIO_LIMITS="120/0.1s")
-        out = tmp_path / "out"
-        cmd = [sys.executable, "-m", "aioface", "batch", str(jobs), "--out", str(out), "-c", "8", "-q"]
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
         p.send_signal(signal.SIGINT)
