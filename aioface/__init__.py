@@ -1,10 +1,7 @@
 """aioface: an asyncio-native, rate-limit-exact client for face-image AI APIs."""
 
-from ._callbacks import CallbackReceiver as CallbackReceiver
-from ._client import AceData as AceData
-from ._client import AILab as AILab
+from ._aiohttp import AiohttpTransport as AiohttpTransport
 from ._client import Client as Client
-from ._client import FaceStudio as FaceStudio
 from ._core import RequestTiming as RequestTiming
 from ._errors import AiofaceError as AiofaceError
 from ._errors import APIError as APIError
@@ -29,15 +26,27 @@ from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import TransportError as TransportError
 from ._fanout import FanOut as FanOut
 from ._fanout import Outcome as Outcome
-from ._limits import TIERS as TIERS
+from ._http import MockRequest as MockRequest
+from ._http import MockResponse as MockResponse
+from ._http import MockTransport as MockTransport
 from ._limits import Rate as Rate
 from ._limits import RateLimiter as RateLimiter
 from ._limits import parse_limits as parse_limits
 from ._polling import PollPolicy as PollPolicy
 from ._retry import RetryPolicy as RetryPolicy
 from ._types import ImageResult as ImageResult
+from .providers.acedata import AceData as AceData
+from .providers.acedata import CallbackReceiver as CallbackReceiver
+from .providers.ailab import AILab as AILab
+from .providers.facestudio import TIERS as TIERS
+from .providers.facestudio import FaceStudio as FaceStudio
 
-__version__ = "0.1.0"
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("aioface")
+except Exception:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0+unknown"
 
 __all__ = [
     "TIERS",
@@ -45,6 +54,7 @@ __all__ = [
     "AILab",
     "AceData",
     "AiofaceError",
+    "AiohttpTransport",
     "AuthenticationError",
     "BadRequestError",
     "CallbackReceiver",
@@ -58,6 +68,9 @@ __all__ = [
     "ImageResult",
     "InvalidRequestError",
     "LimiterTimeoutError",
+    "MockRequest",
+    "MockResponse",
+    "MockTransport",
     "NotFoundError",
     "Outcome",
     "PermissionDeniedError",

@@ -19,34 +19,14 @@ from typing import Any
 
 from . import _json
 from ._client import Client
-from ._download import safe_name
 from ._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, TaskError
 from ._fanout import FanOut, Outcome
-from ._providers import facestudio as _fs
+from ._net import safe_name
 from ._types import ImageResult
+from .providers import BatchOp, operations
 
 MAX_LINE = 64 * 1024
 RESULTS = "results.jsonl"
-
-#: op -> providers that offer it (the first is the default).
-OPS: dict[str, tuple[str, ...]] = {
-    "generate": ("facestudio",),
-    "change_age": ("acedata",),
-    "change_gender": ("acedata",),
-    "beautify": ("acedata",),
-    "cartoon": ("acedata",),
-    "swap": ("acedata", "ailab"),
-}
-_ALLOWED: dict[tuple[str, str], tuple[set[str], set[str]]] = {
-    # (op, provider): (required params, optional params)
-    ("generate", "facestudio"): (set(), set(_fs.BASIC_PARAMS) | set(_fs.ADVANCED_PARAMS)),
-    ("change_age", "acedata"): ({"image_url", "ages"}, {"face_rects"}),
-    ("change_gender", "acedata"): ({"image_url", "genders"}, set()),
-    ("beautify", "acedata"): ({"image_url"}, set()),
-    ("cartoon", "acedata"): ({"image_url"}, set()),
-    ("swap", "acedata"): ({"source", "target"}, {"timeout"}),
-    ("swap", "ailab"): ({"source", "target"}, set()),
-}
 
 
 class JobError(InvalidRequestError):
@@ -73,6 +53,13 @@ class Skipped:
     id: str
 
 
+def _op(op: str, provider: str) -> BatchOp:
+    for spec, bop in operations()[op]:
+        if spec.name == provider:
+            return bop
+    raise KeyError((op, provider))
+
+
 def parse_job(raw: bytes, line: int) -> Job:
     """Parse and check one jobs line; raises :class:`JobError` naming the problem."""
     if len(raw) > MAX_LINE:
@@ -86,17 +73,19 @@ def parse_job(raw: bytes, line: int) -> Job:
     jid = data.pop("id", None)
     if isinstance(jid, bool) or not isinstance(jid, (str, int)) or str(jid) == "" or len(str(jid)) > 200:
         raise JobError(f"line {line}: 'id' must be a non-empty string or integer (200 chars at most)", param="id")
+    ops = operations()
     op = data.pop("op", None)
-    if op not in OPS:
-        raise JobError(f"line {line}: unknown op {op!r}; known: {', '.join(OPS)}", param="op")
-    provider = data.pop("provider", None) or OPS[op][0]
-    if provider not in OPS[op]:
-        raise JobError(f"line {line}: op {op} is offered by {', '.join(OPS[op])}, not {provider!r}", param="provider")
-    required, optional = _ALLOWED[(op, provider)]
-    if op == "change_age" and "age" in data and "ages" not in data:
-        data["ages"] = [data.pop("age")]
-    missing = required - set(data)
-    unknown = set(data) - required - optional
+    if not isinstance(op, str) or op not in ops:
+        raise JobError(f"line {line}: unknown op {op!r}; known: {', '.join(ops)}", param="op")
+    offered = [spec.name for spec, _ in ops[op]]
+    provider = data.pop("provider", None) or offered[0]
+    if provider not in offered:
+        raise JobError(f"line {line}: op {op} is offered by {', '.join(offered)}, not {provider!r}", param="provider")
+    bop = _op(op, provider)
+    if bop.normalize is not None:
+        data = bop.normalize(data)
+    missing = bop.required - set(data)
+    unknown = set(data) - bop.required - bop.optional
     if missing:
         raise JobError(f"line {line}: {op} needs {', '.join(sorted(missing))}", param=sorted(missing)[0])
     if unknown:
@@ -104,36 +93,12 @@ def parse_job(raw: bytes, line: int) -> Job:
             f"line {line}: unknown parameter(s) {', '.join(sorted(unknown))} for {op}", param=sorted(unknown)[0]
         )
     job = Job(str(jid), op, provider, data, line)
-    _precheck(job)
+    if bop.precheck is not None:
+        try:
+            bop.precheck(job.params)  # local checks now: a bad job fails before anything is sent
+        except InvalidRequestError as exc:
+            raise JobError(f"line {line}: {exc.message}", param=exc.param) from None
     return job
-
-
-def _precheck(job: Job) -> None:
-    """Run the local parameter checks now, so a bad job fails before anything is sent."""
-    from ._download import check_http_url
-    from ._providers import acedata as _ace
-
-    p = job.params
-    try:
-        if job.op == "generate":
-            _fs.build_params(**p)
-        elif job.op == "change_age":
-            _ace.change_age_body(p["image_url"], p["ages"], p.get("face_rects"))
-        elif job.op == "change_gender":
-            _ace.change_gender_body(p["image_url"], p["genders"])
-        elif job.op in ("beautify", "cartoon"):
-            _ace.image_body(p["image_url"])
-        elif job.op == "swap" and job.provider == "acedata":
-            _ace.swap_body(p["source"], p["target"], p.get("timeout"))
-        elif job.op == "swap":
-            for name in ("source", "target"):
-                v = p[name]
-                if not isinstance(v, str) or not v:
-                    raise InvalidRequestError(f"{name} must be a path or an http(s) URL", param=name)
-                if "://" in v:
-                    check_http_url(v, param=name)
-    except InvalidRequestError as exc:
-        raise JobError(f"line {job.line}: {exc.message}", param=exc.param) from None
 
 
 def output_stem(out_dir: Path, job_id: str) -> Path:
@@ -165,28 +130,13 @@ def recover_output(job: Job, out_dir: Path) -> ImageResult | None:
         dims = header_dimensions(head, fmt) if fmt else None
         if fmt is None or dims is None:
             continue
-        provider = "facestudio" if job.op == "generate" else job.provider
-        return ImageResult(provider, path, size, fmt, dims[0], dims[1], extra={"recovered": True})
+        return ImageResult(job.provider, path, size, fmt, dims[0], dims[1], extra={"recovered": True})
     return None
 
 
 async def run_job(client: Client, job: Job, out_dir: Path) -> ImageResult:
     """Send one job and save its image."""
-    dest = output_stem(out_dir, job.id)
-    p = job.params
-    if job.op == "generate":
-        return await client.facestudio.generate(dest, **p)
-    if job.op == "change_age":
-        return await client.acedata.change_age(p["image_url"], p["ages"], dest, face_rects=p.get("face_rects"))
-    if job.op == "change_gender":
-        return await client.acedata.change_gender(p["image_url"], p["genders"], dest)
-    if job.op == "beautify":
-        return await client.acedata.beautify(p["image_url"], dest)
-    if job.op == "cartoon":
-        return await client.acedata.cartoon(p["image_url"], dest)
-    if job.provider == "ailab":
-        return await client.ailab.swap(p["target"], p["source"], dest)
-    return await client.acedata.swap(p["source"], p["target"], dest, timeout=p.get("timeout"))
+    return await _op(job.op, job.provider).run(client.provider(job.provider), job.params, output_stem(out_dir, job.id))
 
 
 def error_record(exc: BaseException) -> dict[str, Any]:
@@ -293,7 +243,6 @@ async def run_batch(
     *,
     concurrency: int = 16,
     on_outcome: Callable[[Outcome[tuple[int, bytes], ImageResult | Skipped], BatchSummary], None] | None = None,
-    on_start: Callable[[Job], None] | None = None,
 ) -> BatchSummary:
     """Run every job of ``jobs_path`` into ``out_dir``; resumes from ``out_dir/results.jsonl``."""
     journal = Journal(out_dir)
@@ -312,8 +261,6 @@ async def run_batch(
         adopted = recover_output(job, out_dir)
         if adopted is not None:
             return adopted
-        if on_start is not None:
-            on_start(job)
         return await run_job(client, job, out_dir)
 
     try:

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._client import Client
 from ._core import RequestTiming
+from ._errors import ConfigurationError
 from ._fanout import FanOut
 from ._types import ImageResult
-
-#: The call each provider is benchmarked with.
-OPERATIONS = {
-    "facestudio": "generate (256 px JPEG)",
-    "acedata": "change-age (one age)",
-    "ailab": "face swap (upload, poll, download)",
-}
-SAMPLE_URL = "https://cdn.acedata.cloud/f5687u.png"
+from .providers import get, providers
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
@@ -83,21 +76,17 @@ class BenchReport:
         }
 
 
-def _sample_image() -> bytes:
-    from PIL import Image
+def operation(provider: str) -> str:
+    """What ``provider`` is benchmarked with (ConfigurationError if it offers nothing)."""
+    spec = get(provider)
+    if spec.bench is None:
+        raise ConfigurationError(f"provider {provider!r} has no benchmark operation")
+    return spec.bench.description
 
-    buf = io.BytesIO()
-    Image.new("RGB", (256, 256), (200, 160, 120)).save(buf, "JPEG")
-    return buf.getvalue()
 
-
-def _operation(client: Client, provider: str, out: Path) -> Callable[[int], Awaitable[ImageResult]]:
-    if provider == "facestudio":
-        return lambda i: client.facestudio.generate(out / f"bench-{i}", resolution=256)
-    if provider == "acedata":
-        return lambda i: client.acedata.change_age(SAMPLE_URL, [60], out / f"bench-{i}")
-    image = _sample_image()
-    return lambda i: client.ailab.swap(image, image, out / f"bench-{i}")
+def benchable() -> list[str]:
+    """Providers that offer a benchmark operation."""
+    return [name for name, spec in providers().items() if spec.bench is not None]
 
 
 async def run_bench(
@@ -110,15 +99,18 @@ async def run_bench(
     on_done: Callable[[bool], None] | None = None,
 ) -> BenchReport:
     """Run ``n`` calls; ``timings`` must be the list the client's ``on_request`` appends to."""
-    op = _operation(client, provider, out)
-    report = BenchReport(provider, OPERATIONS[provider], n, concurrency)
+    bench = get(provider).bench
+    if bench is None:
+        raise ConfigurationError(f"provider {provider!r} has no benchmark operation")
+    call = bench.make(client.provider(provider))
+    report = BenchReport(provider, bench.description, n, concurrency)
     start = time.perf_counter()
 
     async def timed(i: int) -> ImageResult:
         t = time.perf_counter()
         ok = False
         try:
-            result = await op(i)
+            result = await call(out / f"bench-{i}")
             ok = True
             return result
         finally:

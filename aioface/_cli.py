@@ -15,11 +15,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ._client import PROVIDERS, Client
+from ._bench import benchable
+from ._client import Client
 from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
 from ._fanout import FanOut
 from ._limits import parse_limits
 from ._types import ImageResult
+from .providers import BatchOp, operations, providers
 
 T = TypeVar("T")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -38,7 +40,7 @@ def _limits_option(values: Sequence[str], default_provider: str | None) -> dict[
             prov, spec = default_provider, v
         else:
             raise click.BadParameter(f"name the provider: PROVIDER=SPEC, got {v!r}", param_hint="--limit")
-        if prov not in PROVIDERS:
+        if prov not in providers():
             raise click.BadParameter(f"unknown provider {prov!r}", param_hint="--limit")
         try:
             parse_limits(spec)
@@ -126,13 +128,44 @@ async def _fan(
 Named = tuple[str, dict[str, Any]]
 
 
-async def _generate_all(
-    client: Client, items: Sequence[Named], out: Path, concurrency: int, label: str, quiet: bool
+def _providers_of(op: str) -> list[str]:
+    """The providers offering ``op``, preferred first."""
+    return [spec.name for spec, _ in operations().get(op, [])]
+
+
+def _operation(op: str, provider: str | None) -> tuple[str, BatchOp]:
+    """(provider, operation) for ``op``; the preferred provider when none is named."""
+    offered = operations().get(op, [])
+    for spec, bop in offered:
+        if provider is None or spec.name == provider:
+            return spec.name, bop
+    names = ", ".join(s.name for s, _ in offered) or "no provider"
+    raise click.BadParameter(f"{op} is offered by {names}, not {provider!r}", param_hint="--provider")
+
+
+def _precheck(bop: BatchOp, params: dict[str, Any]) -> None:
+    """The operation's local checks, as a usage error (exit 2) before anything is sent."""
+    if bop.precheck is None:
+        return
+    try:
+        bop.precheck(params)
+    except InvalidRequestError as exc:
+        raise click.BadParameter(exc.message, param_hint=exc.param) from None
+
+
+async def _run_all(
+    client: Client,
+    provider: str,
+    bop: BatchOp,
+    items: Sequence[Named],
+    out: Path,
+    concurrency: int,
+    label: str,
+    quiet: bool,
 ) -> tuple[list[tuple[Named, ImageResult]], list[tuple[Named, BaseException]]]:
-    """Face Studio ``generate`` for each (file stem, parameters), saved under ``out``."""
-    return await _fan(
-        client, lambda it: client.facestudio.generate(out / it[0], **it[1]), items, concurrency, label, quiet
-    )
+    """Run ``bop`` for each (file stem, parameters), saved under ``out``."""
+    ns = client.provider(provider)
+    return await _fan(client, lambda it: bop.run(ns, it[1], out / it[0]), items, concurrency, label, quiet)
 
 
 def _run(coro: Awaitable[int]) -> None:
@@ -244,7 +277,7 @@ def generate(
     limits: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Generate faces with Face Studio.
+    """Generate faces (Face Studio).
 
     \b
     Example: a lifetime in seconds, ages 1 to 75 with one seed, as a GIF:
@@ -258,23 +291,20 @@ def generate(
         "image_format": image_format,
         **_parse_params(params),
     }
+    base = {k: v for k, v in base.items() if v is not None}
     if ages:
         items = [(f"age-{a:02d}", {**base, "age": a}) for a in _parse_range(ages)]
     else:
-        items = [(f"face-{i:04d}", {**base, "age": age}) for i in range(count)]
-    from ._providers import facestudio as _fs
-
-    try:
-        for _, p in items:
-            _fs.build_params(**p)
-    except InvalidRequestError as exc:
-        raise click.BadParameter(exc.message, param_hint=exc.param) from None
-    lim = _limits_option(limits, "facestudio")
+        items = [(f"face-{i:04d}", {**base, **({"age": age} if age is not None else {})}) for i in range(count)]
+    provider, bop = _operation("generate", None)
+    for _, p in items:
+        _precheck(bop, p)
+    lim = _limits_option(limits, provider)
 
     async def go() -> int:
         start = time.monotonic()
         async with Client(limits=lim) as client:
-            oks, fails = await _generate_all(client, items, out, concurrency, "generate", quiet)
+            oks, fails = await _run_all(client, provider, bop, items, out, concurrency, "generate", quiet)
         if gif is not None and oks:
             frames = sorted(oks, key=lambda x: x[0][0])
             _write_gif([r.path for _, r in frames], gif, fps)
@@ -302,17 +332,20 @@ def _write_gif(paths: Sequence[Path], dest: Path, fps: int) -> None:
 @common_out
 @common_limit
 def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limits: tuple[str, ...]) -> None:
-    """Change the age of the faces in IMAGE_URL with Ace Data Cloud.
+    """Change the age of the faces in IMAGE_URL (Ace Data Cloud).
 
     \b
     Example: aioface change-age https://cdn.acedata.cloud/f5687u.png --age 60 --out aged
     """
-    lim = _limits_option(limits, "acedata")
+    provider, bop = _operation("change_age", None)
+    params: dict[str, Any] = {"image_url": image_url, "ages": list(ages)}
+    _precheck(bop, params)
+    lim = _limits_option(limits, provider)
 
     async def go() -> int:
         start = time.monotonic()
         async with Client(limits=lim) as client:
-            r = await client.acedata.change_age(image_url, list(ages), out / name)
+            r = await bop.run(client.provider(provider), params, out / name)
         out_console.print(f"saved {r.path} ({r.bytes} bytes, {r.width}x{r.height})", highlight=False)
         _summary(1, 0, time.monotonic() - start, None)
         return EXIT_OK
@@ -323,7 +356,9 @@ def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limi
 @main.command()
 @click.option("--source", required=True, help="Image giving the face (URL; a path or URL for ailab).")
 @click.option("--target", required=True, help="Image whose face is replaced (URL; a path or URL for ailab).")
-@click.option("--provider", type=click.Choice(["acedata", "ailab"]), default="acedata", show_default=True)
+@click.option(
+    "--provider", type=click.Choice(_providers_of("swap")), default=None, help="Default: the first offering swap."
+)
 @click.option("--name", default="swapped", show_default=True, help="File name (suffix from the content).")
 @click.option("--callback-host", help="acedata: receive the result by callback, listening on this host.")
 @click.option("--callback-port", type=int, default=0, help="Port for the callback receiver (0: any free one).")
@@ -333,7 +368,7 @@ def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limi
 def swap(
     source: str,
     target: str,
-    provider: str,
+    provider: str | None,
     name: str,
     callback_host: str | None,
     callback_port: int,
@@ -347,20 +382,24 @@ def swap(
     Example: aioface swap --source https://cdn.acedata.cloud/n1lmd8.png \\
                           --target https://cdn.acedata.cloud/3np95r.png --out swapped
     """
-    lim = _limits_option(limits, provider)
+    prov, bop = _operation("swap", provider)
+    params: dict[str, Any] = {"source": source, "target": target}
+    _precheck(bop, params)
+    if callback_host and "callback" not in bop.extras:
+        raise click.BadParameter(f"{prov} does not answer by callback", param_hint="--callback-host")
+    lim = _limits_option(limits, prov)
 
     async def go() -> int:
-        from ._callbacks import CallbackReceiver
+        from . import CallbackReceiver
 
         start = time.monotonic()
         async with Client(limits=lim) as client:
-            if provider == "ailab":
-                r = await client.ailab.swap(target, source, out / name)
-            elif callback_host:
+            ns = client.provider(prov)
+            if callback_host:
                 async with CallbackReceiver(host=callback_host, port=callback_port, public_url=callback_url) as rx:
-                    r = await client.acedata.swap(source, target, out / name, callback=rx)
+                    r = await bop.run(ns, {**params, "callback": rx}, out / name)
             else:
-                r = await client.acedata.swap(source, target, out / name)
+                r = await bop.run(ns, params, out / name)
         out_console.print(f"saved {r.path} ({r.bytes} bytes, task {r.task_id})", highlight=False)
         _summary(1, 0, time.monotonic() - start, None)
         return EXIT_OK
@@ -457,7 +496,7 @@ def emulator(
     key_map: dict[str, str] = {}
     for k in keys:
         key, _, tier = k.partition("=")
-        if tier.lower() not in ("anon", "basic", "professional", "enterprise") or not key:
+        if not key or not tier:
             raise click.BadParameter(f"expected KEY=TIER, got {k!r}", param_hint="--key")
         key_map[key] = tier.lower()
     rates: dict[str, dict[str, float]] = {}
@@ -481,15 +520,13 @@ def emulator(
             faults=Faults(rates=rates),
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--fault") from None
+        raise click.BadParameter(str(exc), param_hint="--key/--fault") from None
     out_console.print(f"aioface emulator on http://{host}:{port} (Ctrl-C stops)", highlight=False)
     web.run_app(create_app(cfg), host=host, port=port, print=None, access_log=None)
 
 
 @main.command()
-@click.option(
-    "--provider", type=click.Choice(["facestudio", "acedata", "ailab"]), default="facestudio", show_default=True
-)
+@click.option("--provider", type=click.Choice(benchable()), default=benchable()[0], show_default=True)
 @click.option("--requests", "-n", "n", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option(
     "--emulator", "use_emulator", is_flag=True, help="Benchmark the built-in emulator instead of the provider."
@@ -613,43 +650,24 @@ def demo(count: int, out: Path, concurrency: int, quiet: bool) -> None:
     Generates COUNT faces concurrently at the Professional tier's limits (time compressed 60x),
     ages one face with Ace Data, swaps faces with Ace Data and with AILab, and prints a summary.
     """
-    from .emulator import DEMO_KEY, Emulator, EmulatorConfig
+    from .emulator._demo import run_demo
+
+    async def fan(
+        client: Client, provider: str, bop: BatchOp, items: Sequence[Named], label: str
+    ) -> tuple[list[Path], int]:
+        oks, fails = await _run_all(client, provider, bop, items, out, concurrency, label, quiet)
+        return [r.path for _, r in oks], len(fails)
+
+    def say(line: str) -> None:
+        out_console.print(line, highlight=False)
+
+    def fail(error: BaseException) -> None:
+        err_console.print(f"[red]failed[/red]: {error}", highlight=False)
 
     async def go() -> int:
         start = time.monotonic()
-        cfg = EmulatorConfig(time_scale=60.0, keys={DEMO_KEY: "professional"}, latency=0.02, task_duration=0.5)
-        async with Emulator(cfg) as emu, emu.client() as client:
-            out_console.print(f"emulator at {emu.url} (limits run 60x faster)", highlight=False)
-            items = [
-                (f"face-{i:03d}", {"age": (i * 7) % 81, "seed": 1000 + i, "resolution": 256}) for i in range(count)
-            ]
-            oks, fails = await _generate_all(client, items, out, concurrency, "faces", quiet)
-            extra: list[str] = []
-            try:
-                aged = await client.acedata.change_age("https://cdn.acedata.cloud/f5687u.png", [60], out / "aged")
-                extra.append(f"acedata change-age -> {aged.path.name}")
-                sw = await client.acedata.swap(
-                    "https://cdn.acedata.cloud/n1lmd8.png",
-                    "https://cdn.acedata.cloud/3np95r.png",
-                    out / "swapped-acedata",
-                )
-                extra.append(f"acedata swap -> {sw.path.name} (task {sw.task_id})")
-                if oks:
-                    face = oks[0][1].path
-                    ai = await client.ailab.swap(face, face, out / "swapped-ailab")
-                    extra.append(f"ailab swap -> {ai.path.name} (task {ai.task_id})")
-            except AiofaceError as exc:
-                fails.append((("extra", {}), exc))
-                err_console.print(f"[red]failed[/red]: {exc}")
-            for line in extra:
-                out_console.print(line, highlight=False)
-            lim = client.limiter("facestudio")
-            out_console.print(
-                f"tier {client.facestudio.tier}: limits {', '.join(map(str, lim.rates))}; "
-                f"429s from the emulator: {emu.stats['throttled']}",
-                highlight=False,
-            )
-        _summary(len(oks) + len(extra), len(fails), time.monotonic() - start, out)
+        oks, fails = await run_demo(out, count, fan=fan, say=say, fail=fail)
+        _summary(oks, fails, time.monotonic() - start, out)
         return EXIT_SOME_FAILED if fails else EXIT_OK
 
     _run(go())

@@ -1,8 +1,11 @@
-"""All network I/O: limiter, one aiohttp session, retries, and the map from aiohttp errors to ours."""
+"""The core: take a slot from the provider's limiter, send through the transport, retry what is safe.
+
+It sees requests as :class:`RequestSpec` and answers as the :class:`Response` view; which HTTP
+library carries them is the transport's business (``_aiohttp``, or ``MockTransport`` in tests).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -11,29 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import aiohttp
 import anyio
 
-from . import _json
-from ._download import CHUNK, DEFAULT_MAX_BYTES, Saved, check_http_url, stream_to_file
-from ._errors import (
-    AiofaceError,
-    APIError,
-    ConnectError,
-    DownloadError,
-    ProtocolError,
-    RateLimitError,
-    RequestTimeoutError,
-    TransportError,
-)
+from ._download import CHUNK, DEFAULT_MAX_BYTES, Saved, stream_to_file
+from ._errors import AiofaceError, APIError, RateLimitError
+from ._http import AsyncTransport, RequestSpec, Response
 from ._limits import RateLimiter
-from ._providers._base import RequestSpec
+from ._net import check_http_url
 from ._retry import RetryPolicy, is_retryable, retry_delay
 
 log = logging.getLogger("aioface")
 T = TypeVar("T")
 
-MAX_ERROR_BODY = 1 << 20
 ErrorParser = Callable[[int, Mapping[str, str], bytes], APIError]
 
 
@@ -68,11 +60,10 @@ class RequestTiming:
 
 
 @dataclass
-class Provider:
-    """One provider as the core sees it: where, which limiter, how to read its errors."""
+class Endpoint:
+    """One provider as the core sees it: its name, its limiter, how to read its errors."""
 
     name: str
-    base_url: str
     limiter: RateLimiter
     parse_error: ErrorParser
     on_headers: Callable[[Mapping[str, str]], None] | None = None
@@ -80,35 +71,20 @@ class Provider:
     stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "retries": 0, "throttled": 0})
 
 
-def map_transport_error(exc: BaseException, what: str) -> TransportError:
-    """The one place aiohttp and timeout exceptions become aioface exceptions."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectError(f"could not connect for {what}: {exc.os_error.strerror or exc.os_error}")
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return RequestTimeoutError(f"{what} timed out")
-    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ContentTypeError)):
-        return ProtocolError(f"{what}: the answer was cut or malformed ({type(exc).__name__})")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return ProtocolError(f"{what}: the server closed the connection")
-    return TransportError(f"{what} failed: {type(exc).__name__}")
+def generic_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    """An error for hosts that are not a provider's API (result downloads)."""
+    from ._errors import api_error_for_status
+
+    cls = api_error_for_status(status)
+    return cls(f"download failed with HTTP {status}", provider="download", status=status, code=f"http_{status}")
 
 
-async def read_capped(resp: aiohttp.ClientResponse, cap: int = MAX_ERROR_BODY) -> bytes:
-    """Read at most ``cap`` bytes of a body (error bodies are never trusted to be small)."""
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(1 << 16):
-        buf += chunk
-        if len(buf) > cap:
-            raise ProtocolError(f"answer body larger than {cap} bytes")
-    return bytes(buf)
-
-
-class Transport:
-    """Sends :class:`RequestSpec` through one session with limits and retries."""
+class Dispatch:
+    """Sends :class:`RequestSpec` through a transport with limits and retries."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: AsyncTransport,
         *,
         retry: RetryPolicy,
         default_timeout: float = 60.0,
@@ -117,7 +93,7 @@ class Transport:
         rng: random.Random | None = None,
         on_request: Callable[[RequestTiming], None] | None = None,
     ) -> None:
-        self.session = session
+        self.transport = transport
         self.retry = retry
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
@@ -125,106 +101,71 @@ class Transport:
         self.rng = rng or random.Random()
         self.on_request = on_request
 
-    def _timeout(self, spec_timeout: float | None) -> aiohttp.ClientTimeout:
-        read = spec_timeout if spec_timeout is not None else self.default_timeout
-        return aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=read)
-
-    async def call(
-        self,
-        spec: RequestSpec,
-        provider: Provider,
-        handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
-    ) -> T:
+    async def call(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
         """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry."""
         attempt = 0
         while True:
             try:
-                return await self._once(spec, provider, handle)
+                return await self._once(spec, endpoint, handle)
             except AiofaceError as exc:
                 if isinstance(exc, RateLimitError):
-                    provider.stats["throttled"] += 1
+                    endpoint.stats["throttled"] += 1
                 if attempt >= self.retry.max_retries or not is_retryable(exc, idempotent=spec.idempotent):
                     raise
                 delay = retry_delay(exc, attempt, self.retry, self.rng)
                 if delay is None:
                     raise
                 attempt += 1
-                provider.stats["retries"] += 1
-                log.info("%s %s: %s; retry %d in %.2fs", provider.name, spec.method, exc.code, attempt, delay)
+                endpoint.stats["retries"] += 1
+                log.info("%s %s: %s; retry %d in %.2fs", endpoint.name, spec.method, exc.code, attempt, delay)
                 if isinstance(exc, RateLimitError):
-                    provider.limiter.cooldown(delay)  # everyone on this key waits, not just us
+                    endpoint.limiter.cooldown(delay)  # everyone on this key waits, not just us
                 else:
                     await anyio.sleep(delay)
 
-    async def _once(
-        self,
-        spec: RequestSpec,
-        provider: Provider,
-        handle: Callable[[aiohttp.ClientResponse], Awaitable[T]],
-    ) -> T:
+    async def _once(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
         queued = time.perf_counter()
-        permit = await provider.limiter.acquire(timeout=self.acquire_timeout)
+        permit = await endpoint.limiter.acquire(timeout=self.acquire_timeout)
         sent = time.perf_counter()
-        path = spec.url.split("?")[0]
-        what = f"{provider.name} {spec.method} {path}"
         headers_at: float | None = None
         status: int | None = None
         error: str | None = None
+        timeout = spec.timeout if spec.timeout is not None else self.default_timeout
         try:
-            data: aiohttp.FormData | bytes | None = None
-            headers = dict(spec.headers)
-            if spec.files:
-                form = aiohttp.FormData()
-                for f in spec.files:
-                    form.add_field(f.name, f.data, filename=f.filename, content_type=f.content_type)
-                data = form
-            elif spec.json is not None:
-                data = _json.dumps(spec.json)
-                headers.setdefault("content-type", "application/json")
-            provider.stats["requests"] += 1
-            async with self.session.request(
-                spec.method,
-                spec.url,
-                params=spec.params,
-                data=data,
-                headers=headers,
-                timeout=self._timeout(spec.timeout),
-                allow_redirects=spec.method == "GET",
-            ) as resp:
+            endpoint.stats["requests"] += 1
+            async with self.transport.stream(spec, timeout=timeout, connect_timeout=self.connect_timeout) as resp:
                 permit.responded()
                 headers_at, status = time.perf_counter(), resp.status
-                log.debug("%s -> HTTP %d", what, resp.status)
-                if provider.on_headers is not None:
-                    provider.on_headers(resp.headers)
-                if resp.status >= 400:
-                    body = await read_capped(resp)
-                    raise provider.parse_error(resp.status, resp.headers, body)
+                if endpoint.on_headers is not None:
+                    endpoint.on_headers(resp.headers)
+                if status >= 400:
+                    raise endpoint.parse_error(status, resp.headers, await resp.read())
                 return await handle(resp)
         except AiofaceError as exc:
             error = str(exc.code)
             raise
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            mapped = map_transport_error(exc, what)
-            error = mapped.code
-            raise mapped from None
         finally:
             permit.release()
             if self.on_request is not None:
                 self.on_request(
                     RequestTiming(
-                        provider.name, spec.method, path, queued, sent, headers_at, time.perf_counter(), status, error
+                        endpoint.name,
+                        spec.method,
+                        spec.url.split("?")[0],
+                        queued,
+                        sent,
+                        headers_at,
+                        time.perf_counter(),
+                        status,
+                        error,
                     )
                 )
-
-    async def read_json(self, resp: aiohttp.ClientResponse) -> bytes:
-        """A small JSON body, capped."""
-        return await read_capped(resp)
 
     async def download(
         self,
         url: str,
         dest: Path,
-        provider: Provider,
+        endpoint: Endpoint,
         *,
         expected_size: int | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -234,15 +175,16 @@ class Transport:
         check_http_url(url, param="result url")
         spec = RequestSpec("GET", url, dict(headers or {}))
 
-        async def handle(resp: aiohttp.ClientResponse) -> Saved:
-            if resp.url.scheme not in ("http", "https"):
-                raise DownloadError(f"result redirected to a {resp.url.scheme!r} URL")
+        async def handle(resp: Response) -> Saved:
             return await stream_to_file(
-                resp.content.iter_chunked(CHUNK),
+                resp.iter_chunks(CHUNK),
                 dest,
                 content_length=resp.content_length,
                 expected_size=expected_size,
                 max_bytes=max_bytes,
             )
 
-        return await self.call(spec, provider, handle)
+        return await self.call(spec, endpoint, handle)
+
+
+__all__ = ["Dispatch", "Endpoint", "ErrorParser", "RequestTiming", "generic_error"]

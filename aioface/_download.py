@@ -8,9 +8,8 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from ._errors import DownloadError, InvalidRequestError, ProtocolError
+from ._errors import DownloadError, ProtocolError
 
 #: Bytes per read when streaming a result to disk.
 CHUNK = 1 << 18
@@ -32,16 +31,6 @@ def sniff_format(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
     return None
-
-
-def check_http_url(url: str, *, param: str = "url") -> str:
-    """Accept only absolute http(s) URLs with a host; anything else is an InvalidRequestError."""
-    if not isinstance(url, str):
-        raise InvalidRequestError(f"{param} must be a string URL", param=param)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequestError(f"{param} must be an http(s) URL, got {url[:80]!r}", param=param)
-    return url
 
 
 @dataclass(frozen=True)
@@ -166,18 +155,3 @@ def image_size(path: Path) -> tuple[int, int] | None:
             return im.size
     except (UnidentifiedImageError, OSError):
         return None
-
-
-def safe_name(name: str, *, default: str = "item") -> str:
-    """A file name that cannot leave its folder: letters, digits, ``-_.`` only, no leading dot."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120].lstrip(".")
-    return cleaned or default
-
-
-def bound_port(site: object) -> int:
-    """The port a started ``aiohttp.web.TCPSite`` listens on (useful after binding port 0)."""
-    server = getattr(site, "_server", None)
-    sockets = getattr(server, "sockets", None) or ()
-    for sock in sockets:
-        return int(sock.getsockname()[1])
-    raise RuntimeError("site is not listening")

@@ -31,7 +31,6 @@ import anyio.lowlevel
 from ._errors import ConfigurationError, LimiterTimeoutError
 
 __all__ = [
-    "TIERS",
     "Clock",
     "FakeClock",
     "MonotonicClock",
@@ -100,15 +99,6 @@ def parse_limits(spec: str) -> tuple[Rate, ...]:
     if not rates:
         raise ConfigurationError(f"bad limit {spec!r}: no rate given")
     return tuple(sorted(rates, key=lambda r: r.period))
-
-
-#: Face Studio's documented tiers: burst and sustained limits per ``X-User-Class``.
-TIERS: dict[str, tuple[Rate, ...]] = {
-    "anon": (Rate(1, 60.0), Rate(60, 86400.0)),
-    "basic": (Rate(5, 60.0), Rate(120, 86400.0)),
-    "professional": (Rate(30, 60.0), Rate(1000, 86400.0)),
-    "enterprise": (Rate(120, 60.0), Rate(6000, 86400.0)),
-}
 
 
 class Clock(Protocol):

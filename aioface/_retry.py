@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,8 +14,6 @@ from ._errors import (
     RateLimitError,
     TransportError,
 )
-
-_THROTTLE_RE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
 #: Statuses that are worth another try (when the method allows it).
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -74,12 +71,6 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def parse_throttle_detail(text: str) -> float | None:
-    """Seconds from Face Studio's "Expected available in N seconds." text, if present."""
-    m = _THROTTLE_RE.search(text)
-    return float(m.group(1)) if m else None
 
 
 def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:

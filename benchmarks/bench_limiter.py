@@ -69,7 +69,7 @@ async def run_aioface(url: str, key: str, n: int, c: int, stamp_bound: float | N
             lambda i: client.facestudio.generate(out / str(i), age=30, seed=7, resolution=128), range(n), concurrency=c
         )
         assert all(o.ok for o in res), [o.error for o in res if not o.ok][:3]
-        return client.provider("facestudio").stats["throttled"]
+        return client.stats("facestudio")["throttled"]
 
 
 async def run_aiolimiter(url: str, key: str, n: int, c: int) -> int:

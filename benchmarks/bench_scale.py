@@ -75,7 +75,7 @@ async def run(url: str, n: int, task_seconds: float) -> dict[str, float]:
         wait_s = time.perf_counter() - t
         stop.set()
         await tick
-        polls = client.provider("ailab").stats["requests"] - n
+        polls = client.stats("ailab")["requests"] - n
     failed = sum(not o.ok for o in results)
     lags.sort()
     return {

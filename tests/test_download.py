@@ -10,7 +10,8 @@ import anyio.lowlevel
 import pytest
 
 from aioface import DownloadError, InvalidRequestError, ProtocolError, RetryPolicy
-from aioface._download import check_http_url, safe_name, stream_to_file
+from aioface._download import stream_to_file
+from aioface._net import check_http_url, safe_name
 from aioface.emulator import Emulator, EmulatorConfig, Faults
 
 from .conftest import files_in, image_bytes

@@ -21,7 +21,7 @@ from aioface import (
     RetryPolicy,
 )
 from aioface._batch import JobError, parse_job, run_batch
-from aioface._download import bound_port
+from aioface._net import bound_port
 from aioface.emulator import Emulator, EmulatorConfig, Faults
 
 from .conftest import files_in, image_bytes
@@ -68,7 +68,7 @@ async def test_thousand_jobs_under_ten_percent_faults_lose_nothing(tmp_path: Pat
     async with Emulator(cfg) as emu:
         async with emu.client(limits=HIGH, retry=FAST_RETRY, poll=FAST_POLL, timeout=1.0) as c:
             summary = await run_batch(c, jobs, out, concurrency=32, on_outcome=on_outcome)
-            stats = {p: dict(c.provider(p).stats) for p in ("facestudio", "acedata", "ailab", "download")}
+            stats = {p: dict(c.stats(p)) for p in ("facestudio", "acedata", "ailab", "download")}
         injected = emu.stats["faults"]
         kinds = {k[6:]: v for k, v in emu.stats.items() if k.startswith("fault_")}
     recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -166,7 +166,7 @@ async def test_redirect_to_another_scheme_is_refused_and_nothing_written(tmp_pat
     try:
         async with Emulator() as emu, emu.client(retry=FAST_RETRY) as c:
             with pytest.raises(AiofaceError):
-                await c._save(f"http://127.0.0.1:{bound_port(site)}/r", tmp_path / "stolen")
+                await c.download(f"http://127.0.0.1:{bound_port(site)}/r", tmp_path / "stolen")
     finally:
         await runner.cleanup()
     assert files_in(tmp_path) == []
@@ -176,7 +176,7 @@ async def test_stalled_bodies_time_out_and_get_retried(tmp_path: Path) -> None:
     faults = Faults(schedule={"files": ["stall_body", None]}, stall_seconds=5.0)
     async with Emulator(EmulatorConfig(faults=faults)) as emu, emu.client(timeout=0.5, retry=FAST_RETRY) as c:
         r = await c.acedata.cartoon("https://a.b/c.png", tmp_path / "slow")
-        assert c.provider("download").stats["retries"] == 1
+        assert c.stats("download")["retries"] == 1
     assert r.path.stat().st_size == r.bytes and files_in(tmp_path) == ["slow.png"]
 
 
@@ -192,5 +192,5 @@ async def test_expired_result_url_is_not_found(tmp_path: Path) -> None:
 
         await anyio.sleep(0.1)
         with pytest.raises(NotFoundError) as ei:
-            await c._save(url, tmp_path / "late")
+            await c.download(url, tmp_path / "late")
     assert ei.value.status == 404 and files_in(tmp_path) == []

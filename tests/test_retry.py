@@ -13,7 +13,8 @@ from aioface import (
     RetryPolicy,
     ServerError,
 )
-from aioface._retry import backoff, is_retryable, parse_retry_after, parse_throttle_detail, retry_delay
+from aioface._retry import backoff, is_retryable, parse_retry_after, retry_delay
+from aioface.providers.facestudio._adapter import parse_throttle_detail
 
 
 def _api(cls: type, status: int, retry_after: float | None = None) -> Exception:

@@ -36,7 +36,7 @@ async def test_one_shared_client_serves_concurrent_requests(tmp_path: Path) -> N
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        from aioface._download import bound_port
+        from aioface._net import bound_port
 
         base = f"http://127.0.0.1:{bound_port(site)}"
         statuses: list[int] = []
@@ -58,7 +58,7 @@ async def test_one_shared_client_serves_concurrent_requests(tmp_path: Path) -> N
         client = app[mod.CLIENT]
         limiter = client.limiter("facestudio")
         await runner.cleanup()
-        assert client._session is None  # closed at shutdown
+        assert client.closed  # closed at shutdown
     assert statuses == [200] * 40 and sizes == [(256, 256)] * 40
     assert bad[0] == 400 and "age" in bad[1]["error"]
     assert limiter.granted == 40  # one limiter shared by every handler

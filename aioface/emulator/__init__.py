@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .._download import bound_port
+from .._net import bound_port
 from ._app import STATE, create_app
 from ._process import EmulatorProcess
 from ._state import FAULT_KINDS, EmulatorConfig, Faults, State
@@ -72,14 +72,12 @@ class Emulator:
         Limits are not persisted unless ``state_dir`` is given. Keyword arguments override.
         """
         from .._client import Client
+        from ..providers import providers
 
+        names = list(providers())
         opts: dict[str, Any] = {
-            "facestudio_key": DEMO_KEY,
-            "acedata_token": DEMO_KEY,
-            "ailab_key": DEMO_KEY,
-            "facestudio_base_url": self.url,
-            "acedata_base_url": self.url,
-            "ailab_base_url": self.url,
+            "keys": dict.fromkeys(names, DEMO_KEY),
+            "base_urls": dict.fromkeys(names, self.url),
             "time_scale": self.config.time_scale,
             "persist_limits": "state_dir" in kwargs,
             "env": {},

@@ -11,16 +11,6 @@ from dataclasses import dataclass, field
 
 #: Fault kinds the emulator can inject.
 FAULT_KINDS = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json", "stall", "stall_body")
-#: Which provider a path belongs to.
-ROUTE_PREFIXES = (("/v1/", "facestudio"), ("/face/", "acedata"), ("/api/", "ailab"), ("/files/", "files"))
-
-_TIER_NAMES = {"anon": "Anon", "basic": "Basic", "professional": "Professional", "enterprise": "Enterprise"}
-TIER_LIMITS = {
-    "anon": ((1, 60.0), (60, 86400.0)),
-    "basic": ((5, 60.0), (120, 86400.0)),
-    "professional": ((30, 60.0), (1000, 86400.0)),
-    "enterprise": ((120, 60.0), (6000, 86400.0)),
-}
 
 
 @dataclass
@@ -102,6 +92,12 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        tiers = ("anon", "basic", "professional", "enterprise")  # Face Studio's, for keys and default_tier
+        for key, tier in {**self.keys, "default_tier": self.default_tier}.items():
+            if tier not in tiers:
+                raise ValueError(f"tier of {key!r} must be one of {', '.join(tiers)}, got {tier!r}")
+
 
 @dataclass
 class Task:
@@ -138,9 +134,6 @@ class State:
 
     def now(self) -> float:
         return time.monotonic()
-
-    def tier_name(self, tier: str) -> str:
-        return _TIER_NAMES[tier]
 
     async def latency(self) -> None:
         c = self.config

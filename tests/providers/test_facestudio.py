@@ -18,7 +18,7 @@ from aioface import (
 )
 from aioface.emulator import Emulator, EmulatorConfig
 
-from .conftest import files_in
+from ..conftest import files_in
 
 pytestmark = pytest.mark.anyio
 
@@ -92,7 +92,7 @@ async def test_429_pauses_the_limiter_and_is_retried(tmp_path: Path, caplog: pyt
             with caplog.at_level(logging.INFO, logger="aioface"):
                 for i in range(6):
                     await client.facestudio.generate(tmp_path / f"f{i}", resolution=128)
-            stats = client.provider("facestudio").stats
+            stats = client.stats("facestudio")
     assert emu.stats["throttled"] == 1  # 5/"minute": the 6th is refused once, then waits the hinted second
     assert stats["throttled"] == 1 and stats["retries"] == 1
     assert len(files_in(tmp_path)) == 6

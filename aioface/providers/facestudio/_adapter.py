@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import APIError, InvalidRequestError, api_error_for_status
-from .._retry import parse_retry_after, parse_throttle_detail
-from ._base import RequestSpec, decode_json, header, require_choice, require_int
+from ..._errors import APIError, InvalidRequestError, api_error_for_status
+from ..._http import RequestSpec
+from ..._limits import Rate
+from ..._retry import parse_retry_after
+from .._base import decode_json, header, require_choice, require_int
 
 PROVIDER = "facestudio"
+# A guess: the docs name the API but not its host; override with AIOFACE_FACESTUDIO_BASE_URL.
 DEFAULT_BASE_URL = "https://facestud.io"
 PATH = "/v1/generate"
+
+#: Face Studio's documented tiers: burst and sustained limits per ``X-User-Class``.
+TIERS: dict[str, tuple[Rate, ...]] = {
+    "anon": (Rate(1, 60.0), Rate(60, 86400.0)),
+    "basic": (Rate(5, 60.0), Rate(120, 86400.0)),
+    "professional": (Rate(30, 60.0), Rate(1000, 86400.0)),
+    "enterprise": (Rate(120, 60.0), Rate(6000, 86400.0)),
+}
+_THROTTLE_RE = re.compile(r"Expected available in (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
 GENDERS = ("male", "female")
 ETHNICITIES = (
@@ -96,6 +109,12 @@ def build_params(**kwargs: Any) -> dict[str, str]:
         else:
             raise InvalidRequestError(f"unknown Face Studio parameter {name!r}", param=name)
     return out
+
+
+def parse_throttle_detail(text: str) -> float | None:
+    """Seconds from DRF's "Expected available in N seconds." text, if present."""
+    m = _THROTTLE_RE.search(text)
+    return float(m.group(1)) if m else None
 
 
 def advanced_used(params: Mapping[str, str]) -> list[str]:

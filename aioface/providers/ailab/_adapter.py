@@ -8,15 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import (
+from ..._errors import (
     APIError,
     ImageRejectedError,
     ProtocolError,
     QuotaExceededError,
     api_error_for_status,
 )
-from .._retry import parse_retry_after
-from ._base import FormFile, RequestSpec, decode_json
+from ..._http import FormFile, RequestSpec
+from ..._retry import parse_retry_after
+from .._base import decode_json
 
 PROVIDER = "ailab"
 DEFAULT_BASE_URL = "https://www.ailabapi.com"
@@ -136,12 +137,6 @@ def task_id_of(data: Mapping[str, Any]) -> str:
     if not isinstance(tid, str) or not tid:
         raise ProtocolError(f"{PROVIDER} submit answer has no task_id")
     return tid
-
-
-def request_id_of(data: Mapping[str, Any]) -> str | None:
-    """The provider's request id, if any."""
-    rid = data.get("request_id") or data.get("log_id")
-    return str(rid) if rid else None
 
 
 def task_state(data: Mapping[str, Any]) -> tuple[int, str | None]:

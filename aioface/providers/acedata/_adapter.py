@@ -6,8 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._download import check_http_url
-from .._errors import (
+from ..._errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
@@ -20,8 +19,10 @@ from .._errors import (
     ServerError,
     api_error_for_status,
 )
-from .._retry import parse_retry_after
-from ._base import RequestSpec, decode_json, header, require_int
+from ..._http import RequestSpec
+from ..._net import check_http_url
+from ..._retry import parse_retry_after
+from .._base import decode_json, header, require_int
 
 PROVIDER = "acedata"
 DEFAULT_BASE_URL = "https://api.acedata.cloud"

@@ -19,7 +19,7 @@ from aioface import (
 )
 from aioface.emulator import Emulator, EmulatorConfig, Faults
 
-from .conftest import files_in
+from ..conftest import files_in
 
 pytestmark = pytest.mark.anyio
 SRC = "https://cdn.acedata.cloud/n1lmd8.png"
@@ -85,7 +85,7 @@ async def test_auth_and_local_checks(tmp_path: Path) -> None:
             )
             body = await r.json()
         assert r.status == 400 and body["success"] is False and body["error"]["code"] == "token_mismatched"
-        from aioface._providers.acedata import parse_error
+        from aioface.providers.acedata._adapter import parse_error
 
         assert isinstance(parse_error(400, {}, _dumps(body)), BadRequestError)
 

@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 from aiohttp import web
 
-from . import _json
-from ._download import bound_port
-from ._errors import ConfigurationError
+from ... import _json
+from ..._errors import ConfigurationError
+from ..._net import bound_port
 
 MAX_BODY = 64 * 1024
 _DONE_MEMORY = 10_000

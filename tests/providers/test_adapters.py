@@ -14,9 +14,11 @@ from aioface import (
     RateLimitError,
     ServerError,
 )
-from aioface._providers import acedata, ailab, facestudio
+from aioface.providers.acedata import _adapter as acedata
+from aioface.providers.ailab import _adapter as ailab
+from aioface.providers.facestudio import _adapter as facestudio
 
-from .conftest import image_bytes
+from ..conftest import image_bytes
 
 
 def test_facestudio_params_are_converted() -> None:

@@ -17,7 +17,7 @@ from aioface import (
 )
 from aioface.emulator import Emulator, EmulatorConfig, Faults
 
-from .conftest import files_in, image_bytes
+from ..conftest import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
 FAST = PollPolicy(initial=0.02, factor=1.5, max_interval=0.1, deadline=5)
@@ -91,7 +91,7 @@ async def test_out_of_credit_is_not_retried_but_rate_limit_is(tmp_path: Path) ->
     async with Emulator(EmulatorConfig(task_duration=0.05, faults=faults)) as emu, emu.client(poll=FAST) as c:
         r = await c.ailab.swap(image_bytes(), image_bytes(), tmp_path / "r")
         assert r.task_id and emu.stats["fault_429"] == 2
-        assert c.provider("ailab").stats["retries"] == 2
+        assert c.stats("ailab")["retries"] == 2
         assert c.limiter("ailab").effective_limits[0] < 5  # learned from the 429s
 
 

@@ -1,0 +1,188 @@
+"""The aiohttp transport: the only aiohttp client import, and the one place its errors become ours.
+
+Redirects are followed here, by hand, so that a provider's credentials (``Authorization`` and
+custom key headers alike) are never sent to another origin, and a redirect to anything but
+http(s) is refused rather than retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from ._errors import ConnectError, DownloadError, ProtocolError, RequestTimeoutError, TransportError
+from ._http import MAX_ERROR_BODY, RequestSpec, Response, read_capped
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+
+
+def map_transport_error(exc: BaseException, what: str) -> TransportError:
+    """The one place aiohttp and timeout exceptions become aioface exceptions."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"could not connect for {what}: {exc.os_error.strerror or exc.os_error}")
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return RequestTimeoutError(f"{what} timed out")
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ContentTypeError)):
+        return ProtocolError(f"{what}: the answer was cut or malformed ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ProtocolError(f"{what}: the server closed the connection")
+    return TransportError(f"{what} failed: {type(exc).__name__}")
+
+
+class _View:
+    """:class:`aioface._http.Response` over an ``aiohttp.ClientResponse``."""
+
+    __slots__ = ("_resp",)
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+
+    @property
+    def status(self) -> int:
+        return self._resp.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._resp.headers
+
+    @property
+    def url(self) -> str:
+        return str(self._resp.url)
+
+    @property
+    def content_length(self) -> int | None:
+        return self._resp.content_length
+
+    def iter_chunks(self, size: int) -> AsyncIterator[bytes]:
+        return self._resp.content.iter_chunked(size)
+
+    async def read(self, cap: int = MAX_ERROR_BODY) -> bytes:
+        return await read_capped(self._resp.content.iter_chunked(1 << 16), cap)
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+class _Stream:
+    """``async with transport.stream(spec, ...) as response``: send, follow redirects, map errors."""
+
+    __slots__ = ("_label", "_resp", "_session", "_spec", "_timeout")
+
+    def __init__(self, session: aiohttp.ClientSession, spec: RequestSpec, timeout: aiohttp.ClientTimeout) -> None:
+        self._session = session
+        self._spec = spec
+        self._timeout = timeout
+        self._resp: aiohttp.ClientResponse | None = None
+        self._label = f"{spec.method} {spec.url}"
+
+    def _body(self) -> tuple[Any, dict[str, str]]:
+        spec = self._spec
+        headers = dict(spec.headers)
+        if spec.files:
+            form = aiohttp.FormData()
+            for f in spec.files:
+                form.add_field(f.name, f.data, filename=f.filename, content_type=f.content_type)
+            return form, headers
+        if spec.json is not None:
+            from . import _json
+
+            headers.setdefault("content-type", "application/json")
+            return _json.dumps(spec.json), headers
+        return None, headers
+
+    async def __aenter__(self) -> Response:
+        spec = self._spec
+        try:
+            data, headers = self._body()
+            resp = await self._session.request(
+                spec.method,
+                spec.url,
+                params=spec.params,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+            if spec.method == "GET":
+                first = _origin(resp.url)
+                for _ in range(MAX_REDIRECTS):
+                    if resp.status not in _REDIRECTS or "Location" not in resp.headers:
+                        break
+                    nxt = resp.url.join(URL(resp.headers["Location"]))
+                    resp.release()
+                    if nxt.scheme not in ("http", "https"):
+                        raise DownloadError(
+                            f"{self._label} redirected to a {nxt.scheme!r} URL; only http(s) is followed"
+                        )
+                    # Credentials stay with the origin they were given for.
+                    hop = headers if _origin(nxt) == first else {"Accept": headers.get("Accept", "*/*")}
+                    resp = await self._session.get(nxt, headers=hop, timeout=self._timeout, allow_redirects=False)
+                else:
+                    resp.release()
+                    raise ProtocolError(f"{self._label}: more than {MAX_REDIRECTS} redirects")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise map_transport_error(exc, self._label) from None
+        self._resp = resp
+        return _View(resp)
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._resp is not None:
+            self._resp.release()
+        if isinstance(exc, (aiohttp.ClientError, TimeoutError)):
+            raise map_transport_error(exc, self._label) from None
+
+
+class AiohttpTransport:
+    """The default transport: one ``aiohttp.ClientSession`` (yours, or one it makes and closes).
+
+    ``trust_env=True`` honours ``HTTP(S)_PROXY``/``NO_PROXY`` and ``.netrc`` as aiohttp does.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        connections: int = 100,
+        trust_env: bool = True,
+        connector_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._own = session is None
+        self._session = session
+        self._connections = connections
+        self._trust_env = trust_env
+        self._connector_kwargs = dict(connector_kwargs or {})
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The session (made on first use when none was given)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._connections, limit_per_host=self._connections, **self._connector_kwargs
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": "aioface"}, trust_env=self._trust_env
+            )
+        return self._session
+
+    def stream(self, spec: RequestSpec, *, timeout: float, connect_timeout: float) -> _Stream:
+        return _Stream(
+            self.session, spec, aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
+        )
+
+    async def aclose(self) -> None:
+        """Close the session if this transport made it."""
+        if self._own and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+__all__ = ["AiohttpTransport", "map_transport_error"]

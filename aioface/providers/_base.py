@@ -1,0 +1,348 @@
+"""The provider seam: what a provider declares (:class:`ProviderSpec`) and what it may use
+(:class:`ProviderContext`), plus small validation helpers shared by the adapters.
+
+A provider is one package under ``aioface/providers/`` (or a third party's, registered through
+the ``aioface.providers`` entry-point group). Nothing above the providers names one: the client,
+batch, bench and the CLI read the registry.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from .. import _json
+from .._core import Dispatch, Endpoint, ErrorParser
+from .._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file
+from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
+from .._http import RequestSpec, Response
+from .._limits import Rate, RateLimiter, parse_limits
+from .._polling import PollPolicy
+from .._retry import RetryPolicy
+from .._types import ImageResult
+
+if TYPE_CHECKING:
+    from .._download import Saved
+
+T = TypeVar("T")
+
+
+class Secret:
+    """A key that never shows itself in reprs or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or None
+
+    def get(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret(None)"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return self._value is not None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Client-wide settings a provider reads."""
+
+    timeout: float = 60.0
+    max_download_bytes: int = DEFAULT_MAX_BYTES
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    time_scale: float = 1.0
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+
+class Hub(Protocol):
+    """What the client shares with every provider: the dispatcher and the limiter factory."""
+
+    @property
+    def dispatch(self) -> Dispatch: ...
+
+    @property
+    def download_endpoint(self) -> Endpoint: ...
+
+    def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> RateLimiter: ...
+
+
+class ProviderContext:
+    """A provider namespace's narrow view of the client: its key, base URL, limiter, settings, I/O."""
+
+    def __init__(
+        self,
+        spec: ProviderSpec,
+        hub: Hub,
+        *,
+        key: Secret,
+        base_url: str,
+        settings: Settings,
+        explicit_limits: tuple[Rate, ...] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.base_url = base_url
+        self.settings = settings
+        self.explicit_limits = explicit_limits
+        #: Provider-specific options (e.g. Face Studio's ``tier``).
+        self.options: Mapping[str, Any] = dict(options or {})
+        self._key = key
+        self._hub = hub
+        self._endpoint: Endpoint | None = None
+        self._namespace: ProviderNamespace | None = None
+
+    def __repr__(self) -> str:
+        return f"ProviderContext({self.name!r}, {self.base_url!r}, key={'set' if self._key else 'none'})"
+
+    def bind(self, namespace: ProviderNamespace) -> None:
+        """Attach the namespace whose hooks (rates before any answer, headers) this context uses."""
+        self._namespace = namespace
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._key)
+
+    def key(self, *, required: bool = True) -> str | None:
+        """The key, or :class:`ConfigurationError` naming the variable when required and missing."""
+        k = self._key.get()
+        if required and not k:
+            raise ConfigurationError(f"no {self.name} key: pass it to Client() or set {self.spec.key_env}")
+        return k
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The core's view of this provider (its limiter is made on first use)."""
+        ep = self._endpoint
+        if ep is None:
+            ns = self._namespace
+            if self.explicit_limits is not None:
+                rates, adaptive = self.explicit_limits, False
+            elif ns is not None:
+                rates, adaptive = ns.initial_rates()
+            else:
+                rates, adaptive = parse_limits(self.spec.default_limits), self.spec.adaptive
+            limiter = self._hub.make_limiter(self.name, self._key.get(), rates, adaptive)
+            hook = ns.on_headers if ns is not None and type(ns).on_headers is not ProviderNamespace.on_headers else None
+            ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook)
+        return ep
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.endpoint.limiter
+
+    def apply_rates(self, rates: tuple[Rate, ...]) -> bool:
+        """Switch the limiter to ``rates`` (learned from an answer) unless limits were given."""
+        if self.explicit_limits is not None:
+            return False
+        self.limiter.set_rates([r.scaled(self.settings.time_scale) for r in rates])
+        return True
+
+    async def call(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
+        """Send through this provider's limiter, with retries; ``handle`` reads a 2xx answer."""
+        return await self._hub.dispatch.call(spec, self.endpoint, handle)
+
+    async def call_json(self, spec: RequestSpec, parse: Callable[[int, Mapping[str, str], bytes], T]) -> T:
+        """Send and parse a small JSON answer with ``parse(status, headers, body)``."""
+
+        async def handle(resp: Response) -> T:
+            return parse(resp.status, resp.headers, await resp.read())
+
+        return await self._hub.dispatch.call(spec, self.endpoint, handle)
+
+    async def call_image(
+        self,
+        spec: RequestSpec,
+        dest: str | os.PathLike[str],
+        *,
+        fields: Callable[[Mapping[str, str]], Mapping[str, Any]] | None = None,
+    ) -> ImageResult:
+        """Send ``spec`` and stream its image answer to ``dest`` (suffix from the content when
+        ``dest`` has none); ``fields(headers)`` adds result fields such as a request id."""
+        max_bytes = self.settings.max_download_bytes
+        name = self.name
+
+        async def handle(resp: Response) -> ImageResult:
+            saved = await stream_to_file(
+                resp.iter_chunks(CHUNK), Path(dest), content_length=resp.content_length, max_bytes=max_bytes
+            )
+            dims = saved.dimensions or image_size(saved.path)
+            extra = fields(resp.headers) if fields is not None else {}
+            return ImageResult(
+                provider=name,
+                path=saved.path,
+                bytes=saved.size,
+                format=saved.format,
+                width=dims[0] if dims else None,
+                height=dims[1] if dims else None,
+                **extra,
+            )
+
+        return await self._hub.dispatch.call(spec, self.endpoint, handle)
+
+    async def fetch(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
+        """Send to a host that is not the provider's API (an input image), unthrottled."""
+        return await self._hub.dispatch.call(spec, self._hub.download_endpoint, handle)
+
+    async def save(self, url: str, dest: str | os.PathLike[str], *, expected_size: int | None = None) -> Saved:
+        """Stream a result URL to ``dest`` atomically (suffix from the content)."""
+        return await self._hub.dispatch.download(
+            url,
+            Path(dest),
+            self._hub.download_endpoint,
+            expected_size=expected_size,
+            max_bytes=self.settings.max_download_bytes,
+        )
+
+    async def save_result(
+        self, url: str, dest: str | os.PathLike[str], *, expected_size: int | None = None, **fields: Any
+    ) -> ImageResult:
+        """:meth:`save`, then an :class:`ImageResult` from this provider with ``fields``."""
+        saved = await self.save(url, dest, expected_size=expected_size)
+        dims = saved.dimensions or image_size(saved.path)
+        return ImageResult(
+            provider=self.name,
+            path=saved.path,
+            bytes=saved.size,
+            format=saved.format,
+            width=dims[0] if dims else None,
+            height=dims[1] if dims else None,
+            source_url=url,
+            **fields,
+        )
+
+
+class ProviderNamespace:
+    """Base of the public per-provider objects (``client.facestudio`` ...)."""
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self._ctx = ctx
+        ctx.bind(self)
+
+    def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
+        """(rates, adaptive) before any answer came: the spec's defaults unless overridden."""
+        return parse_limits(self._ctx.spec.default_limits), self._ctx.spec.adaptive
+
+    def on_headers(self, headers: Mapping[str, str]) -> None:
+        """Called with every answer's headers (override to learn tiers and the like)."""
+
+
+#: ``run(namespace, params, dest)``: one batch job.
+BatchRun = Callable[[Any, Mapping[str, Any], Path], Awaitable[ImageResult]]
+
+
+@dataclass(frozen=True)
+class BatchOp:
+    """One operation a provider offers to ``aioface batch`` (and the CLI)."""
+
+    op: str
+    run: BatchRun
+    required: frozenset[str] = frozenset()
+    optional: frozenset[str] = frozenset()
+    #: Local checks of the parameters (raise InvalidRequestError); nothing is sent.
+    precheck: Callable[[Mapping[str, Any]], None] | None = None
+    #: Rewrites shorthand before checking (``age`` -> ``ages``).
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: Run-time-only parameters (objects, not JSON) the CLI may pass, e.g. ``callback``.
+    extras: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class BenchOp:
+    """What ``aioface bench`` calls: ``make(namespace)`` returns ``call(dest)``."""
+
+    description: str
+    make: Callable[[Any], Callable[[Path], Awaitable[ImageResult]]]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """Everything the rest of aioface needs to know about one provider."""
+
+    name: str
+    #: ``namespace(ctx)`` builds the public object reached as ``client.<name>``.
+    namespace: Callable[[ProviderContext], ProviderNamespace]
+    parse_error: ErrorParser
+    default_base_url: str
+    key_env: str = ""
+    key_required: bool = True
+    #: Limits before any answer (providers that publish none: a guess, halved on each 429).
+    default_limits: str = "5/second"
+    adaptive: bool = True
+    batch_ops: tuple[BatchOp, ...] = ()
+    bench: BenchOp | None = None
+    #: ``"module:function"`` that mounts this provider's routes in the emulator app.
+    emulator: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or not self.name.islower():
+            raise ConfigurationError(f"provider name must be a lower-case identifier, got {self.name!r}")
+        if not self.key_env:
+            object.__setattr__(self, "key_env", f"AIOFACE_{self.name.upper()}_KEY")
+
+    @property
+    def env_prefix(self) -> str:
+        return f"AIOFACE_{self.name.upper()}_"
+
+
+# ------------------------------------------------------------------------ adapter helpers
+def decode_json(provider: str, status: int, body: bytes) -> Any:
+    """Parse a JSON body or raise ProtocolError naming the provider."""
+    try:
+        return _json.loads(body)
+    except ValueError:
+        snippet = body[:80].decode("utf-8", "replace")
+        raise ProtocolError(f"{provider} sent a non-JSON answer (HTTP {status}): {snippet!r}") from None
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts too."""
+    v = headers.get(name)
+    if v is not None:
+        return v
+    low = name.lower()
+    for k, val in headers.items():
+        if k.lower() == low:
+            return val
+    return None
+
+
+def require_int(value: object, name: str, lo: int, hi: int) -> int:
+    """An int (not a bool) in ``[lo, hi]`` or an InvalidRequestError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name} must be an integer from {lo} to {hi}, got {value!r}", param=name)
+    if not lo <= value <= hi:
+        raise InvalidRequestError(f"{name} must be from {lo} to {hi}, got {value}", param=name)
+    return value
+
+
+def require_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` or an InvalidRequestError naming ``name`` and the valid options."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}", param=name)
+    return value
+
+
+__all__ = [
+    "BatchOp",
+    "BenchOp",
+    "Hub",
+    "ProviderContext",
+    "ProviderNamespace",
+    "ProviderSpec",
+    "Secret",
+    "Settings",
+    "decode_json",
+    "header",
+    "require_choice",
+    "require_int",
+]

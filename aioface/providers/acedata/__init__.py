@@ -1,0 +1,102 @@
+"""Ace Data Cloud's face API: POST JSON, Bearer token, synchronous or callback swaps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..._types import ImageResult
+from .._base import BatchOp, BenchOp, ProviderSpec
+from . import _adapter as _ace
+from ._callbacks import CallbackReceiver
+from ._namespace import AceData
+
+#: An image from the provider's own docs, used by ``aioface bench``.
+SAMPLE_URL = "https://cdn.acedata.cloud/f5687u.png"
+
+
+async def _change_age(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
+    return await ns.change_age(p["image_url"], p["ages"], dest, face_rects=p.get("face_rects"))
+
+
+async def _change_gender(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
+    return await ns.change_gender(p["image_url"], p["genders"], dest)
+
+
+async def _beautify(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
+    return await ns.beautify(p["image_url"], dest)
+
+
+async def _cartoon(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
+    return await ns.cartoon(p["image_url"], dest)
+
+
+async def _swap(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
+    return await ns.swap(p["source"], p["target"], dest, timeout=p.get("timeout"), callback=p.get("callback"))
+
+
+def _check_change_age(p: Mapping[str, Any]) -> None:
+    _ace.change_age_body(p["image_url"], p["ages"], p.get("face_rects"))
+
+
+def _check_change_gender(p: Mapping[str, Any]) -> None:
+    _ace.change_gender_body(p["image_url"], p["genders"])
+
+
+def _check_image(p: Mapping[str, Any]) -> None:
+    _ace.image_body(p["image_url"])
+
+
+def _check_swap(p: Mapping[str, Any]) -> None:
+    _ace.swap_body(p["source"], p["target"], p.get("timeout"))
+
+
+def _age_alias(p: dict[str, Any]) -> dict[str, Any]:
+    if "age" in p and "ages" not in p:
+        p["ages"] = [p.pop("age")]
+    return p
+
+
+def _bench(ns: AceData) -> Any:
+    return lambda dest: ns.change_age(SAMPLE_URL, [60], dest)
+
+
+_URL = frozenset({"image_url"})
+SPEC = ProviderSpec(
+    name="acedata",
+    namespace=AceData,
+    parse_error=_ace.parse_error,
+    default_base_url=_ace.DEFAULT_BASE_URL,
+    key_env="AIOFACE_ACEDATA_TOKEN",
+    batch_ops=(
+        BatchOp(
+            "change_age",
+            _change_age,
+            required=frozenset({"image_url", "ages"}),
+            optional=frozenset({"face_rects"}),
+            precheck=_check_change_age,
+            normalize=_age_alias,
+        ),
+        BatchOp(
+            "change_gender",
+            _change_gender,
+            required=frozenset({"image_url", "genders"}),
+            precheck=_check_change_gender,
+        ),
+        BatchOp("beautify", _beautify, required=_URL, precheck=_check_image),
+        BatchOp("cartoon", _cartoon, required=_URL, precheck=_check_image),
+        BatchOp(
+            "swap",
+            _swap,
+            required=frozenset({"source", "target"}),
+            optional=frozenset({"timeout"}),
+            precheck=_check_swap,
+            extras=frozenset({"callback"}),
+        ),
+    ),
+    bench=BenchOp("change-age (one age)", _bench),
+    emulator="aioface.emulator._acedata:setup",
+)
+
+__all__ = ["SAMPLE_URL", "SPEC", "AceData", "CallbackReceiver"]

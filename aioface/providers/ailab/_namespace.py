@@ -1,0 +1,110 @@
+"""AILabAPI's public methods (``client.ailab``): upload, poll the task, download the result."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+
+from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
+from ..._http import RequestSpec, Response
+from ..._polling import PollPolicy, intervals
+from ..._types import ImageResult
+from .._base import ProviderNamespace
+from . import _adapter as _ailab
+
+ImageInput = str | os.PathLike[str] | bytes
+
+
+class AILab(ProviderNamespace):
+    """AILabAPI AI Face Swap. Reached as ``client.ailab``."""
+
+    async def _load(self, image: ImageInput, param: str) -> _ailab.CheckedImage:
+        if isinstance(image, bytes):
+            data = image
+        elif isinstance(image, str) and image.startswith(("http://", "https://")):
+            data = await self._fetch(image, param)
+        elif isinstance(image, (str, os.PathLike)):
+            path = Path(image)
+            try:
+                size = path.stat().st_size  # noqa: ASYNC240 - one cheap stat before a threaded read
+            except OSError as exc:
+                raise InvalidRequestError(f"{param}: cannot read {path}: {exc.strerror}", param=param) from None
+            if size > _ailab.MAX_BYTES:
+                raise ImageRejectedError(
+                    f"{param} is {size} bytes; AILab accepts at most {_ailab.MAX_BYTES} (5 MB)",
+                    param=param,
+                    rule="max_bytes",
+                )
+            try:
+                data = await anyio.Path(path).read_bytes()
+            except OSError as exc:
+                raise InvalidRequestError(f"{param}: cannot read {path}: {exc.strerror}", param=param) from None
+        else:
+            raise InvalidRequestError(f"{param} must be a path, bytes or an http(s) URL", param=param)
+        return _ailab.check_image(data, param)
+
+    async def _fetch(self, url: str, param: str) -> bytes:
+        async def handle(resp: Response) -> bytes:
+            try:
+                return await resp.read(_ailab.MAX_BYTES)
+            except ProtocolError:
+                raise ImageRejectedError(f"{param} at {url} is over 5 MB", param=param, rule="max_bytes") from None
+
+        return await self._ctx.fetch(RequestSpec("GET", url, {}), handle)
+
+    async def submit(self, target: ImageInput, template: ImageInput) -> str:
+        """Check both images locally, upload them, and return the task id."""
+        ctx = self._ctx
+        key = ctx.key() or ""
+        t = await self._load(target, "target")
+        tp = await self._load(template, "template")
+        spec = _ailab.submit_request(ctx.base_url, key, t, tp)
+        return _ailab.task_id_of(await ctx.call_json(spec, _ailab.parse_result))
+
+    async def task(self, task_id: str) -> tuple[int, str | None]:
+        """One poll: (task_status, result URL when done)."""
+        ctx = self._ctx
+        spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
+        return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
+
+    async def wait(self, task_id: str, *, poll: PollPolicy | None = None, first_delay: bool = True) -> str:
+        """Poll with backoff and jitter until the task is done; return the result URL.
+
+        The first poll comes after the first (jittered) interval: a task just submitted is never
+        done at once, and thousands submitted together then do not all poll in the same instant.
+        ``first_delay=False`` checks at once (for a task submitted long ago).
+        """
+        policy = poll or self._ctx.settings.poll
+        waits = intervals(policy, self._ctx.settings.rng)
+        with anyio.move_on_after(policy.deadline) as scope:
+            if first_delay:
+                await anyio.sleep(next(waits))
+            while True:
+                status, url = await self.task(task_id)
+                if status == _ailab.DONE:
+                    assert url is not None
+                    return url
+                if status not in (_ailab.QUEUED, _ailab.PROCESSING):
+                    raise TaskFailedError(
+                        f"AILab task {task_id} ended with task_status {status}", provider="ailab", task_id=task_id
+                    )
+                await anyio.sleep(next(waits))
+        assert scope.cancel_called
+        raise TaskTimeoutError(
+            f"AILab task {task_id} not done within {policy.deadline:g}s", provider="ailab", task_id=task_id
+        )
+
+    async def swap(
+        self,
+        target: ImageInput,
+        template: ImageInput,
+        dest: str | os.PathLike[str],
+        *,
+        poll: PollPolicy | None = None,
+    ) -> ImageResult:
+        """Swap the face of ``template`` into ``target`` (each a path, bytes or URL) and save it."""
+        task_id = await self.submit(target, template)
+        url = await self.wait(task_id, poll=poll)
+        return await self._ctx.save_result(url, dest, task_id=task_id)

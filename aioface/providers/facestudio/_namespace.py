@@ -1,0 +1,104 @@
+"""Face Studio's public methods (``client.facestudio``): generate a face to a file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..._download import with_suffix
+from ..._errors import InvalidRequestError
+from ..._limits import Rate
+from ..._types import ImageResult
+from .._base import ProviderContext, ProviderNamespace
+from . import _adapter as _fs
+
+
+class FaceStudio(ProviderNamespace):
+    """Face Studio: ``generate`` one face to a file. Reached as ``client.facestudio``."""
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        super().__init__(ctx)
+        #: The class the last answer's ``X-User-Class`` named (lower-case), or None.
+        self.user_class: str | None = None
+        tier = ctx.options.get("tier")
+        if tier is not None and str(tier).lower() not in _fs.TIERS:
+            from ..._errors import ConfigurationError
+
+            raise ConfigurationError(f"facestudio_tier must be one of {', '.join(_fs.TIERS)}")
+        self._given_tier: str | None = str(tier).lower() if tier else None
+
+    # -- tiers ------------------------------------------------------------------------------
+    @property
+    def tier(self) -> str:
+        """The tier whose limits are in force (given, learned from X-User-Class, or assumed)."""
+        return self._given_tier or self.user_class or ("basic" if self._ctx.has_key else "anon")
+
+    def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
+        return _fs.TIERS[self.tier], False
+
+    def on_headers(self, headers: Mapping[str, str]) -> None:
+        cls = _fs.user_class(headers)
+        if not cls or cls == self.user_class:
+            return
+        self.user_class = cls
+        if self._given_tier is None and cls in _fs.TIERS:
+            self._ctx.apply_rates(_fs.TIERS[cls])
+
+    # -- calls ------------------------------------------------------------------------------
+    async def generate(
+        self,
+        dest: str | os.PathLike[str],
+        *,
+        gender: str | None = None,
+        ethnicity: str | None = None,
+        age: int | None = None,
+        resolution: int | None = None,
+        image_format: str | None = None,
+        seed: int | None = None,
+        skintone: int | None = None,
+        eyewear: str | None = None,
+        hair_length: int | None = None,
+        facial_hair: int | None = None,
+        lighting: str | None = None,
+        zoom_level: str | None = None,
+        stampless: str | bool | None = None,
+        mood: str | None = None,
+        view_profile: int | None = None,
+    ) -> ImageResult:
+        """Generate a face and stream it to ``dest`` (a suffix is added when ``dest`` has none).
+
+        Every parameter is checked before sending; advanced ones (seed, skintone, ...) raise
+        :class:`InvalidRequestError` when the tier is known to lack them.
+        """
+        params = _fs.build_params(
+            gender=gender,
+            ethnicity=ethnicity,
+            age=age,
+            resolution=resolution,
+            image_format=image_format,
+            seed=seed,
+            skintone=skintone,
+            eyewear=eyewear,
+            hair_length=hair_length,
+            facial_hair=facial_hair,
+            lighting=lighting,
+            zoom_level=zoom_level,
+            stampless=stampless,
+            mood=mood,
+            view_profile=view_profile,
+        )
+        ctx = self._ctx
+        known = self._given_tier or self.user_class or (None if ctx.has_key else "anon")
+        adv = _fs.advanced_used(params)
+        if adv and known is not None and known not in _fs.ADVANCED_CLASSES:
+            raise InvalidRequestError(
+                f"{', '.join(adv)} need the Professional tier or above; this key is {known}", param=adv[0]
+            )
+        spec = _fs.build_request(ctx.base_url, ctx.key(required=False), params, ctx.settings.timeout)
+        target = with_suffix(Path(dest), params.get("image_format", "jpeg"))
+
+        def fields(headers: Mapping[str, str]) -> dict[str, str | None]:
+            return {"request_id": headers.get("X-Request-ID"), "user_class": _fs.user_class(headers)}
+
+        return await ctx.call_image(spec, target, fields=fields)
