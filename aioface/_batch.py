@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _json
 from ._client import Client
+from ._download import SUFFIXES, header_dimensions, sniff_format
 from ._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, TaskError
 from ._fanout import FanOut, Outcome
 from ._net import safe_name
@@ -109,17 +110,19 @@ def output_stem(out_dir: Path, job_id: str) -> Path:
     return out_dir / name
 
 
-def recover_output(job: Job, out_dir: Path) -> ImageResult | None:
+def recover_output(job: Job, out_dir: Path, present: set[str] | frozenset[str] | None = None) -> ImageResult | None:
     """A job whose image was saved but not journaled (the run died in between): adopt, don't repay.
 
     Files only ever appear under their final name complete (part file, then rename), so one that is
     there and reads as an image is the job's result. Provider ids were lost with the run.
+    ``present``: the file names the folder held at start (listed once, so that a job whose file
+    is not there costs no file system call on the event loop).
     """
-    from ._download import SUFFIXES, header_dimensions, sniff_format
-
     stem = output_stem(out_dir, job.id)
     for suffix in SUFFIXES.values():
         path = stem.with_name(stem.name + suffix)
+        if present is not None and path.name not in present:
+            continue
         try:
             with open(path, "rb") as f:
                 head = f.read(1 << 16)
@@ -175,6 +178,10 @@ class Journal:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         self._load(out_dir)
+        #: Image files already in the folder (candidates for adoption), listed once.
+        self.present = frozenset(
+            e.name for e in os.scandir(out_dir) if e.is_file() and os.path.splitext(e.name)[1] in SUFFIXES.values()
+        )
         self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
 
     def _load(self, out_dir: Path) -> None:
@@ -258,7 +265,7 @@ async def run_batch(
         seen.add(job.id)
         if job.id in journal.done:
             return Skipped(job.id)
-        adopted = recover_output(job, out_dir)
+        adopted = recover_output(job, out_dir, journal.present) if journal.present else None
         if adopted is not None:
             return adopted
         return await run_job(client, job, out_dir)

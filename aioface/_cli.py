@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -15,8 +17,11 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import CallbackReceiver, _json
+from ._batch import run_batch
 from ._bench import benchable
 from ._client import Client
+from ._core import RequestTiming
 from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
 from ._fanout import FanOut
 from ._limits import parse_limits
@@ -390,8 +395,6 @@ def swap(
     lim = _limits_option(limits, prov)
 
     async def go() -> int:
-        from . import CallbackReceiver
-
         start = time.monotonic()
         async with Client(limits=lim) as client:
             ns = client.provider(prov)
@@ -425,7 +428,6 @@ def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quie
     Example: aioface batch jobs.jsonl --out results -c 32
     """
     lim = _limits_option(limits, None)
-    from ._batch import run_batch
 
     async def go() -> int:
         total = _count_lines(jobs)
@@ -562,12 +564,7 @@ def bench(
     \b
     Example: aioface bench --emulator --provider ailab -n 40 -c 8 --png bench.png
     """
-    import shutil
-    import tempfile
-
-    from . import _json
     from ._bench import run_bench, write_png
-    from ._core import RequestTiming
 
     lim = _limits_option(limits, provider)
     if png_path is not None:

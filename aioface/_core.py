@@ -17,7 +17,7 @@ from typing import TypeVar
 import anyio
 
 from ._download import CHUNK, DEFAULT_MAX_BYTES, Saved, stream_to_file
-from ._errors import AiofaceError, APIError, RateLimitError
+from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
 from ._http import AsyncTransport, RequestSpec, Response
 from ._limits import RateLimiter
 from ._net import check_http_url
@@ -73,8 +73,6 @@ class Endpoint:
 
 def generic_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
     """An error for hosts that are not a provider's API (result downloads)."""
-    from ._errors import api_error_for_status
-
     cls = api_error_for_status(status)
     return cls(f"download failed with HTTP {status}", provider="download", status=status, code=f"http_{status}")
 

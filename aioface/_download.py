@@ -98,7 +98,7 @@ async def stream_to_file(
     first = b""
     ok = False
     try:
-        # Plain writes of 64 KiB chunks land in the page cache in microseconds; a thread hop per
+        # Plain writes of CHUNK-sized pieces land in the page cache in microseconds; a thread hop per
         # chunk would cost more than it saves.
         with f:
             async for chunk in chunks:  # type: ignore[attr-defined]

@@ -319,12 +319,9 @@ class RateLimiter:
         if not rates:
             raise ConfigurationError("a limiter needs at least one rate")
         self._windows = [_Window(r) for r in sorted(rates, key=lambda r: r.period)]
-        self._limits = [r.limit for r in self._windows_rates()]
+        self._limits = [w.rate.limit for w in self._windows]
         self._rebuild()
         self._wake_head()
-
-    def _windows_rates(self) -> list[Rate]:
-        return [w.rate for w in self._windows]
 
     def _rebuild(self) -> None:
         now = self._clock.now()

@@ -133,7 +133,7 @@ def _cli_batch(tmp_path: Path, n: int) -> tuple[EmulatorProcess, dict[str, str],
     """n seeded Face Studio jobs, an Enterprise-tier emulator process, and the batch command line."""
     jobs = tmp_path / "jobs.jsonl"
     _write_jobs(jobs, list(_free_jobs(n)))
-    emu = EmulatorProcess("--time-scale", "600", "--latency", "0.03", "--key", "cli-secret-key-0001=enterprise")
+    emu = EmulatorProcess("--time-scale", "600", "--latency", "0.06", "--key", "cli-secret-key-0001=enterprise")
     env = emu.env(tmp_path, AIOFACE_FACESTUDIO_LIMITS="120/0.1s")
     out = tmp_path / "out"
     return emu, env, out, [sys.executable, "-m", "aioface", "batch", str(jobs), "--out", str(out), "-c", "8", "-q"]
@@ -148,7 +148,7 @@ def test_batch_killed_five_times_then_resumed_matches_a_clean_run(tmp_path: Path
         kills = 0
         for _ in range(5):
             p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.5, 1.0))
+            time.sleep(rng.uniform(0.4, 0.8))
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGKILL)
                 kills += 1
