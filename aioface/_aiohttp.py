@@ -8,9 +8,12 @@ http(s) is refused rather than retried.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment
+from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
 
 import aiohttp
 from yarl import URL
@@ -73,10 +76,17 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
 class _Stream:
     """``async with transport.stream(spec, ...) as response``: send, follow redirects, map errors."""
 
-    __slots__ = ("_label", "_resp", "_session", "_spec", "_timeout")
+    __slots__ = ("_label", "_proxy", "_resp", "_session", "_spec", "_timeout")
 
-    def __init__(self, session: aiohttp.ClientSession, spec: RequestSpec, timeout: aiohttp.ClientTimeout) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        spec: RequestSpec,
+        timeout: aiohttp.ClientTimeout,
+        proxy: Callable[[str], str | None],
+    ) -> None:
         self._session = session
+        self._proxy = proxy
         self._spec = spec
         self._timeout = timeout
         self._resp: aiohttp.ClientResponse | None = None
@@ -109,6 +119,7 @@ class _Stream:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                proxy=self._proxy(spec.url),
             )
             if spec.method == "GET":
                 first = _origin(resp.url)
@@ -123,7 +134,9 @@ class _Stream:
                         )
                     # Credentials stay with the origin they were given for.
                     hop = headers if _origin(nxt) == first else {"Accept": headers.get("Accept", "*/*")}
-                    resp = await self._session.get(nxt, headers=hop, timeout=self._timeout, allow_redirects=False)
+                    resp = await self._session.get(
+                        nxt, headers=hop, timeout=self._timeout, allow_redirects=False, proxy=self._proxy(str(nxt))
+                    )
                 else:
                     resp.release()
                     raise ProtocolError(f"{self._label}: more than {MAX_REDIRECTS} redirects")
@@ -144,7 +157,9 @@ class _Stream:
 class AiohttpTransport:
     """The default transport: one ``aiohttp.ClientSession`` (yours, or one it makes and closes).
 
-    ``trust_env=True`` honours ``HTTP(S)_PROXY``/``NO_PROXY`` and ``.netrc`` as aiohttp does.
+    ``trust_env=True`` honours ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (read once, resolved once
+    per host: aiohttp's own ``trust_env`` looks them up again on every request, which costs more
+    than the rest of a request). ``connector_kwargs`` go to ``aiohttp.TCPConnector``.
     """
 
     def __init__(
@@ -158,24 +173,35 @@ class AiohttpTransport:
         self._own = session is None
         self._session = session
         self._connections = connections
-        self._trust_env = trust_env
         self._connector_kwargs = dict(connector_kwargs or {})
+        self._proxies = getproxies_environment() if trust_env else {}
+        self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
         """The session (made on first use when none was given)."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._connections, limit_per_host=self._connections, **self._connector_kwargs
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": "aioface"}, trust_env=self._trust_env
-            )
+            opts = {"limit": self._connections, "limit_per_host": self._connections, **self._connector_kwargs}
+            connector = aiohttp.TCPConnector(**opts)
+            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "aioface"})
         return self._session
+
+    def _proxy(self, url: str) -> str | None:
+        if not self._proxies:
+            return None
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in self._proxy_for:
+            bypass = proxy_bypass_environment(parts.hostname or "", self._proxies)
+            self._proxy_for[key] = None if bypass else self._proxies.get(parts.scheme)
+        return self._proxy_for[key]
 
     def stream(self, spec: RequestSpec, *, timeout: float, connect_timeout: float) -> _Stream:
         return _Stream(
-            self.session, spec, aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
+            self.session,
+            spec,
+            aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout),
+            self._proxy,
         )
 
     async def aclose(self) -> None:
