@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import getproxies_environment
-from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+from urllib.request import (
+    getproxies_environment,
+    proxy_bypass_environment,  # type: ignore[attr-defined]  # not in typeshed
+)
 
 import aiohttp
 from yarl import URL
