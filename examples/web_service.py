@@ -3,11 +3,13 @@
 Run it:  python examples/web_service.py   then   curl -o face.jpg 'http://127.0.0.1:8080/face?age=30'
 (set AIOFACE_FACESTUDIO_BASE_URL to an emulator, e.g. `aioface emulator --port 8765`, to try it locally).
 
-Each face is streamed to a temporary file, sent, and removed; the temporary folder goes at shutdown.
+Each face is streamed to a temporary file, read back, removed and sent; the temporary folder goes at
+shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import tempfile
@@ -56,12 +58,13 @@ def create_app(
         except aioface.AiofaceError as exc:
             return web.json_response({"error": exc.code}, status=502)
         try:
-            response = web.FileResponse(result.path, headers={"X-User-Class": result.user_class or ""})
-            await response.prepare(request)  # sends the whole file
-            return response
+            body = await asyncio.to_thread(result.path.read_bytes)  # a face is a few hundred KB at most
         finally:
             with contextlib.suppress(FileNotFoundError):
                 result.path.unlink()
+        return web.Response(
+            body=body, content_type=f"image/{result.format}", headers={"X-User-Class": result.user_class or ""}
+        )
 
     app.cleanup_ctx.append(lifetime)
     app.router.add_get("/face", face)
