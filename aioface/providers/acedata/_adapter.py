@@ -30,7 +30,7 @@ DEFAULT_BASE_URL = "https://api.acedata.cloud"
 IMAGE_OPS = ("change-age", "change-gender", "beautify", "cartoon", "swap")
 #: Operations that return JSON only.
 JSON_OPS = ("analyze", "detect-live")
-#: The provider's swap timeout when none is sent (seconds; not in the docs, seen in use).
+#: The provider's swap timeout when none is sent (seconds): a fact from the design notes, not the docs.
 DEFAULT_SWAP_TIMEOUT = 120
 #: Fields of a swap answer or callback kept on the result (``ImageResult.extra``) under their own names.
 RESULT_FIELDS = ("image_width", "image_height", "image_size")
