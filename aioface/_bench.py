@@ -137,33 +137,71 @@ async def run_bench(
     return report
 
 
+_BLUE, _RED, _PINK, _INK, _GRID = (68, 119, 170), (204, 51, 17), (204, 102, 119), (34, 34, 34), (225, 225, 225)
+
+
+def _axes(draw: Any, box: tuple[int, int, int, int], x_max: float, y_max: float, xlabel: str, ylabel: str) -> Any:
+    """Frame, grid and tick labels for a panel; returns ``to_px(x, y)``."""
+    left, top, right, bottom = box
+    for i in range(5):
+        y = bottom - (bottom - top) * i / 4
+        draw.line([(left, y), (right, y)], fill=_GRID)
+        draw.text((left - 6, y), f"{y_max * i / 4:.3g}", fill=_INK, anchor="rm")
+        x = left + (right - left) * i / 4
+        draw.text((x, bottom + 6), f"{x_max * i / 4:.3g}", fill=_INK, anchor="mt")
+    draw.rectangle(box, outline=_INK)
+    draw.text(((left + right) / 2, bottom + 22), xlabel, fill=_INK, anchor="mt")
+    draw.text((left, top - 6), ylabel, fill=_INK, anchor="ls")
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return left + (right - left) * x / (x_max or 1.0), bottom - (bottom - top) * y / (y_max or 1.0)
+
+    return to_px
+
+
 def write_png(report: BenchReport, path: Path) -> None:
-    """A latency histogram and a timeline of calls, as a PNG (needs matplotlib: ``aioface[bench]``)."""
-    import matplotlib
+    """A latency histogram and a timeline of calls, as a PNG (drawn with Pillow: no extra needed)."""
+    from PIL import Image, ImageDraw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (hist, line) = plt.subplots(1, 2, figsize=(11, 4))
+    width, height = 1100, 420
+    im = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(im)
     lat = [d for _, d, ok in report.calls if ok]
-    hist.hist(lat, bins=30, color="#4477aa")
+
+    # Left: histogram of call latency, with p50/p90/p99 marked.
+    box = (70, 50, 520, 350)
+    draw.text((295, 12), f"{report.provider}: {report.operation}", fill=_INK, anchor="mt")
+    bins = 30
+    hi = max(lat, default=0.0) or 1.0
+    counts = [0] * bins
+    for v in lat:
+        counts[min(bins - 1, int(v / hi * bins))] += 1
+    to_px = _axes(draw, box, hi, max(counts, default=0) or 1, "call latency (s)", "calls")
+    for i, n in enumerate(counts):
+        if n:
+            x0, y0 = to_px(hi * i / bins, n)
+            x1, y1 = to_px(hi * (i + 1) / bins, 0)
+            draw.rectangle([x0 + 1, y0, x1 - 1, y1], fill=_BLUE)
     for q in ("p50", "p90", "p99"):
-        hist.axvline(report.call_latency[q], linestyle="--", color="#cc6677")
-        hist.text(report.call_latency[q], hist.get_ylim()[1] * 0.9, q, rotation=90, va="top")
-    hist.set_xlabel("call latency (s)")
-    hist.set_ylabel("calls")
-    hist.set_title(f"{report.provider}: {report.operation}")
-    for want, color, label in ((True, "#4477aa", "ok"), (False, "#cc3311", "failed")):
-        pts = [(s, d) for s, d, ok in report.calls if ok is want]
-        if pts:
-            line.scatter([s for s, _ in pts], [d for _, d in pts], s=8, color=color, label=label)
-    line.set_xlabel("call start (s)")
-    line.set_ylabel("latency (s)")
-    line.set_title(f"{report.ok} ok, {report.failed} failed, {report.throughput:.1f}/s")
-    line.legend(loc="upper left")
-    fig.tight_layout()
+        x, _ = to_px(report.call_latency.get(q, 0.0), 0)
+        for y in range(box[1], box[3], 8):  # dashed
+            draw.line([(x, y), (x, min(y + 4, box[3]))], fill=_PINK, width=2)
+        draw.text((x + 3, box[1] + 4), q, fill=_PINK)
+
+    # Right: each call's start against its latency, ok and failed.
+    box = (610, 50, 1060, 350)
+    draw.text((835, 12), f"{report.ok} ok, {report.failed} failed, {report.throughput:.1f}/s", fill=_INK, anchor="mt")
+    t_max = max((s + d for s, d, _ in report.calls), default=0.0) or 1.0
+    d_max = max((d for _, d, _ in report.calls), default=0.0) or 1.0
+    to_px = _axes(draw, box, t_max, d_max, "call start (s)", "latency (s)")
+    for start, d, ok in report.calls:
+        x, y = to_px(start, d)
+        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=_BLUE if ok else _RED)
+    for i, (label, color) in enumerate((("ok", _BLUE), ("failed", _RED))):
+        draw.ellipse([box[0] + 10, box[1] + 10 + 16 * i, box[0] + 16, box[1] + 16 + 16 * i], fill=color)
+        draw.text((box[0] + 22, box[1] + 13 + 16 * i), label, fill=_INK, anchor="lm")
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    im.save(tmp, format="PNG")
     tmp.replace(path)

@@ -567,11 +567,6 @@ def bench(
     from ._bench import run_bench, write_png
 
     lim = _limits_option(limits, provider)
-    if png_path is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise click.UsageError("--png needs matplotlib: pip install 'aioface[bench]'") from None
 
     async def go() -> int:
         timings: list[RequestTiming] = []

@@ -169,15 +169,20 @@ class Dispatch:
         max_bytes: int = DEFAULT_MAX_BYTES,
         headers: Mapping[str, str] | None = None,
     ) -> Saved:
-        """GET ``url`` (http/https only, redirects kept to http/https) and stream it into ``dest``."""
+        """GET ``url`` (http/https only, redirects kept to http/https) and stream it into ``dest``.
+
+        Asks for the image as is (``Accept-Encoding: identity``: images gain nothing from gzip); a
+        server that compresses anyway is still accepted (see :func:`stream_to_file`).
+        """
         check_http_url(url, param="result url")
-        spec = RequestSpec("GET", url, dict(headers or {}))
+        spec = RequestSpec("GET", url, {"Accept-Encoding": "identity", **(headers or {})})
 
         async def handle(resp: Response) -> Saved:
             return await stream_to_file(
                 resp.iter_chunks(CHUNK),
                 dest,
                 content_length=resp.content_length,
+                content_encoding=resp.headers.get("Content-Encoding"),
                 expected_size=expected_size,
                 max_bytes=max_bytes,
             )

@@ -74,6 +74,7 @@ async def stream_to_file(
     dest: Path,
     *,
     content_length: int | None = None,
+    content_encoding: str | None = None,
     expected_size: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Saved:
@@ -83,6 +84,11 @@ async def stream_to_file(
     Checks the first bytes are an image, the total against ``Content-Length`` and any declared
     size, and ``max_bytes`` as it goes; on any failure or cancellation the part file is removed
     and ``dest`` is untouched.
+
+    ``chunks`` are decoded bytes. With a ``content_encoding`` (gzip, say) ``Content-Length`` counts
+    the compressed bytes on the wire, so it is not compared with what is written here: the
+    transport checks the wire (aiohttp refuses a body shorter than its ``Content-Length``, and a
+    broken gzip stream), and ``expected_size``, the provider's size of the image, is checked here.
     """
     if content_length is not None and content_length > max_bytes:
         raise DownloadError(f"result is {content_length} bytes, over the {max_bytes}-byte maximum")
@@ -119,7 +125,7 @@ async def stream_to_file(
             fmt = sniff_format(head)
             if fmt is None:
                 raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
-        if content_length is not None and size != content_length:
+        if content_length is not None and size != content_length and is_identity(content_encoding):
             raise ProtocolError(f"body was cut: got {size} of {content_length} bytes")
         if expected_size is not None and size != expected_size:
             raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
@@ -131,6 +137,11 @@ async def stream_to_file(
         if not ok:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def is_identity(content_encoding: str | None) -> bool:
+    """True when a ``Content-Encoding`` header (or its absence) means the body is sent as is."""
+    return content_encoding is None or content_encoding.strip().lower() in ("", "identity")
 
 
 def header_dimensions(data: bytes, fmt: str | None = None) -> tuple[int, int] | None:

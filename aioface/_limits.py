@@ -28,6 +28,7 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 
+from . import _json
 from ._errors import ConfigurationError, LimiterTimeoutError
 
 __all__ = [
@@ -158,15 +159,43 @@ class FakeClock:
 
 
 class _BudgetStore:
-    """Send times of one (provider, key) on disk, so long windows survive restarts.
+    """Send times of one (provider, key) on disk, so long windows survive restarts, and what that
+    key's tier was last learned to be (so a rerun does not start from a lower assumed tier).
 
-    One float (wall-clock seconds) a line; every access holds ``flock`` so processes can share it.
+    Send times: one float (wall-clock seconds) a line; every access holds ``flock`` so processes can
+    share it. The tier: a small JSON file beside it (``<budget>.tier``), replaced atomically.
     """
 
     def __init__(self, path: Path, keep: float) -> None:
         self.path = path
         self.keep = keep
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def tier_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".tier")
+
+    def load_tier(self) -> str | None:
+        """The tier last learned for this (provider, key) (as :meth:`save_tier` was given it), or None.
+
+        A hint, not a fact: the provider may have changed the plan since. Use it for the limits
+        before the first answer, and never let it hold back the request that would confirm it
+        (:meth:`RateLimiter.allow_probe`).
+        """
+        try:
+            data = _json.loads(self.tier_path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        tier = data.get("tier") if isinstance(data, dict) else None
+        return tier if isinstance(tier, str) and tier else None
+
+    def save_tier(self, tier: str) -> None:
+        """Remember the tier an answer named (call it when the tier changes, not on every answer)."""
+        if self.load_tier() == tier:
+            return
+        tmp = self.tier_path.with_name(f".{self.tier_path.name}.{os.getpid()}.part")
+        tmp.write_bytes(_json.dumps({"tier": tier, "learned_at": round(time.time(), 3)}))
+        os.replace(tmp, self.tier_path)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
@@ -291,6 +320,7 @@ class RateLimiter:
         self._history: deque[float] = deque()  # done times (clock), for rebuilding windows
         self._waiters: deque[_Waiter] = deque()
         self._paused_until = -math.inf
+        self._probe = False
         self._streak = 0
         self.granted = 0
         self.throttled = 0
@@ -320,7 +350,19 @@ class RateLimiter:
             raise ConfigurationError("a limiter needs at least one rate")
         self._windows = [_Window(r) for r in sorted(rates, key=lambda r: r.period)]
         self._limits = [w.rate.limit for w in self._windows]
+        self._probe = False  # rates from an answer are confirmed: no probe needed any more
         self._rebuild()
+        self._wake_head()
+
+    def allow_probe(self) -> None:
+        """Let the next request through the windows once, before any answer confirmed these rates.
+
+        For rates that are only assumed (a tier guessed, or remembered from an earlier run): the
+        request that would reveal the real tier must not wait for a window the real tier may not
+        have. Only when nothing is in flight (an answer on its way will tell), never through a 429
+        pause; the permission ends when granted or when :meth:`set_rates` applies learned rates.
+        """
+        self._probe = True
         self._wake_head()
 
     def _rebuild(self) -> None:
@@ -353,6 +395,8 @@ class RateLimiter:
     # -- acquire/release -------------------------------------------------------------------
     def _time_until_free(self, now: float) -> float | None:
         worst: float | None = max(0.0, self._paused_until - now)
+        if self._probe and self._in_flight == 0:
+            return worst
         for w, limit in zip(self._windows, self._limits, strict=True):
             t = w.wait(now, self._in_flight, limit)
             if t is None:
@@ -363,6 +407,7 @@ class RateLimiter:
 
     def _grant(self) -> Permit:
         self.granted += 1
+        self._probe = False
         if self.stamp_bound is None:
             self._in_flight += 1
             return Permit(self, counted=True)

@@ -25,6 +25,8 @@ class ImageResult:
     user_class: str | None = None
     #: Where the provider served the image from (not for Face Studio, which sends bytes).
     source_url: str | None = None
+    #: Whatever else the provider said, under its own names: Ace Data's declared ``image_width``,
+    #: ``image_height`` and ``image_size``, AILab's ``log_id``; batch adds ``recovered``.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -40,6 +40,22 @@ async def test_stream_checks_and_leaves_nothing_on_failure(tmp_path: Path) -> No
     assert files_in(tmp_path) == ["ok.jpg"]
 
 
+async def test_content_length_of_an_encoded_body_counts_the_wire(tmp_path: Path) -> None:
+    img = image_bytes()
+    saved = await stream_to_file(
+        _chunks(img), tmp_path / "gz.jpg", content_length=len(img) // 2, content_encoding="gzip", expected_size=len(img)
+    )
+    assert saved.size == len(img)
+    for encoding in (None, "identity", " Identity "):
+        with pytest.raises(ProtocolError, match="cut"):
+            await stream_to_file(
+                _chunks(img), tmp_path / "id.jpg", content_length=len(img) + 1, content_encoding=encoding
+            )
+    with pytest.raises(DownloadError, match="declared"):  # the declared (decoded) size is still checked
+        await stream_to_file(_chunks(img), tmp_path / "d.jpg", content_encoding="gzip", expected_size=len(img) + 1)
+    assert files_in(tmp_path) == ["gz.jpg"]
+
+
 async def test_cancellation_removes_the_part_file(tmp_path: Path) -> None:
     gate = anyio.Event()
 

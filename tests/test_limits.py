@@ -240,3 +240,59 @@ async def test_stamp_bound_frees_slots_without_waiting_for_slow_answers() -> Non
     assert lim.try_acquire() is None
     with pytest.raises(ConfigurationError):
         RateLimiter([Rate(1, 1.0)], stamp_bound=-1)
+
+
+def test_budget_store_remembers_the_learned_tier_per_provider_and_key(tmp_path: Path) -> None:
+    store = _BudgetStore(budget_path(tmp_path, "facestudio", "key-1"), 86400.0)
+    assert store.load_tier() is None
+    store.save_tier("enterprise")
+    again = _BudgetStore(budget_path(tmp_path, "facestudio", "key-1"), 86400.0)  # the next process
+    assert again.load_tier() == "enterprise" and "key-1" not in again.tier_path.read_text()
+    assert _BudgetStore(budget_path(tmp_path, "facestudio", "key-2"), 86400.0).load_tier() is None
+    assert _BudgetStore(budget_path(tmp_path, "other", "key-1"), 86400.0).load_tier() is None
+    again.save_tier("basic")
+    assert store.load_tier() == "basic"
+    store.tier_path.write_bytes(b"{torn")
+    assert store.load_tier() is None  # a damaged file is no tier, not an error
+    assert sorted(p.name for p in (tmp_path / "limits").iterdir()) == [store.tier_path.name]
+
+
+async def test_probe_lets_one_request_past_assumed_rates() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(2, 100.0)], margin=0.0, clock=clock)
+    for _ in range(2):
+        lim.try_acquire().responded()  # type: ignore[union-attr]
+    assert lim.try_acquire() is None  # the assumed budget is spent
+    lim.allow_probe()
+    probe = lim.try_acquire()
+    assert probe is not None
+    assert lim.try_acquire() is None  # one probe only
+    probe.responded()
+    lim.allow_probe()
+    lim.set_rates([Rate(2, 100.0)])  # the answer confirmed the same rates: the probe permission ends
+    assert lim.try_acquire() is None
+    lim.allow_probe()
+    lim.cooldown(5.0)
+    assert lim.try_acquire() is None  # never through a 429 pause
+    await clock.advance(5.0)
+    assert lim.try_acquire() is not None
+
+
+async def test_probe_wakes_a_waiter_and_waits_for_an_answer_in_flight() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(1, 100.0)], margin=0.0, clock=clock)
+    first = await lim.acquire()  # in flight: its answer will tell the tier
+    lim.allow_probe()
+    assert lim.try_acquire() is None
+    got: list[object] = []
+    async with anyio.create_task_group() as tg:
+
+        async def waiter() -> None:
+            got.append(await lim.acquire())
+
+        tg.start_soon(waiter)
+        await clock.advance(1.0)
+        assert got == []
+        first.responded()  # answered, but the rates were not confirmed: the probe may go now
+        await clock.advance(0.0)
+    assert len(got) == 1

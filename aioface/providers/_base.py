@@ -173,7 +173,11 @@ class ProviderContext:
 
         async def handle(resp: Response) -> ImageResult:
             saved = await stream_to_file(
-                resp.iter_chunks(CHUNK), Path(dest), content_length=resp.content_length, max_bytes=max_bytes
+                resp.iter_chunks(CHUNK),
+                Path(dest),
+                content_length=resp.content_length,
+                content_encoding=header(resp.headers, "Content-Encoding"),
+                max_bytes=max_bytes,
             )
             dims = saved.dimensions or image_size(saved.path)
             extra = fields(resp.headers) if fields is not None else {}

@@ -73,7 +73,7 @@ async def test_auth_and_local_checks(tmp_path: Path) -> None:
             with pytest.raises(InvalidRequestError):
                 await c.acedata.change_age("not a url", [30], tmp_path / "x")
             with pytest.raises(InvalidRequestError):
-                await c.acedata.change_age(SRC, [100], tmp_path / "x")
+                await c.acedata.change_age(SRC, ["100"], tmp_path / "x")
         async with emu.client(acedata_token="") as c:
             with pytest.raises(ConfigurationError, match="AIOFACE_ACEDATA_TOKEN"):
                 await c.acedata.cartoon(SRC, tmp_path / "x")

@@ -30,10 +30,10 @@ DEFAULT_BASE_URL = "https://api.acedata.cloud"
 IMAGE_OPS = ("change-age", "change-gender", "beautify", "cartoon", "swap")
 #: Operations that return JSON only.
 JSON_OPS = ("analyze", "detect-live")
-#: Ages the underlying age-change model accepts.
-MIN_AGE, MAX_AGE = 10, 80
-MAX_FACES = 10
+#: The provider's swap timeout when none is sent (seconds): a fact from the design notes, not the docs.
 DEFAULT_SWAP_TIMEOUT = 120
+#: Fields of a swap answer or callback kept on the result (``ImageResult.extra``) under their own names.
+RESULT_FIELDS = ("image_width", "image_height", "image_size")
 
 _CODE_CLASSES: dict[str, type[APIError]] = {
     "invalid_token": AuthenticationError,
@@ -54,12 +54,28 @@ def _face_rect(rect: object, i: int) -> dict[str, int]:
     return {k: require_int(rect[k], f"face_rects[{i}].{k}", 0, 100_000) for k in ("x", "y", "width", "height")}
 
 
+def _int(value: object, name: str) -> int:
+    """An integer (not a bool); its range is the provider's to judge (the docs set none)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name} must be integers, got {value!r}", param=name)
+    return value
+
+
+def _entries(values: object, name: str) -> Sequence[object]:
+    """A non-empty list (the docs' array: one entry per face, no upper bound given)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise InvalidRequestError(f"{name} must be a non-empty list, one entry per face", param=name)
+    return values
+
+
 def change_age_body(image_url: str, ages: Sequence[int], face_rects: Sequence[object] | None = None) -> dict[str, Any]:
-    """``{"image_url", "age_infos": [{"age": A, "face_rect"?}]}``: one entry per face."""
+    """``{"image_url", "age_infos": [{"age": A, "face_rect"?}]}``: one entry per face.
+
+    Only what the docs say is checked: an http(s) image URL and an integer age per entry. How many
+    faces and which ages the model takes is the provider's to answer.
+    """
     check_http_url(image_url, param="image_url")
-    if isinstance(ages, (str, bytes)) or not isinstance(ages, Sequence) or not 1 <= len(ages) <= MAX_FACES:
-        raise InvalidRequestError(f"ages must be a list of 1 to {MAX_FACES} ages", param="ages")
-    infos: list[dict[str, Any]] = [{"age": require_int(a, "ages", MIN_AGE, MAX_AGE)} for a in ages]
+    infos: list[dict[str, Any]] = [{"age": _int(a, "ages")} for a in _entries(ages, "ages")]
     if face_rects is not None:
         if len(face_rects) != len(infos):
             raise InvalidRequestError("face_rects must have one entry per age", param="face_rects")
@@ -71,9 +87,8 @@ def change_age_body(image_url: str, ages: Sequence[int], face_rects: Sequence[ob
 def change_gender_body(image_url: str, genders: Sequence[int]) -> dict[str, Any]:
     """``{"image_url", "gender_infos": [{"gender": 0|1}]}`` (0 male to female, 1 female to male)."""
     check_http_url(image_url, param="image_url")
-    if isinstance(genders, (str, bytes)) or not isinstance(genders, Sequence) or not 1 <= len(genders) <= MAX_FACES:
-        raise InvalidRequestError(f"genders must be a list of 1 to {MAX_FACES} values 0 or 1", param="genders")
-    return {"image_url": image_url, "gender_infos": [{"gender": require_int(g, "genders", 0, 1)} for g in genders]}
+    infos = [{"gender": require_int(g, "genders", 0, 1)} for g in _entries(genders, "genders")]
+    return {"image_url": image_url, "gender_infos": infos}
 
 
 def image_body(image_url: str) -> dict[str, Any]:
@@ -84,13 +99,16 @@ def image_body(image_url: str) -> dict[str, Any]:
 def swap_body(
     source_url: str, target_url: str, timeout: int | None = None, callback_url: str | None = None
 ) -> dict[str, Any]:
-    """``{"source_image_url", "target_image_url", "timeout"?, "callback_url"?}``."""
+    """``{"source_image_url", "target_image_url", "timeout"?, "callback_url"?}``.
+
+    ``timeout`` is seconds ("the processing timeout"); the docs bound it nowhere, so neither do we.
+    """
     body: dict[str, Any] = {
         "source_image_url": check_http_url(source_url, param="source_url"),
         "target_image_url": check_http_url(target_url, param="target_url"),
     }
     if timeout is not None:
-        body["timeout"] = require_int(timeout, "timeout", 1, 600)
+        body["timeout"] = _int(timeout, "timeout")
     if callback_url is not None:
         body["callback_url"] = check_http_url(callback_url, param="callback_url")
     return body
@@ -158,3 +176,8 @@ def image_result_fields(data: Mapping[str, Any]) -> tuple[str, int | None]:
         raise ProtocolError(f"{PROVIDER} answer has no image_url")
     size = data.get("image_size")
     return url, size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def result_extra(data: Mapping[str, Any]) -> dict[str, int]:
+    """The provider's own ``image_width``/``image_height``/``image_size`` (integers only), for the result."""
+    return {k: v for k in RESULT_FIELDS if isinstance(v := data.get(k), int) and not isinstance(v, bool)}

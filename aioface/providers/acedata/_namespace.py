@@ -30,6 +30,7 @@ class AceData(ProviderNamespace):
             expected_size=declared,
             task_id=str(tid) if tid else None,
             request_id=str(data["trace_id"]) if data.get("trace_id") else None,
+            extra=_ace.result_extra(data),
         )
 
     async def change_age(
@@ -40,7 +41,7 @@ class AceData(ProviderNamespace):
         *,
         face_rects: Sequence[Mapping[str, int]] | None = None,
     ) -> ImageResult:
-        """Age (or rejuvenate) the faces of ``image_url``: one age per face (10 to 80)."""
+        """Age (or rejuvenate) the faces of ``image_url``: one age per face (the provider judges the range)."""
         body = _ace.change_age_body(image_url, ages, face_rects)
         return await self._image(await self._post("change-age", body), dest)
 

@@ -22,11 +22,15 @@ from .._base import decode_json
 PROVIDER = "ailab"
 DEFAULT_BASE_URL = "https://www.ailabapi.com"
 SUBMIT_PATH = "/api/portrait/editing/ai-face-swap"
+# GUESS: the swap docs send you to "Querying Async Task Results" without its path or method; this
+# GET with ``?task_id=`` is what that page is believed to say, not something provider-docs shows.
 RESULT_PATH = "/api/common/query-async-task-result"
 MAX_BYTES = 5 * 1024 * 1024
 MAX_SIDE = 4096  # exclusive: "less than 4096x4096px"
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
+# The docs list task_status 0 (queued), 1 (processing) and 2 (done). GUESS: 3 as "failed" is what some
+# clients report, not documented; any status but 0, 1 or 2 is treated as the task having failed.
 QUEUED, PROCESSING, DONE, FAILED = 0, 1, 2, 3
 
 #: 429 codes that mean "out of credit": never retried.
@@ -129,6 +133,15 @@ def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[s
     if data.get("error_code", 0) != 0:
         raise _error_from(status, headers, data)
     return data
+
+
+def answer_ids(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The public ``request_id`` and ``log_id`` of an answer, as result fields (``log_id`` in ``extra``)."""
+    rid, lid = data.get("request_id"), data.get("log_id")
+    return {
+        "request_id": str(rid) if rid else None,
+        "extra": {"log_id": str(lid)} if lid else {},
+    }
 
 
 def task_id_of(data: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -56,12 +57,15 @@ class AILab(ProviderNamespace):
 
     async def submit(self, target: ImageInput, template: ImageInput) -> str:
         """Check both images locally, upload them, and return the task id."""
+        return _ailab.task_id_of(await self._submit(target, template))
+
+    async def _submit(self, target: ImageInput, template: ImageInput) -> dict[str, Any]:
         ctx = self._ctx
         key = ctx.key() or ""
         t = await self._load(target, "target")
         tp = await self._load(template, "template")
         spec = _ailab.submit_request(ctx.base_url, key, t, tp)
-        return _ailab.task_id_of(await ctx.call_json(spec, _ailab.parse_result))
+        return await ctx.call_json(spec, _ailab.parse_result)
 
     async def task(self, task_id: str) -> tuple[int, str | None]:
         """One poll: (task_status, result URL when done)."""
@@ -105,6 +109,8 @@ class AILab(ProviderNamespace):
         poll: PollPolicy | None = None,
     ) -> ImageResult:
         """Swap the face of ``template`` into ``target`` (each a path, bytes or URL) and save it."""
-        task_id = await self.submit(target, template)
+        answer = await self._submit(target, template)
+        task_id = _ailab.task_id_of(answer)
         url = await self.wait(task_id, poll=poll)
-        return await self._ctx.save_result(url, dest, task_id=task_id)
+        # The submit answer's ids: that request created (and billed) the task.
+        return await self._ctx.save_result(url, dest, task_id=task_id, **_ailab.answer_ids(answer))

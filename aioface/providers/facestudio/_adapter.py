@@ -14,7 +14,8 @@ from ..._retry import parse_retry_after
 from .._base import decode_json, header, require_choice, require_int
 
 PROVIDER = "facestudio"
-# A guess: the docs name the API but not its host; override with AIOFACE_FACESTUDIO_BASE_URL.
+# GUESS: the docs show the generate endpoint with its URL left blank, naming neither host nor path;
+# both are ours to guess (override with AIOFACE_FACESTUDIO_BASE_URL).
 DEFAULT_BASE_URL = "https://facestud.io"
 PATH = "/v1/generate"
 
@@ -90,8 +91,10 @@ def build_params(**kwargs: Any) -> dict[str, str]:
             out[name] = require_choice(value, name, FORMATS)
         elif name == "seed":
             out[name] = str(require_int(value, name, 1, 2**32))
-        elif name in ("skintone", "hair_length", "facial_hair"):
+        elif name == "skintone":
             out[name] = str(require_int(value, name, 0, 10))
+        elif name in ("hair_length", "facial_hair"):
+            out[name] = str(_digits_or_int(value, name, 0, 10))  # "string, 0-10" in the docs
         elif name == "eyewear":
             out[name] = require_choice(value, name, EYEWEAR)
         elif name == "lighting":
@@ -111,6 +114,17 @@ def build_params(**kwargs: Any) -> dict[str, str]:
     return out
 
 
+def _digits_or_int(value: object, name: str, lo: int, hi: int) -> int:
+    """An int, or a string of decimal digits, from ``lo`` to ``hi``; else an InvalidRequestError."""
+    if isinstance(value, str):
+        if not value.isascii() or not value.isdigit():
+            raise InvalidRequestError(
+                f"{name} must be from {lo} to {hi} (a string or an integer), got {value!r}", param=name
+            )
+        value = int(value)
+    return require_int(value, name, lo, hi)
+
+
 def parse_throttle_detail(text: str) -> float | None:
     """Seconds from DRF's "Expected available in N seconds." text, if present."""
     m = _THROTTLE_RE.search(text)
@@ -123,8 +137,12 @@ def advanced_used(params: Mapping[str, str]) -> list[str]:
 
 
 def build_request(base_url: str, key: str | None, params: Mapping[str, str], timeout: float | None) -> RequestSpec:
-    """GET /v1/generate with ``Authorization: Token KEY``, or anonymous when key is empty."""
-    headers = {"Accept": "image/jpeg, image/webp, application/json"}
+    """GET /v1/generate with ``Authorization: Token KEY``, or anonymous when key is empty.
+
+    The image is asked for without content coding: JPEG and WebP gain nothing from gzip, and a
+    compressed answer could not be size-checked against its ``Content-Length`` as it is decoded.
+    """
+    headers = {"Accept": "image/jpeg, image/webp, application/json", "Accept-Encoding": "identity"}
     if key:
         headers["Authorization"] = f"Token {key}"
     return RequestSpec("GET", base_url.rstrip("/") + PATH, headers, params=dict(params), timeout=timeout)
