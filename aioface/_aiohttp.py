@@ -8,14 +8,11 @@ http(s) is refused rather than retried.
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import (
-    getproxies_environment,
-    proxy_bypass_environment,  # type: ignore[attr-defined]  # not in typeshed
-)
 
 import aiohttp
 from yarl import URL
@@ -176,7 +173,7 @@ class AiohttpTransport:
         self._session = session
         self._connections = connections
         self._connector_kwargs = dict(connector_kwargs or {})
-        self._proxies = getproxies_environment() if trust_env else {}
+        self._proxies = urllib.request.getproxies_environment() if trust_env else {}
         self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     @property
@@ -194,7 +191,7 @@ class AiohttpTransport:
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
         if key not in self._proxy_for:
-            bypass = proxy_bypass_environment(parts.hostname or "", self._proxies)
+            bypass = getattr(urllib.request, "proxy_bypass_environment")(parts.hostname or "", self._proxies)  # noqa: B009 - not in typeshed
             self._proxy_for[key] = None if bypass else self._proxies.get(parts.scheme)
         return self._proxy_for[key]
 
