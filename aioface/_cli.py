@@ -170,6 +170,9 @@ async def _run_all(
 ) -> tuple[list[tuple[Named, ImageResult]], list[tuple[Named, BaseException]]]:
     """Run ``bop`` for each (file stem, parameters), saved under ``out``."""
     ns = client.provider(provider)
+    if bop.check is not None:
+        for _, params in items:
+            bop.check(ns, params)  # InvalidRequestError: exit 2, nothing sent
     return await _fan(client, lambda it: bop.run(ns, it[1], out / it[0]), items, concurrency, label, quiet)
 
 

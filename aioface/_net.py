@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from ._errors import InvalidRequestError
@@ -30,3 +31,20 @@ def bound_port(site: object) -> int:
     for sock in sockets:
         return int(sock.getsockname()[1])
     raise RuntimeError("site is not listening")
+
+
+def is_local_host(host: str) -> bool:
+    """True for names and addresses only this machine can reach: loopback, unspecified, link-local."""
+    h = host.strip("[]").lower()
+    if h in ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback") or h.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified or ip.is_link_local
+
+
+def is_local_url(url: str) -> bool:
+    """Whether ``url``'s host is one only this machine can reach (see :func:`is_local_host`)."""
+    return is_local_host(urlsplit(url).hostname or "")

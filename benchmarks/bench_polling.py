@@ -31,7 +31,7 @@ async def run(url: str, emu: ChildEmulator, n: int, policy: aioface.PollPolicy) 
     ) as client:
 
         async def one(_: int) -> float:
-            task_id = await client.ailab.submit(img, img)
+            task_id = await client.ailab.submit(source=img, target=img)
             await client.ailab.wait(task_id, poll=policy)
             noticed = time.monotonic()
             return noticed - emu.task(task_id)["done_at"]

@@ -42,7 +42,7 @@ async def run(url: str, n: int, task_seconds: float) -> dict[str, float]:
         timeout=120,
     ) as client:
         t = time.perf_counter()
-        submitted = await client.map(lambda _: client.ailab.submit(img, img), range(n), concurrency=200)
+        submitted = await client.map(lambda _: client.ailab.submit(source=img, target=img), range(n), concurrency=200)
         submit_s = time.perf_counter() - t
         ids = [o.unwrap() for o in submitted]
         del submitted

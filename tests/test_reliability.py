@@ -122,13 +122,13 @@ async def test_bad_input_corpus_sends_nothing(tmp_path: Path) -> None:
             lambda: c.acedata.change_age("https://a/b.png", "60", tmp_path / "x"),
             lambda: c.acedata.change_age("https://a/b.png", [30.5], tmp_path / "x"),
             lambda: c.acedata.change_gender("https://a/b.png", [True], tmp_path / "x"),
-            lambda: c.acedata.swap("https://a/b.png", "gopher://x/y", tmp_path / "x"),
-            lambda: c.acedata.swap("https://a/b.png", "https://a/c.png", tmp_path / "x", timeout="60"),
-            lambda: c.ailab.swap(big, good, tmp_path / "x"),
-            lambda: c.ailab.swap(text, good, tmp_path / "x"),
-            lambda: c.ailab.swap(folder, good, tmp_path / "x"),
-            lambda: c.ailab.swap(good, b"", tmp_path / "x"),
-            lambda: c.ailab.swap(good, tmp_path / "missing.png", tmp_path / "x"),
+            lambda: c.acedata.swap(tmp_path / "x", source="https://a/b.png", target="gopher://x/y"),
+            lambda: c.acedata.swap(tmp_path / "x", source="https://a/b.png", target="https://a/c.png", timeout="60"),
+            lambda: c.ailab.swap(tmp_path / "x", source=good, target=big),
+            lambda: c.ailab.swap(tmp_path / "x", source=good, target=text),
+            lambda: c.ailab.swap(tmp_path / "x", source=good, target=folder),
+            lambda: c.ailab.swap(tmp_path / "x", source=b"", target=good),
+            lambda: c.ailab.swap(tmp_path / "x", source=tmp_path / "missing.png", target=good),
         ]
         for i, call in enumerate(calls):
             with pytest.raises(InvalidRequestError) as ei:
@@ -186,7 +186,7 @@ async def test_expired_result_url_is_not_found(tmp_path: Path) -> None:
     # Results live result_ttl seconds (AILab documents 24 hours); here 0.05 s, and the task takes longer.
     cfg = EmulatorConfig(result_ttl=0.05, task_duration=0.01)
     async with Emulator(cfg) as emu, emu.client(poll=FAST_POLL) as c:
-        task_id = await c.ailab.submit(image_bytes(), image_bytes())
+        task_id = await c.ailab.submit(source=image_bytes(), target=image_bytes())
         url = await c.ailab.wait(task_id)
         import anyio
 

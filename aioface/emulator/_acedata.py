@@ -17,7 +17,7 @@ from aiohttp import web
 from .. import _json
 from ._common import STATE, json_response, mount, origin
 from ._images import dimensions, render
-from ._state import State
+from ._state import State, Task
 
 
 def _ace_error(status: int, code: str, message: str) -> web.Response:
@@ -103,12 +103,15 @@ async def acedata_face(request: web.Request) -> web.StreamResponse:
             st.stats["acedata_tasks"] += 1
             await st.latency()
             return json_response({"task_id": task_id})
+        task_id = str(uuid.uuid4())
         if timeout is not None and timeout < st.config.swap_duration:
+            # The docs: with ``timeout`` the call "returns directly on timeout" - with the task id.
+            st.tasks[task_id] = Task(st.now(), st.config.swap_duration, fail=False, stuck=False, seed=seed)
             await asyncio.sleep(timeout)
-            return _ace_error(500, "timeout", "face swap timed out")
+            return json_response({"task_id": task_id})
         await asyncio.sleep(st.config.swap_duration)
         await st.latency()
-        return json_response(_ace_image(st, origin(request), seed, str(uuid.uuid4())))
+        return json_response(_ace_image(st, origin(request), seed, task_id))
     await st.latency()
     name = st.new_file(seed, 20 + seed % 60, 256, "png")
     return json_response({"image_url": f"{origin(request)}/files/{name}"})
@@ -155,6 +158,29 @@ async def _ace_callback(st: State, origin: str, task_id: str, url: str, seed: in
                 st.stats["acedata_callback_error"] += 1
 
 
+async def acedata_tasks(request: web.Request) -> web.StreamResponse:
+    """``POST /face/tasks {"id", "action": "retrieve"}`` (a guess modelled on Ace Data's Tasks API)."""
+    st = request.app[STATE]
+    st.stats["acedata_requests"] += 1
+    denied = _ace_auth(request, st)
+    if denied is not None:
+        return denied
+    try:
+        body = _json.loads(await request.read())
+    except ValueError:
+        return _ace_error(400, "token_mismatched", "request body is not valid JSON")
+    task_id = body.get("id") if isinstance(body, dict) else None
+    task = st.tasks.get(task_id) if isinstance(task_id, str) else None
+    if task is None or body.get("action") != "retrieve":
+        return _ace_error(404, "not_found", "task not found")
+    await st.latency()
+    if st.now() - task.created < task.duration:
+        return json_response({"id": task_id})
+    if task.answer is None:
+        task.answer = {"success": True, **_ace_image(st, origin(request), task.seed, str(task_id))}
+    return json_response({"id": task_id, "response": task.answer})
+
+
 def fault(status: int) -> web.Response:
     return _ace_error(status, "too_many_requests" if status == 429 else "api_error", "injected fault")
 
@@ -162,4 +188,5 @@ def fault(status: int) -> web.Response:
 def setup(app: web.Application) -> None:
     """Mount Ace Data's routes."""
     mount(app, "acedata", "/face/", fault)
+    app.router.add_post("/face/tasks", acedata_tasks)
     app.router.add_post("/face/{op}", acedata_face)

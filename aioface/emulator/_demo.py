@@ -29,12 +29,14 @@ async def run_demo(
             aged = await client.acedata.change_age("https://cdn.acedata.cloud/f5687u.png", [60], out / "aged")
             extra.append(f"acedata change-age -> {aged.path.name}")
             sw = await client.acedata.swap(
-                "https://cdn.acedata.cloud/n1lmd8.png", "https://cdn.acedata.cloud/3np95r.png", out / "swapped-acedata"
+                out / "swapped-acedata",
+                source="https://cdn.acedata.cloud/n1lmd8.png",
+                target="https://cdn.acedata.cloud/3np95r.png",
             )
             extra.append(f"acedata swap -> {sw.path.name} (task {sw.task_id})")
             if faces:
                 face = min(faces)
-                ai = await client.ailab.swap(face, face, out / "swapped-ailab")
+                ai = await client.ailab.swap(out / "swapped-ailab", source=face, target=face)
                 extra.append(f"ailab swap -> {ai.path.name} (task {ai.task_id})")
         except AiofaceError as exc:
             fails += 1

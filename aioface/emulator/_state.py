@@ -8,6 +8,7 @@ import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 #: Fault kinds the emulator can inject.
 FAULT_KINDS = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json", "stall", "stall_body")
@@ -106,6 +107,9 @@ class Task:
     fail: bool
     stuck: bool
     result: str | None = None
+    #: Ace Data: the seed of the image, and the final answer once retrieved.
+    seed: int = 0
+    answer: dict[str, Any] | None = None
 
 
 @dataclass

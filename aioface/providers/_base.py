@@ -256,6 +256,8 @@ class BatchOp:
     precheck: Callable[[Mapping[str, Any]], None] | None = None
     #: Rewrites shorthand before checking (``age`` -> ``ages``).
     normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: Checks that need the client (a known tier, say): ``check(namespace, params)``; nothing is sent.
+    check: Callable[[Any, Mapping[str, Any]], None] | None = None
     #: Run-time-only parameters (objects, not JSON) the CLI may pass, e.g. ``callback``.
     extras: frozenset[str] = frozenset()
 

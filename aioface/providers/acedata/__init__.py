@@ -33,7 +33,9 @@ async def _cartoon(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult
 
 
 async def _swap(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
-    return await ns.swap(p["source"], p["target"], dest, timeout=p.get("timeout"), callback=p.get("callback"))
+    return await ns.swap(
+        dest, source=p["source"], target=p["target"], timeout=p.get("timeout"), callback=p.get("callback")
+    )
 
 
 def _check_change_age(p: Mapping[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..._errors import (
@@ -17,6 +18,7 @@ from ..._errors import (
     QuotaExceededError,
     RateLimitError,
     ServerError,
+    TaskFailedError,
     api_error_for_status,
 )
 from ..._http import RequestSpec
@@ -181,3 +183,80 @@ def image_result_fields(data: Mapping[str, Any]) -> tuple[str, int | None]:
 def result_extra(data: Mapping[str, Any]) -> dict[str, int]:
     """The provider's own ``image_width``/``image_height``/``image_size`` (integers only), for the result."""
     return {k: v for k in RESULT_FIELDS if isinstance(v := data.get(k), int) and not isinstance(v, bool)}
+
+
+def task_id_of(data: Mapping[str, Any]) -> str:
+    """The task id of an asynchronous swap's first answer."""
+    tid = data.get("task_id")
+    if not isinstance(tid, str) or not tid:
+        raise ProtocolError(f"{PROVIDER} answered an asynchronous swap without task_id")
+    return tid
+
+
+@dataclass(frozen=True)
+class SwapCallback:
+    """A checked swap callback body: where the image is and what the provider says of it."""
+
+    task_id: str
+    image_url: str
+    image_width: int | None
+    image_height: int | None
+    image_size: int | None
+
+
+def check_callback(payload: Mapping[str, Any], task_id: str | None) -> SwapCallback:
+    """A callback (or task) body for ``task_id`` as a :class:`SwapCallback`; typed errors otherwise."""
+    tid = payload.get("task_id")
+    if not isinstance(tid, str) or not tid:
+        raise ProtocolError(f"{PROVIDER} callback has no task_id")
+    if task_id is not None and tid != task_id:
+        raise ProtocolError(f"{PROVIDER} callback for task {tid} arrived for task {task_id}")
+    if payload.get("success") is False or "error" in payload:
+        err = payload.get("error")
+        msg = err.get("message") if isinstance(err, dict) else err
+        raise TaskFailedError(f"{PROVIDER} swap task {tid} failed: {msg}", provider=PROVIDER, task_id=tid)
+    url, size = image_result_fields(payload)
+    w, h = payload.get("image_width"), payload.get("image_height")
+    return SwapCallback(
+        tid,
+        url,
+        w if isinstance(w, int) and not isinstance(w, bool) else None,
+        h if isinstance(h, int) and not isinstance(h, bool) else None,
+        size,
+    )
+
+
+def unwrap_callback(body: bytes | str | Mapping[str, Any], task_id: str | None = None) -> SwapCallback:
+    """Parse (bytes or text) and check a swap callback body."""
+    data: Any = body
+    if isinstance(body, (bytes, str)):
+        data = decode_json(PROVIDER, 200, body.encode() if isinstance(body, str) else body)
+    if not isinstance(data, Mapping):
+        raise ProtocolError(f"{PROVIDER} callback body must be a JSON object")
+    return check_callback(data, task_id)
+
+
+# GUESS, not in the face docs: Ace Data Cloud's other services answer ``POST /<service>/tasks``
+# with ``{"id": ..., "action": "retrieve"}`` as ``{"id", "response": <the answer>}`` once done
+# (no ``response`` before); the face family is assumed to do the same.
+TASKS_PATH = "/face/tasks"
+
+
+def task_request(base_url: str, token: str, task_id: str) -> RequestSpec:
+    """Ask for a task's state; safe to repeat (it starts nothing)."""
+    headers = {"accept": "application/json", "authorization": f"Bearer {token}", "content-type": "application/json"}
+    body = {"id": task_id, "action": "retrieve"}
+    return RequestSpec("POST", base_url.rstrip("/") + TASKS_PATH, headers, json=body, idempotent=True)
+
+
+def parse_task(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+    """The task's final answer, or None while it runs."""
+    data = decode_json(PROVIDER, status, body)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{PROVIDER} sent {type(data).__name__} where a task was expected")
+    response = data.get("response")
+    if response is None:
+        return None
+    if not isinstance(response, dict):
+        raise ProtocolError(f"{PROVIDER} task response is not an object")
+    return response

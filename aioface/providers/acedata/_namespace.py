@@ -6,7 +6,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..._errors import ProtocolError, TaskFailedError, TaskTimeoutError
+import anyio
+
+from ..._errors import InvalidRequestError, TaskTimeoutError
+from ..._net import is_local_url
+from ..._polling import intervals
 from ..._types import ImageResult
 from .._base import ProviderNamespace
 from . import _adapter as _ace
@@ -68,32 +72,41 @@ class AceData(ProviderNamespace):
 
     async def swap(
         self,
-        source_url: str,
-        target_url: str,
         dest: str | os.PathLike[str],
         *,
+        source: str,
+        target: str,
         timeout: int | None = None,
         callback: CallbackReceiver | None = None,
         wait_timeout: float | None = None,
     ) -> ImageResult:
-        """Put the face of ``source_url`` onto ``target_url`` and save the result.
+        """Put the face of ``source`` into the picture ``target`` (both URLs) and save the result.
 
         Without ``callback`` the call holds the connection until the swap is done (``timeout``
-        seconds at most, 120 by default at the provider). With a :class:`CallbackReceiver` it
-        returns at once with a task id and this coroutine waits, without a connection, for the
-        provider's POST (``wait_timeout`` seconds, default the poll deadline).
+        seconds at most, 120 by default at the provider); when the provider's ``timeout`` passes
+        first it answers with the task id only, raised as :class:`TaskTimeoutError` carrying
+        ``task_id``: go on waiting with :meth:`result`. With a :class:`CallbackReceiver` the
+        provider answers at once with a task id and this coroutine waits, without a connection,
+        for its POST (``wait_timeout`` seconds, default the poll deadline).
         """
         if callback is None:
-            body = _ace.swap_body(source_url, target_url, timeout)
+            body = _ace.swap_body(source, target, timeout)
             read = (timeout or _ace.DEFAULT_SWAP_TIMEOUT) + 30.0
-            return await self._image(await self._post("swap", body, timeout=read), dest)
+            data = await self._post("swap", body, timeout=read)
+            if "image_url" not in data and isinstance(data.get("task_id"), str):
+                tid = data["task_id"]
+                raise TaskTimeoutError(
+                    f"acedata swap task {tid} was not done within its timeout; "
+                    f"await client.acedata.result({tid!r}, dest) to go on waiting",
+                    provider="acedata",
+                    task_id=tid,
+                )
+            return await self._image(data, dest)
+        self._check_reachable(callback.public_url)
         nonce, url = callback.register()
         try:
-            body = _ace.swap_body(source_url, target_url, timeout, url)
-            data = await self._post("swap", body)
-            task_id = data.get("task_id")
-            if not isinstance(task_id, str):
-                raise ProtocolError("acedata answered an asynchronous swap without task_id")
+            body = _ace.swap_body(source, target, timeout, url)
+            task_id = _ace.task_id_of(await self._post("swap", body))
             callback.bind(nonce, task_id)
             limit = wait_timeout if wait_timeout is not None else self._ctx.settings.poll.deadline
             payload = await callback.wait(nonce, limit)
@@ -101,12 +114,60 @@ class AceData(ProviderNamespace):
                 raise TaskTimeoutError(
                     f"no callback for task {task_id} within {limit:g}s", provider="acedata", task_id=task_id
                 )
-            if payload.get("task_id") != task_id:
-                raise ProtocolError(f"callback for task {payload.get('task_id')} arrived for task {task_id}")
-            if payload.get("success") is False or "error" in payload:
-                err = payload.get("error")
-                msg = err.get("message") if isinstance(err, dict) else err
-                raise TaskFailedError(f"swap task {task_id} failed: {msg}", provider="acedata", task_id=task_id)
+            _ace.check_callback(payload, task_id)
             return await self._image(payload, dest)
         finally:
             callback.forget(nonce)
+
+    async def submit_swap(self, *, source: str, target: str, callback_url: str, timeout: int | None = None) -> str:
+        """Start a swap whose result the provider POSTs to your own ``callback_url``; the task id.
+
+        Nothing waits here: check the POSTed body with :meth:`unwrap_callback` in your own web
+        framework, then :meth:`aioface.Client.download` the image (or :meth:`result` by id).
+        """
+        self._check_reachable(callback_url)
+        body = _ace.swap_body(source, target, timeout, callback_url)
+        return _ace.task_id_of(await self._post("swap", body))
+
+    @staticmethod
+    def unwrap_callback(body: bytes | str | Mapping[str, Any], *, task_id: str | None = None) -> _ace.SwapCallback:
+        """Parse and check a callback body (bytes, text or parsed JSON) from your own webhook.
+
+        A failed task raises :class:`TaskFailedError`; a malformed body, or one for another task
+        than ``task_id``, raises :class:`ProtocolError`.
+        """
+        return _ace.unwrap_callback(body, task_id)
+
+    async def result(
+        self, task_id: str, dest: str | os.PathLike[str], *, wait_timeout: float | None = None
+    ) -> ImageResult:
+        """Wait for task ``task_id`` (a swap that outlived its ``timeout``) and save its image.
+
+        Polls the provider's task endpoint with backoff and jitter for at most ``wait_timeout``
+        seconds (default: the poll deadline); :class:`TaskTimeoutError` after that.
+        """
+        ctx = self._ctx
+        policy = ctx.settings.poll
+        limit = wait_timeout if wait_timeout is not None else policy.deadline
+        waits = intervals(policy, ctx.settings.rng)
+        with anyio.move_on_after(limit):
+            while True:
+                spec = _ace.task_request(ctx.base_url, ctx.key() or "", task_id)
+                answer = await ctx.call_json(spec, _ace.parse_task)
+                if answer is not None:
+                    _ace.check_callback(answer, task_id)
+                    return await self._image({"task_id": task_id, **answer}, dest)
+                await anyio.sleep(next(waits))
+        raise TaskTimeoutError(
+            f"acedata task {task_id} not done within {limit:g}s", provider="acedata", task_id=task_id
+        )
+
+    def _check_reachable(self, callback_url: str) -> None:
+        """Refuse, before anything is paid for, a callback URL only this machine can reach."""
+        if is_local_url(callback_url) and not is_local_url(self._ctx.base_url):
+            raise InvalidRequestError(
+                f"callback URL {callback_url} is only reachable from this machine, so acedata could never "
+                "call it back; give the receiver a public address: CallbackReceiver(public_url=...) or "
+                "--callback-url",
+                param="callback",
+            )

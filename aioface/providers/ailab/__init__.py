@@ -16,7 +16,7 @@ from ._namespace import AILab, ImageInput
 
 
 async def _swap(ns: AILab, p: Mapping[str, Any], dest: Path) -> ImageResult:
-    return await ns.swap(p["target"], p["source"], dest)
+    return await ns.swap(dest, source=p["source"], target=p["target"])
 
 
 def _precheck_swap(p: Mapping[str, Any]) -> None:
@@ -38,7 +38,7 @@ def _sample_image() -> bytes:
 
 def _bench(ns: AILab) -> Any:
     image = _sample_image()
-    return lambda dest: ns.swap(image, image, dest)
+    return lambda dest: ns.swap(dest, source=image, target=image)
 
 
 SPEC = ProviderSpec(

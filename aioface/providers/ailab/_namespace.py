@@ -55,15 +55,16 @@ class AILab(ProviderNamespace):
 
         return await self._ctx.fetch(RequestSpec("GET", url, {}), handle)
 
-    async def submit(self, target: ImageInput, template: ImageInput) -> str:
-        """Check both images locally, upload them, and return the task id."""
-        return _ailab.task_id_of(await self._submit(target, template))
+    async def submit(self, *, source: ImageInput, target: ImageInput) -> str:
+        """Check both images locally, upload them, and return the task id (the face of ``source``
+        goes into the picture ``target``)."""
+        return _ailab.task_id_of(await self._submit(source, target))
 
-    async def _submit(self, target: ImageInput, template: ImageInput) -> dict[str, Any]:
+    async def _submit(self, source: ImageInput, target: ImageInput) -> dict[str, Any]:
         ctx = self._ctx
         key = ctx.key() or ""
+        tp = await self._load(source, "source")
         t = await self._load(target, "target")
-        tp = await self._load(template, "template")
         spec = _ailab.submit_request(ctx.base_url, key, t, tp)
         return await ctx.call_json(spec, _ailab.parse_result)
 
@@ -102,14 +103,17 @@ class AILab(ProviderNamespace):
 
     async def swap(
         self,
-        target: ImageInput,
-        template: ImageInput,
         dest: str | os.PathLike[str],
         *,
+        source: ImageInput,
+        target: ImageInput,
         poll: PollPolicy | None = None,
     ) -> ImageResult:
-        """Swap the face of ``template`` into ``target`` (each a path, bytes or URL) and save it."""
-        answer = await self._submit(target, template)
+        """Put the face of ``source`` into the picture ``target`` (each a path, bytes or URL) and save it.
+
+        ``source`` is uploaded as AILab's ``image_template``, ``target`` as its ``image_target``.
+        """
+        answer = await self._submit(source, target)
         task_id = _ailab.task_id_of(answer)
         url = await self.wait(task_id, poll=poll)
         # The submit answer's ids: that request created (and billed) the task.

@@ -39,6 +39,7 @@ SPEC = ProviderSpec(
             _run_generate,
             optional=frozenset(BASIC_PARAMS) | frozenset(ADVANCED_PARAMS),
             precheck=_precheck,
+            check=lambda ns, p: ns.check(p),
         ),
     ),
     bench=BenchOp("generate (256 px JPEG)", _bench),

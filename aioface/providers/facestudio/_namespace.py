@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..._download import with_suffix
 from ..._errors import InvalidRequestError
@@ -44,6 +45,22 @@ class FaceStudio(ProviderNamespace):
         self.user_class = cls
         if self._given_tier is None and cls in _fs.TIERS:
             self._ctx.apply_rates(_fs.TIERS[cls])
+
+    def _check_tier(self, params: Mapping[str, str]) -> None:
+        """Refuse advanced parameters locally once the tier is known to lack them."""
+        known = self._given_tier or self.user_class or (None if self._ctx.has_key else "anon")
+        adv = _fs.advanced_used(params)
+        if adv and known is not None and known not in _fs.ADVANCED_CLASSES:
+            verb = "needs" if len(adv) == 1 else "need"
+            raise InvalidRequestError(
+                f"{', '.join(adv)} {verb} the Professional tier or above; this key is {known.capitalize()}"
+                + ("" if self._ctx.has_key else " (no key: set AIOFACE_FACESTUDIO_KEY)"),
+                param=adv[0],
+            )
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Every local check ``generate`` makes, without sending (InvalidRequestError)."""
+        self._check_tier(_fs.build_params(**params))
 
     # -- calls ------------------------------------------------------------------------------
     async def generate(
@@ -89,12 +106,7 @@ class FaceStudio(ProviderNamespace):
             view_profile=view_profile,
         )
         ctx = self._ctx
-        known = self._given_tier or self.user_class or (None if ctx.has_key else "anon")
-        adv = _fs.advanced_used(params)
-        if adv and known is not None and known not in _fs.ADVANCED_CLASSES:
-            raise InvalidRequestError(
-                f"{', '.join(adv)} need the Professional tier or above; this key is {known}", param=adv[0]
-            )
+        self._check_tier(params)
         spec = _fs.build_request(ctx.base_url, ctx.key(required=False), params, ctx.settings.timeout)
         target = with_suffix(Path(dest), params.get("image_format", "jpeg"))
 
