@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,15 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    """A lenient emulator, limits 600x faster, short tasks."""
-    async with Emulator(EmulatorConfig(time_scale=600.0, task_duration=0.1, seed=1)) as e:
-        yield e
+def aioface_emulator_config() -> EmulatorConfig:
+    """The plugin's (aioface.testing) emulator here: lenient, limits 600x faster, short tasks."""
+    return EmulatorConfig(time_scale=600.0, task_duration=0.1, seed=1)
+
+
+@pytest.fixture
+def emu(aioface_emulator: Emulator) -> Emulator:
+    """The running emulator of the aioface pytest plugin (``@pytest.mark.aioface_emulator(...)`` configures it)."""
+    return aioface_emulator
 
 
 def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (64, 64), color: str = "red") -> bytes:

@@ -23,10 +23,10 @@ from ..conftest import files_in
 pytestmark = pytest.mark.anyio
 
 
-async def test_generate_jpeg_and_webp(emu: Emulator, tmp_path: Path) -> None:
-    async with emu.client() as client:
-        jpg = await client.facestudio.generate(tmp_path / "a", age=30, resolution=256)
-        webp = await client.facestudio.generate(tmp_path / "b", image_format="webp", resolution=128)
+async def test_generate_jpeg_and_webp(aioface_client: Client, tmp_path: Path) -> None:
+    client = aioface_client  # the pytest plugin's fixture (aioface.testing)
+    jpg = await client.facestudio.generate(tmp_path / "a", age=30, resolution=256)
+    webp = await client.facestudio.generate(tmp_path / "b", image_format="webp", resolution=128)
     assert jpg.path == tmp_path / "a.jpg" and jpg.format == "jpeg" and (jpg.width, jpg.height) == (256, 256)
     assert webp.path == tmp_path / "b.webp" and webp.format == "webp"
     with Image.open(webp.path) as im:
@@ -36,21 +36,20 @@ async def test_generate_jpeg_and_webp(emu: Emulator, tmp_path: Path) -> None:
     assert files_in(tmp_path) == ["a.jpg", "b.webp"]
 
 
-async def test_anonymous_and_tier_from_header_adjusts_limits(tmp_path: Path) -> None:
-    cfg = EmulatorConfig(time_scale=600.0, keys={"pro-key": "professional"})
-    async with Emulator(cfg) as emu:
-        async with emu.client(facestudio_key="") as anon:
-            r = await anon.facestudio.generate(tmp_path / "anon", resolution=128)
-            assert r.user_class == "anon"
-            assert [x.limit for x in anon.limiter("facestudio").rates] == [1, 60]
-        async with emu.client(facestudio_key="pro-key") as pro:
-            assert [x.limit for x in pro.limiter("facestudio").rates] == [5, 120]  # assumed Basic until told
-            r = await pro.facestudio.generate(tmp_path / "pro", resolution=128, seed=42)
-            assert r.user_class == "professional" and pro.facestudio.tier == "professional"
-            assert [x.limit for x in pro.limiter("facestudio").rates] == [30, 1000]
-        async with emu.client(facestudio_key="pro-key", limits={"facestudio": "2/s"}) as pinned:
-            await pinned.facestudio.generate(tmp_path / "pin", resolution=128)
-            assert [x.limit for x in pinned.limiter("facestudio").rates] == [2]  # explicit beats the header
+@pytest.mark.aioface_emulator(keys={"pro-key": "professional"})
+async def test_anonymous_and_tier_from_header_adjusts_limits(emu: Emulator, tmp_path: Path) -> None:
+    async with emu.client(facestudio_key="") as anon:
+        r = await anon.facestudio.generate(tmp_path / "anon", resolution=128)
+        assert r.user_class == "anon"
+        assert [x.limit for x in anon.limiter("facestudio").rates] == [1, 60]
+    async with emu.client(facestudio_key="pro-key") as pro:
+        assert [x.limit for x in pro.limiter("facestudio").rates] == [5, 120]  # assumed Basic until told
+        r = await pro.facestudio.generate(tmp_path / "pro", resolution=128, seed=42)
+        assert r.user_class == "professional" and pro.facestudio.tier == "professional"
+        assert [x.limit for x in pro.limiter("facestudio").rates] == [30, 1000]
+    async with emu.client(facestudio_key="pro-key", limits={"facestudio": "2/s"}) as pinned:
+        await pinned.facestudio.generate(tmp_path / "pin", resolution=128)
+        assert [x.limit for x in pinned.limiter("facestudio").rates] == [2]  # explicit beats the header
 
 
 async def test_bad_parameters_send_nothing(emu: Emulator, tmp_path: Path) -> None:
