@@ -35,6 +35,7 @@ from ._limits import parse_limits as parse_limits
 from ._polling import PollPolicy as PollPolicy
 from ._retry import RetryPolicy as RetryPolicy
 from ._types import ImageResult as ImageResult
+from ._types import TaskEvent as TaskEvent
 from .providers.acedata import AceData as AceData
 from .providers.acedata import CallbackReceiver as CallbackReceiver
 from .providers.ailab import AILab as AILab
@@ -85,6 +86,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "TaskError",
+    "TaskEvent",
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",

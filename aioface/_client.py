@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -15,9 +16,10 @@ from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
 from ._http import AsyncTransport
 from ._limits import Rate, RateLimiter, _BudgetStore, budget_path, parse_limits
+from ._options import Options, OptionsProxy, applied
 from ._polling import PollPolicy
 from ._retry import RetryPolicy
-from ._types import ImageResult
+from ._types import ImageResult, TaskEvent
 from .providers import ProviderContext, ProviderNamespace, providers
 from .providers._base import Secret, Settings
 from .providers.acedata import AceData
@@ -90,6 +92,9 @@ class Client:
     that long of its send (Face Studio throttles before generating), so slow answers cost no rate.
     ``on_request`` is called with a :class:`RequestTiming` after every HTTP attempt (metrics).
     ``transport`` replaces the network (e.g. :class:`MockTransport` in unit tests).
+    ``on_status`` is called (or awaited) with a :class:`TaskEvent` whenever a task moves on
+    (queued, processing, callback, downloading, done, failed).
+    :meth:`with_options` gives a view with other timeouts, retries or polling for some calls.
     """
 
     facestudio: FaceStudio
@@ -125,6 +130,7 @@ class Client:
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
         on_request: Callable[[RequestTiming], None] | None = None,
+        on_status: Callable[[TaskEvent], object] | None = None,
     ) -> None:
         env = os.environ if env is None else env
         if time_scale <= 0:
@@ -151,6 +157,9 @@ class Client:
         self._connections = connections
         self._rng = rng or random.Random()
         self._on_request = on_request
+        self._options: Options | None = None
+        #: The client a view (:meth:`with_options`) was made from; itself for a client.
+        self._root: Client = self
         self._transport_given = transport
         self._transport: AsyncTransport | None = None
         budget_dir: Path | None = None
@@ -169,6 +178,7 @@ class Client:
             retry=self.retry,
             time_scale=time_scale,
             rng=self._rng,
+            on_status=on_status,
         )
         hub = self._hub = _Hub(
             state_dir=budget_dir, time_scale=time_scale, margin=limit_margin, stamp_bound=limit_stamp_bound
@@ -219,6 +229,8 @@ class Client:
 
     async def open(self) -> None:
         """Make the transport ready (``async with`` does this for you)."""
+        if self._root is not self:
+            return await self._root.open()
         if self._hub.current is not None:
             return
         if self._transport_given is not None:
@@ -238,10 +250,46 @@ class Client:
 
     async def aclose(self) -> None:
         """Close the transport (a transport you passed in is closed too)."""
+        if self._root is not self:
+            return await self._root.aclose()
         if self._transport is not None:
             await self._transport.aclose()
         self._transport = None
         self._hub.current = None
+
+    # -- per-call options ---------------------------------------------------------------
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        acquire_timeout: float | None = None,
+        max_download_bytes: int | None = None,
+        on_status: Callable[[TaskEvent], object] | None = None,
+    ) -> Client:
+        """A light view of this client whose calls use other settings (like openai-python's).
+
+        ``client.with_options(timeout=5, retry=RetryPolicy(max_retries=0)).facestudio.generate(...)``
+
+        The view shares everything else: the open transport, every provider's rate limiter (so
+        the limits hold across the client and all its views), what a provider learned (Face
+        Studio's tier), counters and callbacks. Arguments left as None keep the client's value;
+        views of views stack. ``timeout`` is each HTTP request's, ``poll`` the polling policy of
+        task waits (its ``deadline`` bounds them), ``acquire_timeout`` how long a call may wait
+        for a rate-limit slot (``LimiterTimeoutError`` after), ``on_status`` a
+        :class:`TaskEvent` callback for these calls. Closing a view closes the client.
+        """
+        given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status)
+        options = self._options.merged(given) if self._options is not None else given
+        view = copy.copy(self)
+        view._options = options
+        root = self._root._namespaces
+        view._namespaces = {n: cast(ProviderNamespace, OptionsProxy(ns, options)) for n, ns in root.items()}
+        view.facestudio = cast(FaceStudio, view._namespaces["facestudio"])
+        view.acedata = cast(AceData, view._namespaces["acedata"])
+        view.ailab = cast(AILab, view._namespaces["ailab"])
+        return view
 
     # -- providers ----------------------------------------------------------------------
     def provider(self, name: str) -> Any:
@@ -271,9 +319,12 @@ class Client:
         self, url: str, dest: str | os.PathLike[str], *, expected_size: int | None = None
     ) -> ImageResult:
         """Stream an image URL to ``dest`` with every check a result gets (atomic, typed errors)."""
-        saved = await self._hub.dispatch.download(
-            url, Path(dest), self._hub.download_endpoint, expected_size=expected_size, max_bytes=self.max_download_bytes
-        )
+        options = self._options or Options()
+        max_bytes = options.max_download_bytes or self.max_download_bytes
+        with applied(options):
+            saved = await self._hub.dispatch.download(
+                url, Path(dest), self._hub.download_endpoint, expected_size=expected_size, max_bytes=max_bytes
+            )
         dims = saved.dimensions or image_size(saved.path)
         return ImageResult(
             "download",

@@ -21,6 +21,7 @@ from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_statu
 from ._http import AsyncTransport, RequestSpec, Response
 from ._limits import RateLimiter
 from ._net import check_http_url
+from ._options import current as current_options
 from ._retry import RetryPolicy, is_retryable, retry_delay
 
 log = logging.getLogger("aioface")
@@ -102,15 +103,17 @@ class Dispatch:
     async def call(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
         """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry."""
         attempt = 0
+        opts = current_options()
+        retry = opts.retry if opts is not None and opts.retry is not None else self.retry
         while True:
             try:
                 return await self._once(spec, endpoint, handle)
             except AiofaceError as exc:
                 if isinstance(exc, RateLimitError):
                     endpoint.stats["throttled"] += 1
-                if attempt >= self.retry.max_retries or not is_retryable(exc, idempotent=spec.idempotent):
+                if attempt >= retry.max_retries or not is_retryable(exc, idempotent=spec.idempotent):
                     raise
-                delay = retry_delay(exc, attempt, self.retry, self.rng)
+                delay = retry_delay(exc, attempt, retry, self.rng)
                 if delay is None:
                     raise
                 attempt += 1
@@ -123,12 +126,15 @@ class Dispatch:
 
     async def _once(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
         queued = time.perf_counter()
-        permit = await endpoint.limiter.acquire(timeout=self.acquire_timeout)
+        opts = current_options()
+        acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
+        default_timeout = self.default_timeout if opts is None or opts.timeout is None else opts.timeout
+        permit = await endpoint.limiter.acquire(timeout=acquire_timeout)
         sent = time.perf_counter()
         headers_at: float | None = None
         status: int | None = None
         error: str | None = None
-        timeout = spec.timeout if spec.timeout is not None else self.default_timeout
+        timeout = spec.timeout if spec.timeout is not None else default_timeout
         try:
             endpoint.stats["requests"] += 1
             async with self.transport.stream(spec, timeout=timeout, connect_timeout=self.connect_timeout) as resp:

@@ -4,7 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+#: What a task is doing: waiting at the provider, being made, its image coming down, finished.
+TaskStatus = Literal["queued", "processing", "callback", "downloading", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A change in a task's progress, given to ``on_status`` callbacks.
+
+    ``status``: ``queued`` (accepted, waiting; AILab ``task_status`` 0, an Ace Data task with a
+    callback), ``processing`` (AILab 1, a synchronous Ace Data call in flight), ``callback`` (Ace
+    Data's callback arrived), ``downloading`` (the result image is coming down), ``done`` (saved),
+    ``failed``. ``code`` is the provider's own status code when it sent one.
+    """
+
+    provider: str
+    status: TaskStatus
+    task_id: str | None = None
+    code: int | None = None
+    #: ``time.monotonic()`` when it happened.
+    at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ batch, bench and the CLI read the registry.
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +24,19 @@ from .._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file
 from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
 from .._http import RequestSpec, Response
 from .._limits import Rate, RateLimiter, parse_limits
+from .._options import current as current_options
 from .._polling import PollPolicy
 from .._retry import RetryPolicy
-from .._types import ImageResult
+from .._types import ImageResult, TaskEvent, TaskStatus
 
 if TYPE_CHECKING:
     from .._download import Saved
 
 T = TypeVar("T")
+log = logging.getLogger("aioface")
+
+#: ``on_status(event)``: called (or awaited, if it returns an awaitable) on each task status change.
+StatusCallback = Callable[[TaskEvent], object]
 
 
 class Secret:
@@ -61,6 +69,7 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     time_scale: float = 1.0
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    on_status: StatusCallback | None = None
 
 
 class Hub(Protocol):
@@ -92,7 +101,7 @@ class ProviderContext:
         self.spec = spec
         self.name = spec.name
         self.base_url = base_url
-        self.settings = settings
+        self._settings = settings
         self.explicit_limits = explicit_limits
         #: Provider-specific options (e.g. Face Studio's ``tier``).
         self.options: Mapping[str, Any] = dict(options or {})
@@ -107,6 +116,38 @@ class ProviderContext:
     def bind(self, namespace: ProviderNamespace) -> None:
         """Attach the namespace whose hooks (rates before any answer, headers) this context uses."""
         self._namespace = namespace
+
+    @property
+    def settings(self) -> Settings:
+        """The client's settings, with the overrides of ``client.with_options(...)`` in force for this call."""
+        o = current_options()
+        if o is None:
+            return self._settings
+        s = self._settings
+        return Settings(
+            timeout=s.timeout if o.timeout is None else o.timeout,
+            max_download_bytes=s.max_download_bytes if o.max_download_bytes is None else o.max_download_bytes,
+            poll=o.poll or s.poll,
+            retry=o.retry or s.retry,
+            time_scale=s.time_scale,
+            rng=s.rng,
+            on_status=o.on_status or s.on_status,
+        )
+
+    async def status(self, status: TaskStatus, *, task_id: str | None = None, code: int | None = None) -> None:
+        """Tell the ``on_status`` callback in force (if any) that a task moved on.
+
+        A callback that raises is logged, never allowed to lose the task."""
+        cb = self.settings.on_status
+        if cb is None:
+            return
+        event = TaskEvent(self.name, status, task_id, code, time.monotonic())
+        try:
+            out = cb(event)
+            if inspect.isawaitable(out):
+                await out
+        except Exception:
+            log.exception("%s: on_status callback failed on %s", self.name, status)
 
     @property
     def has_key(self) -> bool:
