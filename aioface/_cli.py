@@ -25,7 +25,8 @@ from ._core import RequestTiming
 from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
 from ._fanout import FanOut
 from ._limits import parse_limits
-from ._types import ImageResult
+from ._options import Options, applied
+from ._types import ImageResult, TaskEvent
 from .providers import BatchOp, operations, providers
 
 T = TypeVar("T")
@@ -68,13 +69,15 @@ class _Tracker:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("ok {task.fields[ok]} failed {task.fields[failed]} in flight {task.fields[flight]}"),
+            TextColumn("{task.fields[stages]}"),
             TextColumn("{task.fields[rate]}/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
             disable=not self.enabled,
         )
-        self.task = self.progress.add_task(label, total=total, ok=0, failed=0, flight=0, rate="0.0")
+        self.task = self.progress.add_task(label, total=total, ok=0, failed=0, flight=0, rate="0.0", stages="")
+        self.stages = _Stages(self._show_stages)
 
     def __enter__(self) -> _Tracker:
         self.progress.__enter__()
@@ -82,6 +85,9 @@ class _Tracker:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(None, None, None)
+
+    def _show_stages(self, text: str) -> None:
+        self.progress.update(self.task, stages=text)
 
     def update(self, ok: bool, in_flight: int) -> None:
         if ok:
@@ -93,6 +99,42 @@ class _Tracker:
         self.progress.update(
             self.task, completed=done, ok=self.ok, failed=self.failed, flight=in_flight, rate=f"{rate:.1f}"
         )
+
+
+class _Stages:
+    """Where each running call is (queued / processing / downloading), from ``on_status`` events.
+
+    A call is known by its task: a fan-out worker runs one call at a time, and :meth:`clear`
+    forgets it when the call ends however it ends."""
+
+    def __init__(self, show: Callable[[str], None]) -> None:
+        self._show = show
+        self.of: dict[object, str] = {}
+
+    def on_status(self, event: TaskEvent) -> None:
+        me = asyncio.current_task()
+        if event.status in ("done", "failed"):
+            self.of.pop(me, None)
+        else:
+            self.of[me] = "processing" if event.status == "callback" else event.status
+        self._show(self.text())
+
+    def clear(self) -> None:
+        if self.of.pop(asyncio.current_task(), None) is not None:
+            self._show(self.text())
+
+    def counts(self) -> dict[str, int]:
+        c = {"queued": 0, "processing": 0, "downloading": 0}
+        for stage in self.of.values():
+            c[stage] = c.get(stage, 0) + 1
+        return c
+
+    def text(self) -> str:
+        return " ".join(f"{k} {v}" for k, v in self.counts().items())
+
+    def options(self) -> Options:
+        """Options whose ``on_status`` feeds these counts (apply around the fan-out)."""
+        return Options(on_status=self.on_status)
 
 
 def _summary(ok: int, failed: int, elapsed: float, where: Path | None, skipped: int = 0) -> None:
@@ -117,16 +159,25 @@ async def _fan(
     oks: list[tuple[T, ImageResult]] = []
     fails: list[tuple[T, BaseException]] = []
     with _Tracker(len(items), label, quiet) as tracker:
-        async with FanOut(fn, items, concurrency=concurrency) as results:
-            async for o in results:
-                if o.ok:
-                    assert o.value is not None
-                    oks.append((o.item, o.value))
-                else:
-                    assert o.error is not None
-                    fails.append((o.item, o.error))
-                    err_console.print(f"[red]failed[/red] {o.item}: {o.error}", highlight=False)
-                tracker.update(o.ok, results.in_flight)
+        stages = tracker.stages
+
+        async def tracked(item: T) -> ImageResult:
+            try:
+                return await fn(item)
+            finally:
+                stages.clear()
+
+        with applied(stages.options()):  # the fan-out's tasks inherit it
+            async with FanOut(tracked, items, concurrency=concurrency) as results:
+                async for o in results:
+                    if o.ok:
+                        assert o.value is not None
+                        oks.append((o.item, o.value))
+                    else:
+                        assert o.error is not None
+                        fails.append((o.item, o.error))
+                        err_console.print(f"[red]failed[/red] {o.item}: {o.error}", highlight=False)
+                    tracker.update(o.ok, results.in_flight)
     return oks, fails
 
 
@@ -442,7 +493,8 @@ def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quie
                     if not o.ok:
                         err_console.print(f"[red]failed[/red] line {o.item[0]}: {o.error}", highlight=False)
 
-                summary = await run_batch(client, jobs, out, concurrency=concurrency, on_outcome=on_outcome)
+                with applied(tracker.stages.options()):  # the fan-out's tasks inherit it
+                    summary = await run_batch(client, jobs, out, concurrency=concurrency, on_outcome=on_outcome)
         _summary(summary.ok, summary.failed, summary.elapsed, out, summary.skipped)
         out_console.print(f"journal: {out / 'results.jsonl'}", highlight=False)
         return EXIT_SOME_FAILED if summary.failed else EXIT_OK

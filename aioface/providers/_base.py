@@ -213,6 +213,7 @@ class ProviderContext:
         name = self.name
 
         async def handle(resp: Response) -> ImageResult:
+            await self.status("downloading")
             saved = await stream_to_file(
                 resp.iter_chunks(CHUNK),
                 Path(dest),
@@ -222,7 +223,7 @@ class ProviderContext:
             )
             dims = saved.dimensions or image_size(saved.path)
             extra = fields(resp.headers) if fields is not None else {}
-            return ImageResult(
+            result = ImageResult(
                 provider=name,
                 path=saved.path,
                 bytes=saved.size,
@@ -231,7 +232,10 @@ class ProviderContext:
                 height=dims[1] if dims else None,
                 **extra,
             )
+            await self.status("done")
+            return result
 
+        await self.status("processing")
         return await self._hub.dispatch.call(spec, self.endpoint, handle)
 
     async def fetch(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
@@ -251,10 +255,14 @@ class ProviderContext:
     async def save_result(
         self, url: str, dest: str | os.PathLike[str], *, expected_size: int | None = None, **fields: Any
     ) -> ImageResult:
-        """:meth:`save`, then an :class:`ImageResult` from this provider with ``fields``."""
+        """:meth:`save`, then an :class:`ImageResult` from this provider with ``fields``.
+
+        Tells ``on_status`` ``downloading`` before and ``done`` after."""
+        task_id = fields.get("task_id")
+        await self.status("downloading", task_id=task_id)
         saved = await self.save(url, dest, expected_size=expected_size)
         dims = saved.dimensions or image_size(saved.path)
-        return ImageResult(
+        result = ImageResult(
             provider=self.name,
             path=saved.path,
             bytes=saved.size,
@@ -264,6 +272,8 @@ class ProviderContext:
             source_url=url,
             **fields,
         )
+        await self.status("done", task_id=task_id)
+        return result
 
 
 class ProviderNamespace:

@@ -37,6 +37,11 @@ class AceData(ProviderNamespace):
             extra=_ace.result_extra(data),
         )
 
+    async def _edit(self, op: str, body: Mapping[str, Any], dest: str | os.PathLike[str]) -> ImageResult:
+        """A synchronous image operation: processing, then the result downloaded."""
+        await self._ctx.status("processing")
+        return await self._image(await self._post(op, body), dest)
+
     async def change_age(
         self,
         image_url: str,
@@ -47,20 +52,20 @@ class AceData(ProviderNamespace):
     ) -> ImageResult:
         """Age (or rejuvenate) the faces of ``image_url``: one age per face (the provider judges the range)."""
         body = _ace.change_age_body(image_url, ages, face_rects)
-        return await self._image(await self._post("change-age", body), dest)
+        return await self._edit("change-age", body, dest)
 
     async def change_gender(self, image_url: str, genders: Sequence[int], dest: str | os.PathLike[str]) -> ImageResult:
         """Change the gender of the faces of ``image_url`` (one 0 or 1 per face)."""
         body = _ace.change_gender_body(image_url, genders)
-        return await self._image(await self._post("change-gender", body), dest)
+        return await self._edit("change-gender", body, dest)
 
     async def beautify(self, image_url: str, dest: str | os.PathLike[str]) -> ImageResult:
         """Beautify the faces of ``image_url``."""
-        return await self._image(await self._post("beautify", _ace.image_body(image_url)), dest)
+        return await self._edit("beautify", _ace.image_body(image_url), dest)
 
     async def cartoon(self, image_url: str, dest: str | os.PathLike[str]) -> ImageResult:
         """Turn ``image_url`` into a cartoon."""
-        return await self._image(await self._post("cartoon", _ace.image_body(image_url)), dest)
+        return await self._edit("cartoon", _ace.image_body(image_url), dest)
 
     async def analyze(self, image_url: str) -> dict[str, Any]:
         """Face analysis of ``image_url`` (the provider's JSON)."""
@@ -92,6 +97,7 @@ class AceData(ProviderNamespace):
         if callback is None:
             body = _ace.swap_body(source, target, timeout)
             read = (timeout or _ace.DEFAULT_SWAP_TIMEOUT) + 30.0
+            await self._ctx.status("processing")
             data = await self._post("swap", body, timeout=read)
             if "image_url" not in data and isinstance(data.get("task_id"), str):
                 tid = data["task_id"]
@@ -108,13 +114,19 @@ class AceData(ProviderNamespace):
             body = _ace.swap_body(source, target, timeout, url)
             task_id = _ace.task_id_of(await self._post("swap", body))
             callback.bind(nonce, task_id)
+            await self._ctx.status("queued", task_id=task_id)
             limit = wait_timeout if wait_timeout is not None else self._ctx.settings.poll.deadline
             payload = await callback.wait(nonce, limit)
             if payload is None:
                 raise TaskTimeoutError(
                     f"no callback for task {task_id} within {limit:g}s", provider="acedata", task_id=task_id
                 )
-            _ace.check_callback(payload, task_id)
+            await self._ctx.status("callback", task_id=task_id)
+            try:
+                _ace.check_callback(payload, task_id)
+            except Exception:
+                await self._ctx.status("failed", task_id=task_id)
+                raise
             return await self._image(payload, dest)
         finally:
             callback.forget(nonce)

@@ -86,12 +86,19 @@ class AILab(ProviderNamespace):
         with anyio.move_on_after(policy.deadline) as scope:
             if first_delay:
                 await anyio.sleep(next(waits))
+            seen: int | None = None
             while True:
                 status, url = await self.task(task_id)
+                if status != seen and status in (_ailab.QUEUED, _ailab.PROCESSING):
+                    await self._ctx.status(
+                        "queued" if status == _ailab.QUEUED else "processing", task_id=task_id, code=status
+                    )
+                seen = status
                 if status == _ailab.DONE:
                     assert url is not None
                     return url
                 if status not in (_ailab.QUEUED, _ailab.PROCESSING):
+                    await self._ctx.status("failed", task_id=task_id, code=status)
                     raise TaskFailedError(
                         f"AILab task {task_id} ended with task_status {status}", provider="ailab", task_id=task_id
                     )
@@ -115,6 +122,7 @@ class AILab(ProviderNamespace):
         """
         answer = await self._submit(source, target)
         task_id = _ailab.task_id_of(answer)
+        await self._ctx.status("queued", task_id=task_id)
         url = await self.wait(task_id, poll=poll)
         # The submit answer's ids: that request created (and billed) the task.
         return await self._ctx.save_result(url, dest, task_id=task_id, **_ailab.answer_ids(answer))
