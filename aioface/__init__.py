@@ -34,7 +34,10 @@ from ._limits import RateLimiter as RateLimiter
 from ._limits import parse_limits as parse_limits
 from ._polling import PollPolicy as PollPolicy
 from ._retry import RetryPolicy as RetryPolicy
+from ._types import FaceAnalysis as FaceAnalysis
+from ._types import FaceInfo as FaceInfo
 from ._types import ImageResult as ImageResult
+from ._types import Liveness as Liveness
 from ._types import TaskEvent as TaskEvent
 from .providers.acedata import AceData as AceData
 from .providers.acedata import CallbackReceiver as CallbackReceiver
@@ -63,12 +66,15 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "DownloadError",
+    "FaceAnalysis",
+    "FaceInfo",
     "FaceStudio",
     "FanOut",
     "ImageRejectedError",
     "ImageResult",
     "InvalidRequestError",
     "LimiterTimeoutError",
+    "Liveness",
     "MockRequest",
     "MockResponse",
     "MockTransport",

@@ -23,7 +23,7 @@ from ._download import SUFFIXES, header_dimensions, sniff_format
 from ._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, TaskError
 from ._fanout import FanOut, Outcome
 from ._net import safe_name
-from ._types import ImageResult
+from ._types import ImageResult, Result
 from .providers import BatchOp, operations
 
 MAX_LINE = 64 * 1024
@@ -137,8 +137,8 @@ def recover_output(job: Job, out_dir: Path, present: set[str] | frozenset[str] |
     return None
 
 
-async def run_job(client: Client, job: Job, out_dir: Path) -> ImageResult:
-    """Send one job and save its image."""
+async def run_job(client: Client, job: Job, out_dir: Path) -> Result:
+    """Send one job and save its image (or return its facts: a face analysis)."""
     return await _op(job.op, job.provider).run(client.provider(job.provider), job.params, output_stem(out_dir, job.id))
 
 
@@ -249,7 +249,7 @@ async def run_batch(
     out_dir: Path,
     *,
     concurrency: int = 16,
-    on_outcome: Callable[[Outcome[tuple[int, bytes], ImageResult | Skipped], BatchSummary], None] | None = None,
+    on_outcome: Callable[[Outcome[tuple[int, bytes], Result | Skipped], BatchSummary], None] | None = None,
 ) -> BatchSummary:
     """Run every job of ``jobs_path`` into ``out_dir``; resumes from ``out_dir/results.jsonl``."""
     journal = Journal(out_dir)
@@ -257,7 +257,7 @@ async def run_batch(
     seen: set[str] = set()
     start = time.monotonic()
 
-    async def one(item: tuple[int, bytes]) -> ImageResult | Skipped:
+    async def one(item: tuple[int, bytes]) -> Result | Skipped:
         line, raw = item
         job = parse_job(raw, line)
         if job.id in seen:
@@ -276,9 +276,10 @@ async def run_batch(
                 line, raw = o.item
                 if isinstance(o.value, Skipped):
                     summary.skipped += 1
-                elif isinstance(o.value, ImageResult):
+                elif o.error is None and o.value is not None:  # an image, or facts (a face analysis)
                     rec = {"id": _job_id(raw, line), "ok": True, **o.value.to_json()}
-                    rec["path"] = o.value.path.name
+                    if isinstance(o.value, ImageResult):
+                        rec["path"] = o.value.path.name
                     journal.append(rec)
                     summary.ok += 1
                 else:

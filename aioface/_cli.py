@@ -26,10 +26,11 @@ from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
 from ._fanout import FanOut
 from ._limits import parse_limits
 from ._options import Options, applied
-from ._types import ImageResult, TaskEvent
+from ._types import ImageResult, Result, TaskEvent
 from .providers import BatchOp, operations, providers
 
 T = TypeVar("T")
+R = TypeVar("R")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 out_console = Console()
@@ -150,18 +151,18 @@ def _summary(ok: int, failed: int, elapsed: float, where: Path | None, skipped: 
 
 async def _fan(
     client: Client,
-    fn: Callable[[T], Awaitable[ImageResult]],
+    fn: Callable[[T], Awaitable[R]],
     items: Sequence[T],
     concurrency: int,
     label: str,
     quiet: bool = False,
-) -> tuple[list[tuple[T, ImageResult]], list[tuple[T, BaseException]]]:
-    oks: list[tuple[T, ImageResult]] = []
+) -> tuple[list[tuple[T, R]], list[tuple[T, BaseException]]]:
+    oks: list[tuple[T, R]] = []
     fails: list[tuple[T, BaseException]] = []
     with _Tracker(len(items), label, quiet) as tracker:
         stages = tracker.stages
 
-        async def tracked(item: T) -> ImageResult:
+        async def tracked(item: T) -> R:
             try:
                 return await fn(item)
             finally:
@@ -218,13 +219,20 @@ async def _run_all(
     concurrency: int,
     label: str,
     quiet: bool,
-) -> tuple[list[tuple[Named, ImageResult]], list[tuple[Named, BaseException]]]:
+) -> tuple[list[tuple[Named, Result]], list[tuple[Named, BaseException]]]:
     """Run ``bop`` for each (file stem, parameters), saved under ``out``."""
     ns = client.provider(provider)
     if bop.check is not None:
         for _, params in items:
             bop.check(ns, params)  # InvalidRequestError: exit 2, nothing sent
     return await _fan(client, lambda it: bop.run(ns, it[1], out / it[0]), items, concurrency, label, quiet)
+
+
+def _image(result: Result) -> ImageResult:
+    """The image an image operation returned."""
+    if not isinstance(result, ImageResult):
+        raise TypeError(f"expected an image result, got {type(result).__name__}")
+    return result
 
 
 def _run(coro: Awaitable[int]) -> None:
@@ -249,6 +257,15 @@ def _parse_range(spec: str) -> list[int]:
         return [int(x) for x in spec.split(",")]
     except ValueError:
         raise click.BadParameter(f"expected A-B or A,B,C; got {spec!r}", param_hint="--ages") from None
+
+
+def _face_rect(spec: str) -> dict[str, int]:
+    """``X,Y,W,H`` as a face rectangle."""
+    try:
+        x, y, w, h = (int(v) for v in spec.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected X,Y,W,H (integers), got {spec!r}", param_hint="--face-rect") from None
+    return {"x": x, "y": y, "width": w, "height": h}
 
 
 def _parse_params(values: Iterable[str]) -> dict[str, Any]:
@@ -366,7 +383,7 @@ def generate(
             oks, fails = await _run_all(client, provider, bop, items, out, concurrency, "generate", quiet)
         if gif is not None and oks:
             frames = sorted(oks, key=lambda x: x[0][0])
-            _write_gif([r.path for _, r in frames], gif, fps)
+            _write_gif([_image(r).path for _, r in frames], gif, fps)
             out_console.print(f"GIF: {gif} ({len(frames)} frames)", highlight=False)
         _summary(len(oks), len(fails), time.monotonic() - start, out)
         return EXIT_SOME_FAILED if fails else EXIT_OK
@@ -387,24 +404,36 @@ def _write_gif(paths: Sequence[Path], dest: Path, fps: int) -> None:
 @main.command(name="change-age")
 @click.argument("image_url")
 @click.option("--age", "ages", multiple=True, type=int, required=True, help="Target age (10-80), one per face.")
+@click.option(
+    "--face-rect",
+    "face_rects",
+    multiple=True,
+    metavar="X,Y,W,H",
+    help="The face each --age is for (one per --age, in order); default: the provider finds them.",
+)
 @click.option("--name", default="aged", show_default=True, help="File name (suffix from the content).")
 @common_out
 @common_limit
-def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limits: tuple[str, ...]) -> None:
+def change_age(
+    image_url: str, ages: tuple[int, ...], face_rects: tuple[str, ...], name: str, out: Path, limits: tuple[str, ...]
+) -> None:
     """Change the age of the faces in IMAGE_URL (Ace Data Cloud).
 
     \b
     Example: aioface change-age https://cdn.acedata.cloud/f5687u.png --age 60 --out aged
+    Two faces: --age 60 --face-rect 10,20,100,120 --age 20 --face-rect 200,30,90,110
     """
     provider, bop = _operation("change_age", None)
     params: dict[str, Any] = {"image_url": image_url, "ages": list(ages)}
+    if face_rects:
+        params["face_rects"] = [_face_rect(r) for r in face_rects]
     _precheck(bop, params)
     lim = _limits_option(limits, provider)
 
     async def go() -> int:
         start = time.monotonic()
         async with Client(limits=lim) as client:
-            r = await bop.run(client.provider(provider), params, out / name)
+            r = _image(await bop.run(client.provider(provider), params, out / name))
         out_console.print(f"saved {r.path} ({r.bytes} bytes, {r.width}x{r.height})", highlight=False)
         _summary(1, 0, time.monotonic() - start, None)
         return EXIT_OK
@@ -422,6 +451,11 @@ def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limi
 @click.option("--callback-host", help="acedata: receive the result by callback, listening on this host.")
 @click.option("--callback-port", type=int, default=0, help="Port for the callback receiver (0: any free one).")
 @click.option("--callback-url", help="Public base URL that reaches the receiver (default http://HOST:PORT).")
+@click.option(
+    "--timeout",
+    type=click.IntRange(1),
+    help="acedata: seconds the provider may take (its default 120); past it the task id is printed.",
+)
 @common_out
 @common_limit
 def swap(
@@ -432,6 +466,7 @@ def swap(
     callback_host: str | None,
     callback_port: int,
     callback_url: str | None,
+    timeout: int | None,
     out: Path,
     limits: tuple[str, ...],
 ) -> None:
@@ -443,6 +478,10 @@ def swap(
     """
     prov, bop = _operation("swap", provider)
     params: dict[str, Any] = {"source": source, "target": target}
+    if timeout is not None:
+        if "timeout" not in bop.optional:
+            raise click.BadParameter(f"{prov} takes no timeout", param_hint="--timeout")
+        params["timeout"] = timeout
     _precheck(bop, params)
     if callback_host and "callback" not in bop.extras:
         raise click.BadParameter(f"{prov} does not answer by callback", param_hint="--callback-host")
@@ -454,9 +493,9 @@ def swap(
             ns = client.provider(prov)
             if callback_host:
                 async with CallbackReceiver(host=callback_host, port=callback_port, public_url=callback_url) as rx:
-                    r = await bop.run(ns, {**params, "callback": rx}, out / name)
+                    r = _image(await bop.run(ns, {**params, "callback": rx}, out / name))
             else:
-                r = await bop.run(ns, params, out / name)
+                r = _image(await bop.run(ns, params, out / name))
         out_console.print(f"saved {r.path} ({r.bytes} bytes, task {r.task_id})", highlight=False)
         _summary(1, 0, time.monotonic() - start, None)
         return EXIT_OK
@@ -703,7 +742,7 @@ def demo(count: int, out: Path, concurrency: int, quiet: bool) -> None:
         client: Client, provider: str, bop: BatchOp, items: Sequence[Named], label: str
     ) -> tuple[list[Path], int]:
         oks, fails = await _run_all(client, provider, bop, items, out, concurrency, label, quiet)
-        return [r.path for _, r in oks], len(fails)
+        return [_image(r).path for _, r in oks], len(fails)
 
     def say(line: str) -> None:
         out_console.print(line, highlight=False)
@@ -719,6 +758,15 @@ def demo(count: int, out: Path, concurrency: int, quiet: bool) -> None:
 
     _run(go())
 
+
+def _install_registry_commands() -> None:
+    """``aioface change-gender``, ``beautify``, ``cartoon``, ``analyze``, ``detect-live``... from the registry."""
+    from ._cli_ops import install
+
+    install(main)
+
+
+_install_registry_commands()
 
 if __name__ == "__main__":
     main()

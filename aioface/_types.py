@@ -66,3 +66,76 @@ class ImageResult:
                 d[k] = v
         d.update(self.extra)
         return d
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """One face of a :class:`FaceAnalysis`: what the provider said, the common fields typed."""
+
+    age: int | None = None
+    #: The provider's code (Ace Data: 0 female, 1 male, as its change-gender docs number them).
+    gender: int | None = None
+    beauty: float | None = None
+    #: Everything else the provider said of this face, under its own names.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FaceAnalysis:
+    """A face analysis (Ace Data ``/face/analyze``): the faces found and the provider's own JSON.
+
+    ``analysis["face_num"]`` still reads the provider's JSON (``raw``)."""
+
+    provider: str
+    faces: tuple[FaceInfo, ...]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    request_id: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.raw
+
+    def to_json(self) -> dict[str, Any]:
+        faces = [{"age": f.age, "gender": f.gender, "beauty": f.beauty, **f.extra} for f in self.faces]
+        d: dict[str, Any] = {"provider": self.provider, "face_num": len(self.faces), "faces": faces}
+        if self.request_id:
+            d["request_id"] = self.request_id
+        return d
+
+    def table(self) -> tuple[list[str], list[list[object]]]:
+        """(columns, rows), one row a face, for printing."""
+        return ["face", "age", "gender", "beauty"], [
+            [i + 1, f.age, f.gender, f.beauty] for i, f in enumerate(self.faces)
+        ]
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """A liveness check (Ace Data ``/face/detect-live``): is it a live face, with the provider's score."""
+
+    provider: str
+    is_live: bool | None
+    score: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    request_id: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.raw
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"provider": self.provider, "is_live": self.is_live, "score": self.score}
+        if self.request_id:
+            d["request_id"] = self.request_id
+        return d
+
+    def table(self) -> tuple[list[str], list[list[object]]]:
+        return ["is_live", "score"], [[self.is_live, self.score]]
+
+
+#: Whatever one operation returns: an image, or facts about one.
+Result = ImageResult | FaceAnalysis | Liveness

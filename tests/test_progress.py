@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ async def test_ailab_queued_processing_downloading_done(emu: Emulator, tmp_path:
     assert statuses == ["queued", "queued", "processing", "downloading", "done"], statuses
     assert [e.code for e in events][1:3] == [0, 1]
     assert {e.task_id for e in events} == {r.task_id} and {e.provider for e in events} == {"ailab"}
-    assert all(a.at <= b.at for a, b in zip(events, events[1:], strict=False))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(events))
 
 
 @pytest.mark.aioface_emulator(task_duration=0.05, faults=Faults(task_fail=1.0))

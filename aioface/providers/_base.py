@@ -27,7 +27,7 @@ from .._limits import Rate, RateLimiter, parse_limits
 from .._options import current as current_options
 from .._polling import PollPolicy
 from .._retry import RetryPolicy
-from .._types import ImageResult, TaskEvent, TaskStatus
+from .._types import ImageResult, Result, TaskEvent, TaskStatus
 
 if TYPE_CHECKING:
     from .._download import Saved
@@ -291,8 +291,8 @@ class ProviderNamespace:
         """Called with every answer's headers (override to learn tiers and the like)."""
 
 
-#: ``run(namespace, params, dest)``: one batch job.
-BatchRun = Callable[[Any, Mapping[str, Any], Path], Awaitable[ImageResult]]
+#: ``run(namespace, params, dest)``: one batch job (an image saved at ``dest``, or facts such as a face analysis).
+BatchRun = Callable[[Any, Mapping[str, Any], Path], Awaitable[Result]]
 
 
 @dataclass(frozen=True)
@@ -311,6 +311,12 @@ class BatchOp:
     check: Callable[[Any, Mapping[str, Any]], None] | None = None
     #: Run-time-only parameters (objects, not JSON) the CLI may pass, e.g. ``callback``.
     extras: frozenset[str] = frozenset()
+    #: One line of help for the command ``aioface <op>`` made from this operation.
+    help: str = ""
+    #: Parameters that are lists (one entry per face); on the command line the option repeats.
+    lists: frozenset[str] = frozenset()
+    #: Parameters that are JSON objects (``--face-rect '{"x": 0, ...}'`` on the command line).
+    objects: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

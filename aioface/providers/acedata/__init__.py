@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..._types import ImageResult
+from ..._types import FaceAnalysis, ImageResult, Liveness
 from .._base import BatchOp, BenchOp, ProviderSpec
 from . import _adapter as _ace
 from ._callbacks import CallbackReceiver
@@ -36,6 +36,14 @@ async def _swap(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
     return await ns.swap(
         dest, source=p["source"], target=p["target"], timeout=p.get("timeout"), callback=p.get("callback")
     )
+
+
+async def _analyze(ns: AceData, p: Mapping[str, Any], dest: Path) -> FaceAnalysis:
+    return await ns.analyze(p["image_url"])
+
+
+async def _detect_live(ns: AceData, p: Mapping[str, Any], dest: Path) -> Liveness:
+    return await ns.detect_live(p["image_url"])
 
 
 def _check_change_age(p: Mapping[str, Any]) -> None:
@@ -79,15 +87,34 @@ SPEC = ProviderSpec(
             optional=frozenset({"face_rects"}),
             precheck=_check_change_age,
             normalize=_age_alias,
+            help="Change the age of the faces (one age per face, optionally one face rectangle per age).",
+            lists=frozenset({"ages", "face_rects"}),
+            objects=frozenset({"face_rects"}),
         ),
         BatchOp(
             "change_gender",
             _change_gender,
             required=frozenset({"image_url", "genders"}),
             precheck=_check_change_gender,
+            help="Change the gender of the faces (one 0 or 1 per face).",
+            lists=frozenset({"genders"}),
         ),
-        BatchOp("beautify", _beautify, required=_URL, precheck=_check_image),
-        BatchOp("cartoon", _cartoon, required=_URL, precheck=_check_image),
+        BatchOp("beautify", _beautify, required=_URL, precheck=_check_image, help="Beautify the faces."),
+        BatchOp("cartoon", _cartoon, required=_URL, precheck=_check_image, help="Turn the picture into a cartoon."),
+        BatchOp(
+            "analyze",
+            _analyze,
+            required=_URL,
+            precheck=_check_image,
+            help="Analyze the faces: age, gender, beauty per face (a table, or --json).",
+        ),
+        BatchOp(
+            "detect_live",
+            _detect_live,
+            required=_URL,
+            precheck=_check_image,
+            help="Check that the face is a live one (is_live and a score; a table, or --json).",
+        ),
         BatchOp(
             "swap",
             _swap,
@@ -95,6 +122,7 @@ SPEC = ProviderSpec(
             optional=frozenset({"timeout"}),
             precheck=_check_swap,
             extras=frozenset({"callback"}),
+            help="Swap the face of source into target (both URLs).",
         ),
     ),
     bench=BenchOp("change-age (one age)", _bench),

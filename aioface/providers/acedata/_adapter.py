@@ -24,6 +24,7 @@ from ..._errors import (
 from ..._http import RequestSpec
 from ..._net import check_http_url
 from ..._retry import parse_retry_after
+from ..._types import FaceAnalysis, FaceInfo, Liveness
 from .._base import decode_json, header, require_int
 
 PROVIDER = "acedata"
@@ -169,6 +170,45 @@ def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[s
     if data.get("success") is False or "error" in data:
         raise _error_from(status if status >= 400 else 500, headers, data)
     return data
+
+
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _integer(v: object) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def analysis(data: Mapping[str, Any]) -> FaceAnalysis:
+    """``/face/analyze``'s answer, typed where it has the usual fields (``faces: [{age, gender,
+    beauty, ...}]``); anything else stays in ``raw`` and each face's ``extra``."""
+    faces_raw = data.get("faces")
+    if faces_raw is None:
+        faces_raw = data.get("face_infos", [])
+    if not isinstance(faces_raw, list):
+        raise ProtocolError(f"{PROVIDER} analyze answer: faces is not a list")
+    faces = []
+    for f in faces_raw:
+        if not isinstance(f, Mapping):
+            raise ProtocolError(f"{PROVIDER} analyze answer: a face is not an object")
+        extra = {k: v for k, v in f.items() if k not in ("age", "gender", "beauty")}
+        faces.append(FaceInfo(_integer(f.get("age")), _integer(f.get("gender")), _number(f.get("beauty")), extra))
+    trace = data.get("trace_id")
+    return FaceAnalysis(PROVIDER, tuple(faces), dict(data), str(trace) if trace else None)
+
+
+def liveness(data: Mapping[str, Any]) -> Liveness:
+    """``/face/detect-live``'s answer: ``is_live`` and ``score`` typed, the rest in ``raw``."""
+    live = data.get("is_live")
+    trace = data.get("trace_id")
+    return Liveness(
+        PROVIDER,
+        live if isinstance(live, bool) else None,
+        _number(data.get("score")),
+        dict(data),
+        str(trace) if trace else None,
+    )
 
 
 def image_result_fields(data: Mapping[str, Any]) -> tuple[str, int | None]:

@@ -11,7 +11,7 @@ import anyio
 from ..._errors import InvalidRequestError, TaskTimeoutError
 from ..._net import is_local_url
 from ..._polling import intervals
-from ..._types import ImageResult
+from ..._types import FaceAnalysis, ImageResult, Liveness
 from .._base import ProviderNamespace
 from . import _adapter as _ace
 from ._callbacks import CallbackReceiver
@@ -67,13 +67,13 @@ class AceData(ProviderNamespace):
         """Turn ``image_url`` into a cartoon."""
         return await self._edit("cartoon", _ace.image_body(image_url), dest)
 
-    async def analyze(self, image_url: str) -> dict[str, Any]:
-        """Face analysis of ``image_url`` (the provider's JSON)."""
-        return await self._post("analyze", _ace.image_body(image_url))
+    async def analyze(self, image_url: str) -> FaceAnalysis:
+        """Face analysis of ``image_url``: the faces (age, gender, beauty, ...) and the provider's JSON."""
+        return _ace.analysis(await self._post("analyze", _ace.image_body(image_url)))
 
-    async def detect_live(self, image_url: str) -> dict[str, Any]:
-        """Liveness check of ``image_url`` (the provider's JSON)."""
-        return await self._post("detect-live", _ace.image_body(image_url))
+    async def detect_live(self, image_url: str) -> Liveness:
+        """Liveness check of ``image_url``: ``is_live``, ``score`` and the provider's JSON."""
+        return _ace.liveness(await self._post("detect-live", _ace.image_body(image_url)))
 
     async def swap(
         self,

@@ -1,0 +1,170 @@
+"""Commands made from the registry: one ``aioface <op>`` per batch operation that has no hand-written
+command (``change-gender``, ``beautify``, ``cartoon``, ``analyze``, ``detect-live``, and any a
+plug-in provider adds). Each takes its image URLs as arguments (several run concurrently within
+the limits) and the operation's other parameters as options; images go to ``--out``, facts (a face
+analysis, a liveness check) are printed as a table or, with ``--json``, one JSON object a line.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import _json
+from ._client import Client
+from ._types import ImageResult, Result
+from .providers import BatchOp, operations
+
+URL_PARAM = "image_url"
+
+
+def option_name(param: str, bop: BatchOp) -> str:
+    """``genders`` -> ``--gender`` (a list repeats its option), ``face_rects`` -> ``--face-rect``."""
+    name = param[:-1] if param in bop.lists and param.endswith("s") else param
+    return "--" + name.replace("_", "-")
+
+
+def parse_value(raw: str, param: str, bop: BatchOp) -> Any:
+    """An option's text as the JSON value the operation takes (numbers and objects parsed)."""
+    try:
+        return _json.loads(raw)
+    except ValueError:
+        if param in bop.objects:
+            raise click.BadParameter(
+                f"expected a JSON object, got {raw!r}", param_hint=option_name(param, bop)
+            ) from None
+        return raw
+
+
+def print_results(results: list[tuple[str, Result]], as_json: bool) -> None:
+    from rich.table import Table
+
+    from ._cli import out_console
+
+    for name, r in results:
+        if as_json:
+            out_console.print(_json.dumps({"name": name, **r.to_json()}).decode(), highlight=False, soft_wrap=True)
+        elif isinstance(r, ImageResult):
+            out_console.print(f"saved {r.path} ({r.bytes} bytes, {r.width}x{r.height})", highlight=False)
+        else:
+            columns, rows = r.table()
+            t = Table(title=name)
+            for c in columns:
+                t.add_column(c)
+            for row in rows:
+                t.add_row(*("" if v is None else str(v) for v in row))
+            out_console.print(t)
+
+
+def make_command(op: str, offered: list[str], bop: BatchOp) -> click.Command:
+    from ._cli import (
+        EXIT_OK,
+        EXIT_SOME_FAILED,
+        Named,
+        _limits_option,
+        _operation,
+        _precheck,
+        _run,
+        _run_all,
+        _summary,
+        common_conc,
+        common_limit,
+        common_out,
+        common_quiet,
+    )
+
+    cli_name = op.replace("_", "-")
+    params = sorted((bop.required | bop.optional) - {URL_PARAM})
+    takes_urls = URL_PARAM in bop.required
+
+    def callback(**kw: Any) -> None:
+        provider = kw.pop("provider", None)
+        prov, chosen = _operation(op, provider)
+        given: dict[str, Any] = {}
+        for p in params:
+            raw = kw.get(p)
+            if raw is None or raw == ():
+                continue
+            if p in chosen.lists:
+                given[p] = [parse_value(v, p, chosen) for v in raw]
+            else:
+                given[p] = parse_value(raw, p, chosen)
+        urls: tuple[str, ...] = kw.get("image_urls") or ()
+        name: str = kw["name"] or cli_name
+        if takes_urls:
+            width = len(str(len(urls)))
+            items: list[Named] = [
+                (name if len(urls) == 1 else f"{name}-{i + 1:0{width}d}", {**given, URL_PARAM: u})
+                for i, u in enumerate(urls)
+            ]
+        else:
+            items = [(name, given)]
+        for _, p_ in items:
+            if chosen.normalize is not None:
+                chosen.normalize(p_)
+            _precheck(chosen, p_)
+        lim = _limits_option(kw["limits"], prov)
+        out: Path = kw["out"]
+
+        async def go() -> int:
+            start = time.monotonic()
+            async with Client(limits=lim) as client:
+                oks, fails = await _run_all(
+                    client, prov, chosen, items, out, kw["concurrency"], cli_name, kw["quiet"] or kw["as_json"]
+                )
+            print_results([(n, r) for (n, _), r in oks], kw["as_json"])
+            if not kw["as_json"]:
+                images = any(isinstance(r, ImageResult) for _, r in oks)
+                _summary(len(oks), len(fails), time.monotonic() - start, out if images else None)
+            return EXIT_SOME_FAILED if fails else EXIT_OK
+
+        _run(go())
+
+    example_url = "https://example.com/face.png"
+    example = " ".join(
+        [f"aioface {cli_name}", example_url if takes_urls else ""]
+        + [f"{option_name(p, bop)} 1" for p in sorted(bop.required - {URL_PARAM})]
+    )
+    help_text = (
+        f"{(bop.help or op).rstrip('.')} ({', '.join(offered)}).\n\n"
+        + ("Several IMAGE_URLS run concurrently within the rate limits. " if takes_urls else "")
+        + f"\n\n\b\nExample: {example.strip()}"
+    )
+    cmd_params: list[click.Parameter] = []
+    if takes_urls:
+        cmd_params.append(click.Argument(["image_urls"], nargs=-1, required=True))
+    for p in params:
+        opt = option_name(p, bop)
+        hint = "repeat: one per face" if p in bop.lists else ""
+        if p in bop.objects:
+            hint = (hint + ", " if hint else "") + "JSON object"
+        cmd_params.append(
+            click.Option(
+                [opt, p], multiple=p in bop.lists, required=p in bop.required, help=hint or None, metavar="VALUE"
+            )
+        )
+    if len(offered) > 1:
+        cmd_params.append(click.Option(["--provider"], type=click.Choice(offered), help=f"Default: {offered[0]}."))
+    cmd_params.append(
+        click.Option(["--name"], default=None, help=f"File name (default {cli_name}; -1, -2... for several URLs).")
+    )
+    cmd_params.append(click.Option(["--json", "as_json"], is_flag=True, help="Print each result as a JSON line."))
+    cmd = click.Command(cli_name, callback=callback, params=cmd_params, help=help_text)
+    for deco in (common_out, common_conc, common_limit, common_quiet):
+        cmd = deco(cmd)
+    return cmd
+
+
+def install(group: click.Group) -> None:
+    """Add a command for each registry operation the group has no command for."""
+    for op, offered in operations().items():
+        name = op.replace("_", "-")
+        if name in group.commands:
+            continue
+        group.add_command(make_command(op, [spec.name for spec, _ in offered], offered[0][1]))
+
+
+__all__ = ["install", "make_command"]

@@ -1,0 +1,101 @@
+"""The whole Ace Data face family on the command line (commands made from the registry) and in batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aioface._cli import main
+from aioface.providers import operations
+
+from .conftest import EmulatorProcess, files_in
+from .test_cli import aioface
+
+URL = "https://cdn.acedata.cloud/n1lmd8.png"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorProcess]:
+    emu = EmulatorProcess("--time-scale", "600", "--task-duration", "0.05")
+    yield emu
+    emu.stop()
+
+
+def test_every_registry_operation_is_a_command() -> None:
+    for op in operations():
+        assert op.replace("_", "-") in main.commands, op
+    for cmd in ("change-gender", "beautify", "cartoon", "analyze", "detect-live"):
+        assert "Example" in (main.commands[cmd].help or "")
+
+
+def test_image_ops_and_typed_facts(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    env = emulator.env(tmp_path)
+    out = tmp_path / "o"
+    r = aioface("change-gender", URL, "--gender", "1", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    r = aioface("beautify", URL, "https://cdn.acedata.cloud/3np95r.png", "--out", str(out), "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    r = aioface("cartoon", URL, "--name", "toon", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    assert files_in(out) == ["beautify-1.png", "beautify-2.png", "change-gender.png", "toon.png"]
+
+    r = aioface("analyze", URL, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    line = json.loads(r.stdout)
+    assert line["provider"] == "acedata" and line["face_num"] == 1 and set(line["faces"][0]) >= {"age", "gender"}
+    r = aioface("analyze", URL, env=env)
+    assert r.returncode == 0 and "beauty" in r.stdout and "age" in r.stdout  # a table
+    r = aioface("detect-live", URL, URL, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["is_live"] for x in lines] == [True, True] and all(isinstance(x["score"], float) for x in lines)
+
+
+def test_bad_values_are_usage_errors_and_send_nothing(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    env = emulator.env(tmp_path)
+    r = aioface("change-gender", URL, "--gender", "7", env=env)
+    assert r.returncode == 2 and "genders" in r.stderr
+    r = aioface("analyze", "ftp://x/y.png", env=env)
+    assert r.returncode == 2
+    r = aioface("change-age", URL, "--age", "60", "--face-rect", "1,2,3", env=env)
+    assert r.returncode == 2 and "X,Y,W,H" in r.stderr
+    r = aioface("change-age", URL, "--age", "60", "--age", "20", "--face-rect", "1,2,3,4", env=env)
+    assert r.returncode == 2 and "face_rects" in r.stderr
+    r = aioface("swap", "--provider", "ailab", "--source", "a.jpg", "--target", "b.jpg", "--timeout", "30", env=env)
+    assert r.returncode == 2 and "timeout" in r.stderr
+
+
+def test_face_rects_and_swap_timeout(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    env = emulator.env(tmp_path)
+    out = tmp_path / "o"
+    r = aioface("change-age", URL, "--age", "60", "--face-rect", "10,20,100,120", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    r = aioface("swap", "--source", URL, "--target", URL, "--timeout", "30", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    assert files_in(out) == ["aged.png", "swapped.png"]
+
+
+def test_batch_runs_the_family(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    lines = [
+        {"id": "g", "op": "change_gender", "image_url": URL, "genders": [0]},
+        {"id": "b", "op": "beautify", "image_url": URL},
+        {"id": "c", "op": "cartoon", "image_url": URL},
+        {"id": "a", "op": "analyze", "image_url": URL},
+        {"id": "l", "op": "detect_live", "image_url": URL},
+        {"id": "r", "op": "change_age", "image_url": URL, "ages": [50],
+         "face_rects": [{"x": 1, "y": 2, "width": 30, "height": 40}]},
+        {"id": "s", "op": "swap", "source": URL, "target": URL, "timeout": 30},
+    ]  # fmt: skip
+    jobs.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "out"
+    r = aioface("batch", str(jobs), "--out", str(out), "-q", env=emulator.env(tmp_path))
+    assert r.returncode == 0, r.stderr + r.stdout
+    recs = {x["id"]: x for x in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    assert all(x["ok"] for x in recs.values()), recs
+    assert recs["a"]["face_num"] == 1 and "path" not in recs["a"]
+    assert recs["l"]["is_live"] is True
+    assert recs["g"]["path"] == "g.png" and recs["r"]["path"] == "r.png"
