@@ -278,7 +278,7 @@ async def run_batch(
                     summary.skipped += 1
                 elif o.error is None and o.value is not None:  # an image, or facts (a face analysis)
                     rec = {"id": _job_id(raw, line), "ok": True, **o.value.to_json()}
-                    if isinstance(o.value, ImageResult):
+                    if isinstance(o.value, ImageResult) and o.value.path is not None:
                         rec["path"] = o.value.path.name
                     journal.append(rec)
                     summary.ok += 1

@@ -235,6 +235,13 @@ def _image(result: Result) -> ImageResult:
     return result
 
 
+def _path(result: Result) -> Path:
+    """The file an image operation saved (the CLI always gives a file)."""
+    path = _image(result).path
+    assert path is not None
+    return path
+
+
 def _run(coro: Awaitable[int]) -> None:
     try:
         code: int = asyncio.run(coro)  # type: ignore[arg-type]
@@ -383,7 +390,7 @@ def generate(
             oks, fails = await _run_all(client, provider, bop, items, out, concurrency, "generate", quiet)
         if gif is not None and oks:
             frames = sorted(oks, key=lambda x: x[0][0])
-            _write_gif([_image(r).path for _, r in frames], gif, fps)
+            _write_gif([_path(r) for _, r in frames], gif, fps)
             out_console.print(f"GIF: {gif} ({len(frames)} frames)", highlight=False)
         _summary(len(oks), len(fails), time.monotonic() - start, out)
         return EXIT_SOME_FAILED if fails else EXIT_OK
@@ -742,7 +749,7 @@ def demo(count: int, out: Path, concurrency: int, quiet: bool) -> None:
         client: Client, provider: str, bop: BatchOp, items: Sequence[Named], label: str
     ) -> tuple[list[Path], int]:
         oks, fails = await _run_all(client, provider, bop, items, out, concurrency, label, quiet)
-        return [_image(r).path for _, r in oks], len(fails)
+        return [_path(r) for _, r in oks], len(fails)
 
     def say(line: str) -> None:
         out_console.print(line, highlight=False)

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from ._core import Dispatch, Endpoint, RequestTiming, generic_error
-from ._download import DEFAULT_MAX_BYTES, image_size
+from ._download import DEFAULT_MAX_BYTES, Dest, image_size
 from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
 from ._http import AsyncTransport
@@ -315,17 +315,17 @@ class Client:
             raise ConfigurationError(f"unknown provider {provider!r}")
         return ctx.endpoint.stats
 
-    async def download(
-        self, url: str, dest: str | os.PathLike[str], *, expected_size: int | None = None
-    ) -> ImageResult:
-        """Stream an image URL to ``dest`` with every check a result gets (atomic, typed errors)."""
+    async def download(self, url: str, dest: Dest, *, expected_size: int | None = None) -> ImageResult:
+        """Stream an image URL to ``dest`` with every check a result gets (atomic, typed errors).
+
+        ``dest`` is a file path, a folder, None (in memory, ``result.data``) or a file object / sink."""
         options = self._options or Options()
         max_bytes = options.max_download_bytes or self.max_download_bytes
         with applied(options):
             saved = await self._hub.dispatch.download(
-                url, Path(dest), self._hub.download_endpoint, expected_size=expected_size, max_bytes=max_bytes
+                url, dest, self._hub.download_endpoint, expected_size=expected_size, max_bytes=max_bytes
             )
-        dims = saved.dimensions or image_size(saved.path)
+        dims = saved.dimensions or (image_size(saved.path) if saved.path is not None else None)
         return ImageResult(
             "download",
             saved.path,
@@ -334,6 +334,7 @@ class Client:
             dims[0] if dims else None,
             dims[1] if dims else None,
             source_url=url,
+            data=saved.data,
         )
 
     @property

@@ -11,12 +11,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 import anyio
 
-from ._download import CHUNK, DEFAULT_MAX_BYTES, Saved, stream_to_file
+from ._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, save_stream
 from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
 from ._http import AsyncTransport, RequestSpec, Response
 from ._limits import RateLimiter
@@ -168,25 +167,28 @@ class Dispatch:
     async def download(
         self,
         url: str,
-        dest: Path,
+        dest: Dest,
         endpoint: Endpoint,
         *,
         expected_size: int | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         headers: Mapping[str, str] | None = None,
+        name: str | None = None,
     ) -> Saved:
         """GET ``url`` (http/https only, redirects kept to http/https) and stream it into ``dest``.
 
         Asks for the image as is (``Accept-Encoding: identity``: images gain nothing from gzip); a
-        server that compresses anyway is still accepted (see :func:`stream_to_file`).
+        server that compresses anyway is still accepted (see :func:`stream_to_file`). ``dest`` is any
+        :data:`~aioface._download.Dest`; ``name`` names the file when it is a folder.
         """
         check_http_url(url, param="result url")
         spec = RequestSpec("GET", url, {"Accept-Encoding": "identity", **(headers or {})})
 
         async def handle(resp: Response) -> Saved:
-            return await stream_to_file(
+            return await save_stream(
                 resp.iter_chunks(CHUNK),
                 dest,
+                name=name,
                 content_length=resp.content_length,
                 content_encoding=resp.headers.get("Content-Encoding"),
                 expected_size=expected_size,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from ._errors import DownloadError, ProtocolError
 
@@ -35,13 +37,16 @@ def sniff_format(head: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class Saved:
-    """What :func:`stream_to_file` wrote."""
+    """What :func:`stream_to_file` (or :func:`save_stream`) wrote."""
 
-    path: Path
+    #: None when the image went to memory or to a file object / sink.
+    path: Path | None
     size: int
     format: str
     #: (width, height) read from the first bytes, when the header was in them.
     dimensions: tuple[int, int] | None = None
+    #: The image itself, when the destination was None (in memory).
+    data: bytes | None = None
 
 
 _PART_SEQ = itertools.count()
@@ -166,3 +171,145 @@ def image_size(path: Path) -> tuple[int, int] | None:
             return im.size
     except (UnidentifiedImageError, OSError):
         return None
+
+
+# ----------------------------------------------------------------------- where results go
+#: The most a result kept in memory (``dest=None``) may hold, whatever ``max_download_bytes`` says.
+MEMORY_MAX_BYTES = 32 * 1024 * 1024
+
+
+@runtime_checkable
+class SyncSink(Protocol):
+    """A writable binary file object (``open(..., "wb")``, ``io.BytesIO``, a socket file...)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+@runtime_checkable
+class AsyncSink(Protocol):
+    """An object with ``async def write(data)`` (an upload to object storage, aiofiles, ...)."""
+
+    async def write(self, data: bytes, /) -> object: ...
+
+
+#: Where a result goes: a file path (a suffix from the content when it has none), an existing
+#: folder or a path ending in ``/`` (a name from the task, or a counter), None (in memory, on
+#: ``result.data``), or a writable binary file object / async sink.
+Dest = str | os.PathLike[str] | SyncSink | AsyncSink | None
+
+_FOLDER_SEQ: dict[str, itertools.count[int]] = {}
+
+
+def is_folder(dest: str | os.PathLike[str]) -> bool:
+    """True for an existing folder, or a path written with a trailing separator."""
+    text = os.fspath(dest)
+    return text.endswith(("/", os.sep)) or os.path.isdir(text)
+
+
+def resolve_path(dest: str | os.PathLike[str], name: str | None = None) -> Path:
+    """The file (no suffix yet when none was given) a path or folder destination means.
+
+    In a folder the file is named after ``name`` (a task or request id, made safe) or, without
+    one, ``result-0001``, ``result-0002``... skipping names already taken in that folder.
+    """
+    if not is_folder(dest):
+        return Path(dest)
+    from ._net import safe_name
+
+    folder = Path(dest)
+    if name:  # no dots: the suffix is the content's
+        return folder / safe_name(name, default="result").replace(".", "_")
+    seq = _FOLDER_SEQ.setdefault(os.path.abspath(folder), itertools.count(1))
+    taken = {os.path.splitext(n)[0] for n in os.listdir(folder)} if folder.is_dir() else set()
+    while True:
+        stem = f"result-{next(seq):04d}"
+        if stem not in taken:
+            return folder / stem
+
+
+async def save_stream(
+    chunks: object,
+    dest: Dest,
+    *,
+    name: str | None = None,
+    content_length: int | None = None,
+    content_encoding: str | None = None,
+    expected_size: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Saved:
+    """Send a result's chunks where the caller wants them (see :data:`Dest`), with every check.
+
+    A path is written atomically (:func:`stream_to_file`). In memory the bytes are capped at
+    :data:`MEMORY_MAX_BYTES`. A file object or sink receives the bytes as they arrive (it cannot
+    be undone: on an error it may hold part of an image, and the error is raised).
+    """
+    if dest is None or (isinstance(dest, SyncSink | AsyncSink) and not isinstance(dest, str | os.PathLike)):
+        cap = max_bytes if dest is not None else min(max_bytes, MEMORY_MAX_BYTES)
+        return await _stream_to_sink(chunks, dest, content_length, content_encoding, expected_size, cap)
+    return await stream_to_file(
+        chunks,
+        resolve_path(dest, name),
+        content_length=content_length,
+        content_encoding=content_encoding,
+        expected_size=expected_size,
+        max_bytes=max_bytes,
+    )
+
+
+async def _stream_to_sink(
+    chunks: object,
+    sink: SyncSink | AsyncSink | None,
+    content_length: int | None,
+    content_encoding: str | None,
+    expected_size: int | None,
+    max_bytes: int,
+) -> Saved:
+    if content_length is not None and content_length > max_bytes:
+        raise DownloadError(f"result is {content_length} bytes, over the {max_bytes}-byte maximum")
+    buf = bytearray() if sink is None else None
+    write = None if sink is None else sink.write
+    is_async = write is not None and inspect.iscoroutinefunction(write)
+    size = 0
+    first = b""
+    fmt: str | None = None
+    pending: list[bytes] = []  # held back until the first bytes prove an image
+    async for chunk in chunks:  # type: ignore[attr-defined]
+        data = bytes(chunk)
+        size += len(data)
+        if size > max_bytes:
+            raise DownloadError(f"result exceeds the {max_bytes}-byte maximum")
+        if len(first) < FIRST_BYTES:
+            first += data[: FIRST_BYTES - len(first)]
+        if fmt is None:
+            pending.append(data)
+            if len(first) < 12:
+                continue
+            fmt = sniff_format(first)
+            if fmt is None:
+                raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
+            out, pending = b"".join(pending), []
+        else:
+            out = data
+        if buf is not None:
+            buf += out
+        elif is_async:
+            await write(out)  # type: ignore[misc]
+        else:
+            assert write is not None
+            write(out)
+    if fmt is None:
+        fmt = sniff_format(first)
+        if fmt is None:
+            raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
+        rest = b"".join(pending)
+        if buf is not None:
+            buf += rest
+        elif is_async:
+            await write(rest)  # type: ignore[misc]
+        elif write is not None:
+            write(rest)
+    if content_length is not None and size != content_length and is_identity(content_encoding):
+        raise ProtocolError(f"body was cut: got {size} of {content_length} bytes")
+    if expected_size is not None and size != expected_size:
+        raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
+    return Saved(None, size, fmt, header_dimensions(first, fmt) or None, bytes(buf) if buf is not None else None)

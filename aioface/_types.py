@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,12 +31,21 @@ class TaskEvent:
 
 @dataclass(frozen=True)
 class ImageResult:
-    """A result image saved to disk, with what the provider said about it."""
+    """A result image, with what the provider said about it.
+
+    Where the image is depends on the ``dest`` the call was given: a file (``path``), memory
+    (``data``, for ``dest=None``), or a file object / sink you passed (neither). With
+    ``download=False`` nothing was fetched: ``source_url`` is the provider's URL (valid for hours),
+    ``downloaded`` is False and ``bytes``/``width``/``height`` are what the provider declared, if anything.
+    """
 
     provider: str
-    path: Path
-    bytes: int
-    format: str
+    #: The saved file; None when the image went to memory, to a file object, or was not downloaded.
+    path: Path | None
+    #: Its size (declared by the provider when not downloaded; None if it declared none).
+    bytes: int | None
+    #: ``jpeg``, ``png``, ``webp`` or ``gif``; None when not downloaded.
+    format: str | None
     width: int | None = None
     height: int | None = None
     #: The provider's task id (Ace Data swap, AILab), when it has one.
@@ -49,18 +59,25 @@ class ImageResult:
     #: Whatever else the provider said, under its own names: Ace Data's declared ``image_width``,
     #: ``image_height`` and ``image_size``, AILab's ``log_id``; batch adds ``recovered``.
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The image, when ``dest`` was None (kept in memory, capped at 32 MiB).
+    data: builtins.bytes | None = field(default=None, repr=False)
+
+    @property
+    def downloaded(self) -> bool:
+        """False for ``download=False`` results (the provider's URL only)."""
+        return self.format is not None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``results.jsonl`` records)."""
         d: dict[str, Any] = {
             "provider": self.provider,
-            "path": str(self.path),
+            "path": None if self.path is None else str(self.path),
             "bytes": self.bytes,
             "format": self.format,
             "width": self.width,
             "height": self.height,
         }
-        for k in ("task_id", "request_id", "user_class"):
+        for k in ("task_id", "request_id", "user_class") + (() if self.downloaded else ("source_url",)):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v

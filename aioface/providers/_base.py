@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .. import _json
 from .._core import Dispatch, Endpoint, ErrorParser
-from .._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file
+from .._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
 from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
 from .._http import RequestSpec, Response
 from .._limits import Rate, RateLimiter, parse_limits
@@ -28,9 +27,6 @@ from .._options import current as current_options
 from .._polling import PollPolicy
 from .._retry import RetryPolicy
 from .._types import ImageResult, Result, TaskEvent, TaskStatus
-
-if TYPE_CHECKING:
-    from .._download import Saved
 
 T = TypeVar("T")
 log = logging.getLogger("aioface")
@@ -203,75 +199,89 @@ class ProviderContext:
     async def call_image(
         self,
         spec: RequestSpec,
-        dest: str | os.PathLike[str],
+        dest: Dest,
         *,
         fields: Callable[[Mapping[str, str]], Mapping[str, Any]] | None = None,
     ) -> ImageResult:
-        """Send ``spec`` and stream its image answer to ``dest`` (suffix from the content when
-        ``dest`` has none); ``fields(headers)`` adds result fields such as a request id."""
+        """Send ``spec`` and stream its image answer to ``dest`` (any :data:`Dest`: a file whose
+        suffix comes from the content when it has none, a folder, None for memory, a file object
+        or sink); ``fields(headers)`` adds result fields such as a request id, which also names
+        the file in a folder."""
         max_bytes = self.settings.max_download_bytes
-        name = self.name
 
         async def handle(resp: Response) -> ImageResult:
             await self.status("downloading")
-            saved = await stream_to_file(
+            extra = dict(fields(resp.headers)) if fields is not None else {}
+            saved = await save_stream(
                 resp.iter_chunks(CHUNK),
-                Path(dest),
+                dest,
+                name=extra.get("task_id") or extra.get("request_id"),
                 content_length=resp.content_length,
                 content_encoding=header(resp.headers, "Content-Encoding"),
                 max_bytes=max_bytes,
             )
-            dims = saved.dimensions or image_size(saved.path)
-            extra = fields(resp.headers) if fields is not None else {}
-            result = ImageResult(
-                provider=name,
-                path=saved.path,
-                bytes=saved.size,
-                format=saved.format,
-                width=dims[0] if dims else None,
-                height=dims[1] if dims else None,
-                **extra,
-            )
+            result = self._result(saved, None, extra)
             await self.status("done")
             return result
 
         await self.status("processing")
         return await self._hub.dispatch.call(spec, self.endpoint, handle)
 
-    async def fetch(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
-        """Send to a host that is not the provider's API (an input image), unthrottled."""
-        return await self._hub.dispatch.call(spec, self._hub.download_endpoint, handle)
-
-    async def save(self, url: str, dest: str | os.PathLike[str], *, expected_size: int | None = None) -> Saved:
-        """Stream a result URL to ``dest`` atomically (suffix from the content)."""
-        return await self._hub.dispatch.download(
-            url,
-            Path(dest),
-            self._hub.download_endpoint,
-            expected_size=expected_size,
-            max_bytes=self.settings.max_download_bytes,
-        )
-
-    async def save_result(
-        self, url: str, dest: str | os.PathLike[str], *, expected_size: int | None = None, **fields: Any
-    ) -> ImageResult:
-        """:meth:`save`, then an :class:`ImageResult` from this provider with ``fields``.
-
-        Tells ``on_status`` ``downloading`` before and ``done`` after."""
-        task_id = fields.get("task_id")
-        await self.status("downloading", task_id=task_id)
-        saved = await self.save(url, dest, expected_size=expected_size)
-        dims = saved.dimensions or image_size(saved.path)
-        result = ImageResult(
+    def _result(self, saved: Saved, source_url: str | None, fields: Mapping[str, Any]) -> ImageResult:
+        dims = saved.dimensions or (image_size(saved.path) if saved.path is not None else None)
+        return ImageResult(
             provider=self.name,
             path=saved.path,
             bytes=saved.size,
             format=saved.format,
             width=dims[0] if dims else None,
             height=dims[1] if dims else None,
-            source_url=url,
+            source_url=source_url,
+            data=saved.data,
             **fields,
         )
+
+    async def fetch(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
+        """Send to a host that is not the provider's API (an input image), unthrottled."""
+        return await self._hub.dispatch.call(spec, self._hub.download_endpoint, handle)
+
+    async def save(self, url: str, dest: Dest, *, expected_size: int | None = None, name: str | None = None) -> Saved:
+        """Stream a result URL to ``dest`` (any :data:`Dest`; files atomically, suffix from the
+        content; ``name`` names the file when ``dest`` is a folder)."""
+        return await self._hub.dispatch.download(
+            url,
+            dest,
+            self._hub.download_endpoint,
+            expected_size=expected_size,
+            max_bytes=self.settings.max_download_bytes,
+            name=name,
+        )
+
+    async def save_result(
+        self,
+        url: str,
+        dest: Dest,
+        *,
+        expected_size: int | None = None,
+        dimensions: tuple[int | None, int | None] = (None, None),
+        download: bool = True,
+        **fields: Any,
+    ) -> ImageResult:
+        """:meth:`save`, then an :class:`ImageResult` from this provider with ``fields``.
+
+        ``download=False`` fetches nothing: the result carries ``url`` (as ``source_url``), the
+        ``expected_size`` and ``dimensions`` the provider declared, and ``fields``.
+        Tells ``on_status`` ``downloading`` before and ``done`` after."""
+        task_id = fields.get("task_id")
+        if not download:
+            result = ImageResult(
+                self.name, None, expected_size, None, dimensions[0], dimensions[1], source_url=url, **fields
+            )
+            await self.status("done", task_id=task_id)
+            return result
+        await self.status("downloading", task_id=task_id)
+        saved = await self.save(url, dest, expected_size=expected_size, name=task_id or fields.get("request_id"))
+        result = self._result(saved, url, fields)
         await self.status("done", task_id=task_id)
         return result
 

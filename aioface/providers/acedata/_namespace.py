@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
 
+from ..._download import Dest
 from ..._errors import InvalidRequestError, TaskTimeoutError
 from ..._net import is_local_url
 from ..._polling import intervals
@@ -18,54 +18,66 @@ from ._callbacks import CallbackReceiver
 
 
 class AceData(ProviderNamespace):
-    """Ace Data Cloud's ``/face/`` family. Reached as ``client.acedata``."""
+    """Ace Data Cloud's ``/face/`` family. Reached as ``client.acedata``.
+
+    Every image operation saves to ``dest``: a file path (suffix from the content), a folder (the
+    file named after the task), None (in memory, ``result.data``) or a binary file object / async
+    sink. ``download=False`` fetches nothing: the result carries the provider's URL
+    (``source_url``, valid for hours) and what it declared (size, width, height).
+    """
 
     async def _post(self, op: str, body: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
         ctx = self._ctx
         spec = _ace.build_request(ctx.base_url, ctx.key() or "", op, body, timeout)
         return await ctx.call_json(spec, _ace.parse_result)
 
-    async def _image(self, data: Mapping[str, Any], dest: str | os.PathLike[str]) -> ImageResult:
+    async def _image(self, data: Mapping[str, Any], dest: Dest, download: bool = True) -> ImageResult:
         url, declared = _ace.image_result_fields(data)
         tid = data.get("task_id")
+        extra = _ace.result_extra(data)
         return await self._ctx.save_result(
             url,
             dest,
             expected_size=declared,
+            dimensions=(extra.get("image_width"), extra.get("image_height")),
+            download=download,
             task_id=str(tid) if tid else None,
             request_id=str(data["trace_id"]) if data.get("trace_id") else None,
-            extra=_ace.result_extra(data),
+            extra=extra,
         )
 
-    async def _edit(self, op: str, body: Mapping[str, Any], dest: str | os.PathLike[str]) -> ImageResult:
-        """A synchronous image operation: processing, then the result downloaded."""
+    async def _edit(self, op: str, body: Mapping[str, Any], dest: Dest, download: bool) -> ImageResult:
+        """A synchronous image operation: processing, then the result downloaded (unless not)."""
         await self._ctx.status("processing")
-        return await self._image(await self._post(op, body), dest)
+        return await self._image(await self._post(op, body), dest, download)
 
     async def change_age(
         self,
         image_url: str,
         ages: Sequence[int],
-        dest: str | os.PathLike[str],
+        dest: Dest = None,
         *,
         face_rects: Sequence[Mapping[str, int]] | None = None,
+        download: bool = True,
     ) -> ImageResult:
         """Age (or rejuvenate) the faces of ``image_url``: one age per face (the provider judges the range)."""
         body = _ace.change_age_body(image_url, ages, face_rects)
-        return await self._edit("change-age", body, dest)
+        return await self._edit("change-age", body, dest, download)
 
-    async def change_gender(self, image_url: str, genders: Sequence[int], dest: str | os.PathLike[str]) -> ImageResult:
+    async def change_gender(
+        self, image_url: str, genders: Sequence[int], dest: Dest = None, *, download: bool = True
+    ) -> ImageResult:
         """Change the gender of the faces of ``image_url`` (one 0 or 1 per face)."""
         body = _ace.change_gender_body(image_url, genders)
-        return await self._edit("change-gender", body, dest)
+        return await self._edit("change-gender", body, dest, download)
 
-    async def beautify(self, image_url: str, dest: str | os.PathLike[str]) -> ImageResult:
+    async def beautify(self, image_url: str, dest: Dest = None, *, download: bool = True) -> ImageResult:
         """Beautify the faces of ``image_url``."""
-        return await self._edit("beautify", _ace.image_body(image_url), dest)
+        return await self._edit("beautify", _ace.image_body(image_url), dest, download)
 
-    async def cartoon(self, image_url: str, dest: str | os.PathLike[str]) -> ImageResult:
+    async def cartoon(self, image_url: str, dest: Dest = None, *, download: bool = True) -> ImageResult:
         """Turn ``image_url`` into a cartoon."""
-        return await self._edit("cartoon", _ace.image_body(image_url), dest)
+        return await self._edit("cartoon", _ace.image_body(image_url), dest, download)
 
     async def analyze(self, image_url: str) -> FaceAnalysis:
         """Face analysis of ``image_url``: the faces (age, gender, beauty, ...) and the provider's JSON."""
@@ -77,13 +89,14 @@ class AceData(ProviderNamespace):
 
     async def swap(
         self,
-        dest: str | os.PathLike[str],
+        dest: Dest = None,
         *,
         source: str,
         target: str,
         timeout: int | None = None,
         callback: CallbackReceiver | None = None,
         wait_timeout: float | None = None,
+        download: bool = True,
     ) -> ImageResult:
         """Put the face of ``source`` into the picture ``target`` (both URLs) and save the result.
 
@@ -107,7 +120,7 @@ class AceData(ProviderNamespace):
                     provider="acedata",
                     task_id=tid,
                 )
-            return await self._image(data, dest)
+            return await self._image(data, dest, download)
         self._check_reachable(callback.public_url)
         nonce, url = callback.register()
         try:
@@ -127,7 +140,7 @@ class AceData(ProviderNamespace):
             except Exception:
                 await self._ctx.status("failed", task_id=task_id)
                 raise
-            return await self._image(payload, dest)
+            return await self._image(payload, dest, download)
         finally:
             callback.forget(nonce)
 
@@ -151,7 +164,7 @@ class AceData(ProviderNamespace):
         return _ace.unwrap_callback(body, task_id)
 
     async def result(
-        self, task_id: str, dest: str | os.PathLike[str], *, wait_timeout: float | None = None
+        self, task_id: str, dest: Dest = None, *, wait_timeout: float | None = None, download: bool = True
     ) -> ImageResult:
         """Wait for task ``task_id`` (a swap that outlived its ``timeout``) and save its image.
 
@@ -168,7 +181,7 @@ class AceData(ProviderNamespace):
                 answer = await ctx.call_json(spec, _ace.parse_task)
                 if answer is not None:
                     _ace.check_callback(answer, task_id)
-                    return await self._image({"task_id": task_id, **answer}, dest)
+                    return await self._image({"task_id": task_id, **answer}, dest, download)
                 await anyio.sleep(next(waits))
         raise TaskTimeoutError(
             f"acedata task {task_id} not done within {limit:g}s", provider="acedata", task_id=task_id

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from ..._download import Dest
 from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
 from ..._http import RequestSpec, Response
 from ..._polling import PollPolicy, intervals
@@ -110,19 +111,24 @@ class AILab(ProviderNamespace):
 
     async def swap(
         self,
-        dest: str | os.PathLike[str],
+        dest: Dest = None,
         *,
         source: ImageInput,
         target: ImageInput,
         poll: PollPolicy | None = None,
+        download: bool = True,
     ) -> ImageResult:
         """Put the face of ``source`` into the picture ``target`` (each a path, bytes or URL) and save it.
 
         ``source`` is uploaded as AILab's ``image_template``, ``target`` as its ``image_target``.
+        ``dest``: a file path, a folder (the file named after the task), None (in memory,
+        ``result.data``) or a binary file object / async sink. ``download=False`` fetches
+        nothing: the result carries the provider's URL (``source_url``, valid for 24 hours).
         """
         answer = await self._submit(source, target)
         task_id = _ailab.task_id_of(answer)
         await self._ctx.status("queued", task_id=task_id)
         url = await self.wait(task_id, poll=poll)
         # The submit answer's ids: that request created (and billed) the task.
-        return await self._ctx.save_result(url, dest, task_id=task_id, **_ailab.answer_ids(answer))
+        ids = _ailab.answer_ids(answer)
+        return await self._ctx.save_result(url, dest, download=download, task_id=task_id, **ids)

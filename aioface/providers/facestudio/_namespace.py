@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..._download import with_suffix
+from ..._download import Dest, is_folder, with_suffix
 from ..._errors import InvalidRequestError
 from ..._limits import Rate
 from ..._types import ImageResult
@@ -65,7 +65,7 @@ class FaceStudio(ProviderNamespace):
     # -- calls ------------------------------------------------------------------------------
     async def generate(
         self,
-        dest: str | os.PathLike[str],
+        dest: Dest = None,
         *,
         gender: str | None = None,
         ethnicity: str | None = None,
@@ -84,6 +84,9 @@ class FaceStudio(ProviderNamespace):
         view_profile: int | None = None,
     ) -> ImageResult:
         """Generate a face and stream it to ``dest`` (a suffix is added when ``dest`` has none).
+
+        ``dest`` may also be a folder (the file is named after the request id), None (the image
+        stays in memory as ``result.data``) or a writable binary file object / async sink.
 
         Every parameter is checked before sending; advanced ones (seed, skintone, ...) raise
         :class:`InvalidRequestError` when the tier is known to lack them.
@@ -108,7 +111,9 @@ class FaceStudio(ProviderNamespace):
         ctx = self._ctx
         self._check_tier(params)
         spec = _fs.build_request(ctx.base_url, ctx.key(required=False), params, ctx.settings.timeout)
-        target = with_suffix(Path(dest), params.get("image_format", "jpeg"))
+        target: Dest = dest
+        if isinstance(dest, str | os.PathLike) and not is_folder(dest):
+            target = with_suffix(Path(dest), params.get("image_format", "jpeg"))
 
         def fields(headers: Mapping[str, str]) -> dict[str, str | None]:
             return {"request_id": headers.get("X-Request-ID"), "user_class": _fs.user_class(headers)}
