@@ -12,10 +12,14 @@ from typing import Any
 
 from ._client import Client
 from ._core import RequestTiming
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, TaskError
 from ._fanout import FanOut
-from ._types import ImageResult
+from ._options import Options, applied
+from ._types import Result, TaskEvent
 from .providers import get, providers
+
+#: The phases of a call, from its task events (plus ``limiter wait`` from the HTTP timings).
+PHASES = ("queued", "processing", "downloading")
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
@@ -49,6 +53,19 @@ class BenchReport:
     http_status: dict[str, int] = field(default_factory=dict)
     #: (start offset, call seconds, ok) per call, for the timeline chart.
     calls: list[tuple[float, float, bool]] = field(default_factory=list)
+    #: Seconds spent per phase (queued, processing, downloading): p50/p90/p99/mean/max over calls.
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Calls the provider accepted (and so bills): the successes and the tasks that failed after.
+    billed: int = 0
+    #: What one accepted call costs, (amount, unit), when the provider publishes it or one was given.
+    price: tuple[float, str] | None = None
+
+    @property
+    def cost_per_image(self) -> float | None:
+        """Price times accepted calls, over the images received; None without a price or an image."""
+        if self.price is None or not self.ok:
+            return None
+        return self.price[0] * self.billed / self.ok
 
     @property
     def throughput(self) -> float:
@@ -73,6 +90,10 @@ class BenchReport:
             "limiter_wait": self.limiter_wait,
             "http_status": self.http_status,
             "calls": [{"start": s, "seconds": d, "ok": ok} for s, d, ok in self.calls],
+            "phases": self.phases,
+            "billed": self.billed,
+            "price": None if self.price is None else {"amount": self.price[0], "unit": self.price[1]},
+            "cost_per_image": self.cost_per_image,
         }
 
 
@@ -84,9 +105,33 @@ def operation(provider: str) -> str:
     return spec.bench.description
 
 
-def benchable() -> list[str]:
-    """Providers that offer a benchmark operation."""
-    return [name for name, spec in providers().items() if spec.bench is not None]
+def benchable(op: str | None = None) -> list[str]:
+    """Providers that offer a benchmark operation (``op``, when given)."""
+    return [
+        name
+        for name, spec in providers().items()
+        if spec.bench is not None and (op is None or spec.bench.select(op) is not None)
+    ]
+
+
+def bench_ops() -> list[str]:
+    """Every operation some provider can be benchmarked with."""
+    seen: dict[str, None] = {}
+    for spec in providers().values():
+        if spec.bench is not None:
+            seen.update(dict.fromkeys(spec.bench.names))
+    return list(seen)
+
+
+def phase_seconds(events: Sequence[TaskEvent], end: float) -> dict[str, float]:
+    """Seconds in each phase of one call from its task events (``callback`` counts as processing)."""
+    out = dict.fromkeys(PHASES, 0.0)
+    following: list[TaskEvent | None] = [*events[1:], None]
+    for ev, nxt in zip(events, following, strict=False):
+        stage = "processing" if ev.status == "callback" else ev.status
+        if stage in out:
+            out[stage] += (nxt.at if nxt is not None else end) - ev.at
+    return out
 
 
 async def run_bench(
@@ -97,32 +142,46 @@ async def run_bench(
     concurrency: int,
     out: Path,
     on_done: Callable[[bool], None] | None = None,
+    *,
+    op: str | None = None,
+    price: tuple[float, str] | None = None,
 ) -> BenchReport:
-    """Run ``n`` calls; ``timings`` must be the list the client's ``on_request`` appends to."""
+    """Run ``n`` calls of ``op`` (default: the provider's benchmark operation); ``timings`` must be
+    the list the client's ``on_request`` appends to. ``price`` overrides the provider's own."""
     bench = get(provider).bench
-    if bench is None:
-        raise ConfigurationError(f"provider {provider!r} has no benchmark operation")
-    call = bench.make(client.provider(provider))
-    report = BenchReport(provider, bench.description, n, concurrency)
+    chosen = bench.select(op) if bench is not None else None
+    if bench is None or chosen is None:
+        raise ConfigurationError(f"provider {provider!r} has no benchmark operation {op or ''}".rstrip())
+    description, make = chosen
+    call = make(client.provider(provider))
+    report = BenchReport(provider, description, n, concurrency, price=price or bench.price)
     start = time.perf_counter()
+    phases: dict[str, list[float]] = {p: [] for p in PHASES}
 
-    async def timed(i: int) -> ImageResult:
+    async def timed(i: int) -> Result:
         t = time.perf_counter()
         ok = False
+        events: list[TaskEvent] = []
         try:
-            result = await call(out / f"bench-{i}")
+            with applied(Options(on_status=events.append)):
+                result = await call(out / f"{provider}-{i}")
             ok = True
             return result
         finally:
             report.calls.append((t - start, time.perf_counter() - t, ok))
+            if ok:
+                for p, secs in phase_seconds(events, time.monotonic()).items():
+                    phases[p].append(secs)
 
     errors: Counter[str] = Counter()
     async with FanOut(timed, range(n), concurrency=concurrency) as results:
         async for o in results:
             if o.ok:
                 report.ok += 1
+                report.billed += 1
             else:
                 report.failed += 1
+                report.billed += isinstance(o.error, TaskError)  # accepted, then failed or timed out
                 errors[str(getattr(o.error, "code", type(o.error).__name__))] += 1
             if on_done is not None:
                 on_done(o.ok)
@@ -134,13 +193,49 @@ async def run_bench(
     report.http_ttfb = percentiles([t.ttfb for t in mine if t.ttfb is not None])
     report.limiter_wait = percentiles([t.sent - t.queued for t in mine])
     report.http_status = dict(Counter(str(t.status or t.error) for t in mine))
+    report.phases = {p: percentiles(v) for p, v in phases.items()}
     return report
+
+
+async def run_comparison(
+    client: Client,
+    timings: list[RequestTiming],
+    providers_: Sequence[str],
+    n: int,
+    concurrency: int,
+    out: Path,
+    on_done: Callable[[str, bool], None] | None = None,
+    *,
+    op: str | None = None,
+    prices: dict[str, tuple[float, str]] | None = None,
+) -> list[BenchReport]:
+    """The same benchmark on several providers at once (each within its own limits)."""
+    import anyio
+
+    reports: dict[str, BenchReport] = {}
+
+    async def one(p: str) -> None:
+        done = None if on_done is None else (lambda ok: on_done(p, ok))
+        reports[p] = await run_bench(client, timings, p, n, concurrency, out, done, op=op, price=(prices or {}).get(p))
+
+    async with anyio.create_task_group() as tg:
+        for p in providers_:
+            tg.start_soon(one, p)
+    return [reports[p] for p in providers_]
 
 
 _BLUE, _RED, _PINK, _INK, _GRID = (68, 119, 170), (204, 51, 17), (204, 102, 119), (34, 34, 34), (225, 225, 225)
 
 
-def _axes(draw: Any, box: tuple[int, int, int, int], x_max: float, y_max: float, xlabel: str, ylabel: str) -> Any:
+def _axes(
+    draw: Any,
+    box: tuple[int, int, int, int],
+    x_max: float,
+    y_max: float,
+    xlabel: str,
+    ylabel: str,
+    x_ticks: bool = True,
+) -> Any:
     """Frame, grid and tick labels for a panel; returns ``to_px(x, y)``."""
     left, top, right, bottom = box
     for i in range(5):
@@ -148,7 +243,8 @@ def _axes(draw: Any, box: tuple[int, int, int, int], x_max: float, y_max: float,
         draw.line([(left, y), (right, y)], fill=_GRID)
         draw.text((left - 6, y), f"{y_max * i / 4:.3g}", fill=_INK, anchor="rm")
         x = left + (right - left) * i / 4
-        draw.text((x, bottom + 6), f"{x_max * i / 4:.3g}", fill=_INK, anchor="mt")
+        if x_ticks:
+            draw.text((x, bottom + 6), f"{x_max * i / 4:.3g}", fill=_INK, anchor="mt")
     draw.rectangle(box, outline=_INK)
     draw.text(((left + right) / 2, bottom + 22), xlabel, fill=_INK, anchor="mt")
     draw.text((left, top - 6), ylabel, fill=_INK, anchor="ls")
@@ -200,6 +296,84 @@ def write_png(report: BenchReport, path: Path) -> None:
     for i, (label, color) in enumerate((("ok", _BLUE), ("failed", _RED))):
         draw.ellipse([box[0] + 10, box[1] + 10 + 16 * i, box[0] + 16, box[1] + 16 + 16 * i], fill=color)
         draw.text((box[0] + 22, box[1] + 13 + 16 * i), label, fill=_INK, anchor="lm")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    im.save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+_PALETTE = ((68, 119, 170), (238, 119, 51), (34, 136, 51), (170, 51, 119), (102, 204, 238), (187, 187, 187))
+_PHASE_COLORS = {"limiter wait": (187, 187, 187), "queued": (238, 204, 102), "processing": (68, 119, 170),
+                 "downloading": (34, 136, 51)}  # fmt: skip
+
+
+def write_comparison_png(reports: Sequence[BenchReport], path: Path) -> None:
+    """Providers side by side (drawn with Pillow): latency distributions (box: p50-p90, whiskers to
+    p99 and max), mean time per phase, and throughput / errors / cost per image under each."""
+    from PIL import Image, ImageDraw
+
+    k = max(1, len(reports))
+    width, height = 1100, 410 + 18 * k
+    im = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(im)
+
+    # Left: one latency box per provider.
+    box = (70, 50, 520, 350)
+    draw.text((295, 12), "call latency by provider", fill=_INK, anchor="mt")
+    y_max = max((r.call_latency.get("max", 0.0) for r in reports), default=0.0) or 1.0
+    to_px = _axes(draw, box, float(k), y_max, "", "seconds", x_ticks=False)
+    for i, r in enumerate(reports):
+        color = _PALETTE[i % len(_PALETTE)]
+        lat = r.call_latency or percentiles([])
+        x0, _ = to_px(i + 0.25, 0)
+        x1, _ = to_px(i + 0.75, 0)
+        xm = (x0 + x1) / 2
+        _, y50 = to_px(0, lat["p50"])
+        _, y90 = to_px(0, lat["p90"])
+        _, y99 = to_px(0, lat["p99"])
+        _, ymax = to_px(0, lat["max"])
+        draw.line([(xm, y90), (xm, ymax)], fill=color, width=2)
+        draw.line([(x0 + 10, ymax), (x1 - 10, ymax)], fill=color, width=2)
+        draw.line([(x0 + 5, y99), (x1 - 5, y99)], fill=color, width=2)
+        draw.rectangle([x0, y90, x1, y50], outline=color, width=3)
+        draw.line([(x0, y50), (x1, y50)], fill=color, width=4)
+        draw.text((xm, box[3] + 24), r.provider, fill=color, anchor="mt")
+
+    # Right: mean seconds per phase, stacked, one bar per provider.
+    box = (610, 50, 1060, 350)
+    draw.text((835, 12), "mean seconds per phase", fill=_INK, anchor="mt")
+
+    def means(r: BenchReport) -> list[tuple[str, float]]:
+        parts = [("limiter wait", r.limiter_wait.get("mean", 0.0))]
+        parts += [(p, r.phases.get(p, {}).get("mean", 0.0)) for p in PHASES]
+        return parts
+
+    total_max = max((sum(v for _, v in means(r)) for r in reports), default=0.0) or 1.0
+    to_px = _axes(draw, box, float(k), total_max, "", "seconds", x_ticks=False)
+    for i, r in enumerate(reports):
+        acc = 0.0
+        x0, _ = to_px(i + 0.2, 0)
+        x1, _ = to_px(i + 0.8, 0)
+        for name, v in means(r):
+            if v > 0:
+                _, ya = to_px(0, acc)
+                _, yb = to_px(0, acc + v)
+                draw.rectangle([x0, yb, x1, ya], fill=_PHASE_COLORS[name])
+            acc += v
+        draw.text(((x0 + x1) / 2, box[3] + 24), r.provider, fill=_PALETTE[i % len(_PALETTE)], anchor="mt")
+    for j, (name, color) in enumerate(_PHASE_COLORS.items()):
+        y = box[1] + 10 + 16 * j
+        draw.rectangle([box[0] + 10, y, box[0] + 20, y + 10], fill=color)
+        draw.text((box[0] + 26, y + 5), name, fill=_INK, anchor="lm")
+
+    # Under both: one line per provider.
+    for i, r in enumerate(reports):
+        cost = r.cost_per_image
+        price = f", {cost:.3g} {r.price[1]}/image" if cost is not None and r.price else ""
+        errs = ", ".join(f"{c} {n}" for c, n in sorted(r.errors.items())) or "no errors"
+        line = f"{r.provider} ({r.operation}): {r.ok} ok, {r.failed} failed, {r.throughput:.2f}/s; {errs}{price}"
+        draw.text((70, 400 + 18 * i), line, fill=_PALETTE[i % len(_PALETTE)])
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import CallbackReceiver, _json
 from ._batch import run_batch
-from ._bench import benchable
+from ._bench import bench_ops, benchable
 from ._client import Client
 from ._core import RequestTiming
 from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
@@ -628,11 +628,54 @@ def emulator(
     web.run_app(create_app(cfg), host=host, port=port, print=None, access_log=None)
 
 
+def _bench_providers(value: str) -> list[str]:
+    names = [p.strip() for p in value.split(",") if p.strip()]
+    known = benchable()
+    bad = [p for p in names if p not in known]
+    if bad or not names:
+        raise click.BadParameter(f"choose from {', '.join(known)}; got {value!r}", param_hint="--provider")
+    return list(dict.fromkeys(names))
+
+
+def _prices(values: Sequence[str], names: Sequence[str]) -> dict[str, tuple[float, str]]:
+    """``--price ailab=0.02USD`` -> {"ailab": (0.02, "USD")}."""
+    out: dict[str, tuple[float, str]] = {}
+    for v in values:
+        prov, _, spec = v.partition("=")
+        num = spec.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_ ")
+        try:
+            amount = float(num)
+        except ValueError:
+            raise click.BadParameter(f"expected PROVIDER=AMOUNT[UNIT], got {v!r}", param_hint="--price") from None
+        if prov not in names:
+            raise click.BadParameter(f"{prov!r} is not benchmarked here", param_hint="--price")
+        out[prov] = (amount, spec[len(num) :].strip() or "units")
+    return out
+
+
 @main.command()
-@click.option("--provider", type=click.Choice(benchable()), default=benchable()[0], show_default=True)
+@click.option(
+    "--provider",
+    "provider_list",
+    default=benchable()[0],
+    show_default=True,
+    metavar="NAME[,NAME...]",
+    help=f"Provider(s) to benchmark side by side: {', '.join(benchable())}.",
+)
+@click.option("--op", default=None, help=f"Operation to run on each provider (one of {', '.join(bench_ops())}).")
 @click.option("--requests", "-n", "n", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option(
-    "--emulator", "use_emulator", is_flag=True, help="Benchmark the built-in emulator instead of the provider."
+    "--emulator",
+    "use_emulator",
+    is_flag=True,
+    help="Benchmark the built-in emulator (the default when none of the providers has a key).",
+)
+@click.option(
+    "--price",
+    "prices",
+    multiple=True,
+    metavar="PROVIDER=AMOUNT[UNIT]",
+    help="What one accepted call costs, for cost per image (e.g. ailab=0.02USD).",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON.")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a latency chart (PNG).")
@@ -647,9 +690,11 @@ def emulator(
 @common_limit
 @common_quiet
 def bench(
-    provider: str,
+    provider_list: str,
+    op: str | None,
     n: int,
     use_emulator: bool,
+    prices: tuple[str, ...],
     json_path: Path | None,
     png_path: Path | None,
     out: Path | None,
@@ -657,24 +702,41 @@ def bench(
     limits: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Benchmark a provider: N calls at concurrency C within its limits.
+    """Benchmark providers: N calls each at concurrency C within their limits, side by side.
 
-    Prints call latency p50/p90/p99, HTTP time to first byte vs total, limiter wait, throughput and
-    errors by code; --json and --png save the report and a chart.
+    Prints call latency p50/p90/p99, time queued / processing / downloading, HTTP time to first
+    byte vs total, limiter wait, throughput, errors by code and (with a price) cost per image;
+    --json and --png save the report and a chart. Runs against the emulator unless a key is set.
 
     \b
     Example: aioface bench --emulator --provider ailab -n 40 -c 8 --png bench.png
+    Compare: aioface bench --provider acedata,ailab --op swap -n 40 --png swap.png
     """
-    from ._bench import run_bench, write_png
+    from ._bench import run_comparison, write_comparison_png, write_png
 
-    lim = _limits_option(limits, provider)
+    names = _bench_providers(provider_list)
+    if op is not None:
+        lacking = [p for p in names if p not in benchable(op)]
+        if lacking:
+            raise click.BadParameter(f"{', '.join(lacking)} cannot be benchmarked with {op!r}", param_hint="--op")
+    price_map = _prices(prices, names)
+    lim: dict[str, str] = {}
+    for v in limits:
+        lim.update(_limits_option([v], names[0] if len(names) == 1 else None))
+    keyed = any(os.environ.get(providers()[p].key_env) for p in names)
+    emulated = use_emulator or not keyed
 
     async def go() -> int:
         timings: list[RequestTiming] = []
         folder = out or Path(tempfile.mkdtemp(prefix="aioface-bench-"))
+        label = f"bench {', '.join(names)}"
         try:
-            with _Tracker(n, f"bench {provider}", quiet) as tracker:
-                if use_emulator:
+            with _Tracker(n * len(names), label, quiet) as tracker:
+
+                def done(provider: str, ok: bool) -> None:
+                    tracker.update(ok, 0)
+
+                if emulated:
                     from .emulator import DEMO_KEY, Emulator, EmulatorConfig
 
                     cfg = EmulatorConfig(
@@ -686,30 +748,72 @@ def bench(
                         task_jitter=0.3,
                     )
                     async with Emulator(cfg) as emu, emu.client(limits=lim, on_request=timings.append) as client:
-                        report = await run_bench(
-                            client, timings, provider, n, concurrency, folder, lambda ok: tracker.update(ok, 0)
+                        reports = await run_comparison(
+                            client, timings, names, n, concurrency, folder, done, op=op, prices=price_map
                         )
                 else:
                     async with Client(limits=lim, on_request=timings.append) as client:
-                        report = await run_bench(
-                            client, timings, provider, n, concurrency, folder, lambda ok: tracker.update(ok, 0)
+                        reports = await run_comparison(
+                            client, timings, names, n, concurrency, folder, done, op=op, prices=price_map
                         )
         finally:
             if out is None:
                 shutil.rmtree(folder, ignore_errors=True)
-        _print_bench(report)
+        if emulated and not quiet:
+            err_console.print("(against the built-in emulator: set a provider key to measure the real one)")
+        for report in reports:
+            _print_bench(report)
+        if len(reports) > 1:
+            _print_comparison(reports)
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_bytes(_json.dumps(report.to_json()))  # noqa: ASYNC240 - one small file, after the run
+            doc = reports[0].to_json() if len(reports) == 1 else {"providers": [r.to_json() for r in reports]}
+            json_path.write_bytes(_json.dumps(doc))  # noqa: ASYNC240 - one small file, after the run
         if png_path is not None:
-            write_png(report, png_path)
-        return EXIT_SOME_FAILED if report.failed else EXIT_OK
+            if len(reports) == 1:
+                write_png(reports[0], png_path)
+            else:
+                write_comparison_png(reports, png_path)
+        return EXIT_SOME_FAILED if any(r.failed for r in reports) else EXIT_OK
 
     _run(go())
 
 
+def _print_comparison(reports: Sequence[Any]) -> None:
+    from rich.table import Table
+
+    from ._bench import PHASES
+
+    t = Table(title="side by side")
+    t.add_column("")
+    for r in reports:
+        t.add_column(f"{r.provider}\n{r.operation}", justify="right")
+
+    def row(name: str, values: Iterable[str]) -> None:
+        t.add_row(name, *values)
+
+    row("ok / failed", (f"{r.ok} / {r.failed}" for r in reports))
+    row("throughput (images/s)", (f"{r.throughput:.2f}" for r in reports))
+    for q in ("p50", "p90", "p99"):
+        row(f"call latency {q} (s)", (f"{r.call_latency.get(q, 0.0):.3f}" for r in reports))
+    row("limiter wait mean (s)", (f"{r.limiter_wait.get('mean', 0.0):.3f}" for r in reports))
+    for p in PHASES:
+        row(f"{p} mean (s)", (f"{r.phases.get(p, {}).get('mean', 0.0):.3f}" for r in reports))
+    row("errors", (", ".join(f"{c} {k}" for c, k in sorted(r.errors.items())) or "none" for r in reports))
+    row(
+        "cost per image",
+        (
+            f"{r.cost_per_image:.4g} {r.price[1]}" if r.cost_per_image is not None and r.price else "no price"
+            for r in reports
+        ),
+    )
+    out_console.print(t)
+
+
 def _print_bench(report: Any) -> None:
     from rich.table import Table
+
+    from ._bench import PHASES
 
     t = Table(
         title=f"{report.provider}: {report.operation}, {report.requests} calls at concurrency {report.concurrency}"
@@ -717,17 +821,21 @@ def _print_bench(report: Any) -> None:
     t.add_column("seconds")
     for q in ("p50", "p90", "p99", "mean", "max"):
         t.add_column(q, justify="right")
-    for name, d in (
+    rows = [
         ("call latency", report.call_latency),
         ("HTTP total", report.http_total),
         ("HTTP time to first byte", report.http_ttfb),
         ("limiter wait", report.limiter_wait),
-    ):
+    ]
+    rows += [(p, report.phases[p]) for p in PHASES if report.phases.get(p, {}).get("max", 0.0) > 0]
+    for name, d in rows:
         t.add_row(name, *(f"{d[q]:.3f}" for q in ("p50", "p90", "p99", "mean", "max")))
     out_console.print(t)
+    cost = report.cost_per_image
     out_console.print(
         f"{report.ok} ok, {report.failed} failed in {report.seconds:.2f}s ({report.throughput:.2f}/s); "
-        f"HTTP answers {report.http_status}; errors {report.errors or 'none'}",
+        f"HTTP answers {report.http_status}; errors {report.errors or 'none'}"
+        + (f"; {cost:.4g} {report.price[1]} per image" if cost is not None else ""),
         highlight=False,
     )
 

@@ -329,12 +329,35 @@ class BatchOp:
     objects: frozenset[str] = frozenset()
 
 
+#: ``make(namespace)`` returns ``call(dest)``: one benchmarked call.
+BenchMake = Callable[[Any], Callable[[Path], Awaitable[Result]]]
+
+
 @dataclass(frozen=True)
 class BenchOp:
-    """What ``aioface bench`` calls: ``make(namespace)`` returns ``call(dest)``."""
+    """What ``aioface bench`` calls: ``make(namespace)`` returns ``call(dest)``.
+
+    ``ops`` offers more operations by name (``aioface bench --op swap``), each as (description,
+    make); ``op`` names the default one, so that providers can be compared on the same operation.
+    ``price`` is what one accepted call costs, as (amount, unit), where the provider publishes it.
+    """
 
     description: str
-    make: Callable[[Any], Callable[[Path], Awaitable[ImageResult]]]
+    make: BenchMake
+    op: str = ""
+    ops: Mapping[str, tuple[str, BenchMake]] = field(default_factory=dict)
+    price: tuple[float, str] | None = None
+
+    def select(self, op: str | None) -> tuple[str, BenchMake] | None:
+        """(description, make) for ``op`` (None or the default: the main one); None if not offered."""
+        if op is None or op == self.op:
+            return self.description, self.make
+        return self.ops.get(op)
+
+    @property
+    def names(self) -> list[str]:
+        """The operations offered, the default first."""
+        return [n for n in (self.op, *self.ops) if n]
 
 
 @dataclass(frozen=True)
@@ -407,6 +430,7 @@ def require_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
 
 __all__ = [
     "BatchOp",
+    "BenchMake",
     "BenchOp",
     "Hub",
     "ProviderContext",

@@ -72,6 +72,14 @@ def _bench(ns: AceData) -> Any:
     return lambda dest: ns.change_age(SAMPLE_URL, [60], dest)
 
 
+#: A second image from the provider's docs, the picture a benchmarked swap puts a face into.
+SAMPLE_TARGET_URL = "https://cdn.acedata.cloud/3np95r.png"
+
+
+def _bench_swap(ns: AceData) -> Any:
+    return lambda dest: ns.swap(dest, source=SAMPLE_URL, target=SAMPLE_TARGET_URL)
+
+
 _URL = frozenset({"image_url"})
 SPEC = ProviderSpec(
     name="acedata",
@@ -125,7 +133,12 @@ SPEC = ProviderSpec(
             help="Swap the face of source into target (both URLs).",
         ),
     ),
-    bench=BenchOp("change-age (one age)", _bench),
+    bench=BenchOp(
+        "change-age (one age)",
+        _bench,
+        op="change_age",
+        ops={"swap": ("face swap (synchronous, download)", _bench_swap)},
+    ),
     emulator="aioface.emulator._acedata:setup",
 )
 

@@ -48,7 +48,7 @@ SPEC = ProviderSpec(
     default_base_url=_ailab.DEFAULT_BASE_URL,
     key_env="AIOFACE_AILAB_KEY",
     batch_ops=(BatchOp("swap", _swap, required=frozenset({"source", "target"}), precheck=_precheck_swap),),
-    bench=BenchOp("face swap (upload, poll, download)", _bench),
+    bench=BenchOp("face swap (upload, poll, download)", _bench, op="swap"),
     emulator="aioface.emulator._ailab:setup",
 )
 

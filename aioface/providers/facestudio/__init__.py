@@ -42,7 +42,7 @@ SPEC = ProviderSpec(
             check=lambda ns, p: ns.check(p),
         ),
     ),
-    bench=BenchOp("generate (256 px JPEG)", _bench),
+    bench=BenchOp("generate (256 px JPEG)", _bench, op="generate"),
     emulator="aioface.emulator._facestudio:setup",
 )
 
