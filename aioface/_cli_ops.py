@@ -158,13 +158,104 @@ def make_command(op: str, offered: list[str], bop: BatchOp) -> click.Command:
     return cmd
 
 
+def _duration(seconds: float) -> str:
+    if seconds <= 0:
+        return "now"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"in {seconds / size:.1f} {unit}"
+    return f"in {seconds:.0f} s"
+
+
+@click.command(name="limits")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the client keeps its limits (default: AIOFACE_CACHE_DIR or the user cache folder).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of a table.")
+@click.option(
+    "--reset",
+    "reset_spec",
+    metavar="PROVIDER[:KEYHASH]",
+    help="Forget a key's local state (default: the key the environment gives PROVIDER).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --reset.")
+def limits_command(state_dir: Path | None, as_json: bool, reset_spec: str | None, yes: bool) -> None:
+    """Show the rate-limit budget of each provider and key from the persisted state.
+
+    Per provider and key (hashed, * marks the key of the environment): the tier last learned,
+    each window's use and when its next slot frees. Windows under an hour live in memory only.
+
+    \b
+    Example: aioface limits
+    Reset:   aioface limits --reset facestudio          (asks first; --yes to skip)
+    """
+    import sys
+
+    from rich.table import Table
+
+    from ._budget import current_hashes, default_state_dir, reset, views
+    from ._cli import EXIT_OK, EXIT_USAGE, err_console, out_console
+
+    folder = state_dir or default_state_dir()
+    found = views(folder)
+    if reset_spec is not None:
+        provider, _, digest = reset_spec.partition(":")
+        if provider not in current_hashes():
+            raise click.BadParameter(f"unknown provider {provider!r}", param_hint="--reset")
+        digest = digest or current_hashes()[provider]
+        match = [v for v in found if v.provider == provider and v.key_hash.startswith(digest)]
+        if len(match) != 1:
+            err_console.print(f"no single local state for {provider} key {digest} in {folder / 'limits'}")
+            sys.exit(EXIT_USAGE)
+        v = match[0]
+        used = ", ".join(f"{w.used}/{w.rate.limit} per {w.rate.period:g}s" for w in v.windows if w.used is not None)
+        if not yes:
+            click.confirm(
+                f"Forget the local budget of {provider} key {v.key_hash} ({used or 'no persisted window'})? "
+                "The provider still counts what was sent",
+                abort=True,
+                err=True,
+            )
+        removed = reset(v)
+        out_console.print(f"reset {provider} key {v.key_hash}: removed {len(removed)} file(s)", highlight=False)
+        sys.exit(EXIT_OK)
+    if as_json:
+        for v in found:
+            out_console.print(_json.dumps(v.to_json()).decode(), highlight=False, soft_wrap=True)
+        sys.exit(EXIT_OK)
+    if not found:
+        out_console.print(f"no persisted limits in {folder / 'limits'}", highlight=False)
+        sys.exit(EXIT_OK)
+    t = Table(title=f"limits persisted in {folder / 'limits'}")
+    for c in ("provider", "key", "tier", "window", "used", "next slot"):
+        t.add_column(c)
+    for v in found:
+        for i, w in enumerate(v.windows):
+            first = i == 0
+            t.add_row(
+                v.provider if first else "",
+                (v.key_hash + (" *" if v.current else "")) if first else "",
+                (v.tier or "unknown") + f" ({v.limits_from})" if first else "",
+                f"{w.rate.limit} / {w.rate.period:g}s",
+                "in memory only" if w.used is None else f"{w.used}/{w.rate.limit}",
+                "" if w.next_free_in is None else _duration(w.next_free_in),
+            )
+    out_console.print(t)
+    sys.exit(EXIT_OK)
+
+
 def install(group: click.Group) -> None:
-    """Add a command for each registry operation the group has no command for."""
+    """Add a command for each registry operation the group has no command for, and ``limits``."""
     for op, offered in operations().items():
         name = op.replace("_", "-")
         if name in group.commands:
             continue
         group.add_command(make_command(op, [spec.name for spec, _ in offered], offered[0][1]))
+    if "limits" not in group.commands:
+        group.add_command(limits_command)
 
 
 __all__ = ["install", "make_command"]

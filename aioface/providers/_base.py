@@ -376,6 +376,8 @@ class ProviderSpec:
     adaptive: bool = True
     batch_ops: tuple[BatchOp, ...] = ()
     bench: BenchOp | None = None
+    #: Named tiers and their limits, where the provider publishes them (``aioface limits`` shows them).
+    tiers: Mapping[str, tuple[Rate, ...]] = field(default_factory=dict)
     #: ``"module:function"`` that mounts this provider's routes in the emulator app.
     emulator: str | None = None
 

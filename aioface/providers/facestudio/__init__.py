@@ -43,6 +43,7 @@ SPEC = ProviderSpec(
         ),
     ),
     bench=BenchOp("generate (256 px JPEG)", _bench, op="generate"),
+    tiers=TIERS,
     emulator="aioface.emulator._facestudio:setup",
 )
 
