@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ..._download import with_suffix
@@ -108,7 +107,7 @@ class FaceStudio(ProviderNamespace):
         ctx = self._ctx
         self._check_tier(params)
         spec = _fs.build_request(ctx.base_url, ctx.key(required=False), params, ctx.settings.timeout)
-        target = with_suffix(Path(dest), params.get("image_format", "jpeg"))
+        target = with_suffix(dest, params.get("image_format", "jpeg"))
 
         def fields(headers: Mapping[str, str]) -> dict[str, str | None]:
             return {"request_id": headers.get("X-Request-ID"), "user_class": _fs.user_class(headers)}
