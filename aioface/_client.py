@@ -234,6 +234,7 @@ class Client:
             acquire_timeout=self.acquire_timeout,
             rng=self._rng,
             on_request=self._on_request,
+            connections=self._connections,
         )
 
     async def aclose(self) -> None:

@@ -6,6 +6,7 @@ library carries them is the transport's business (``_aiohttp``, or ``MockTranspo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -69,6 +70,9 @@ class Endpoint:
     on_headers: Callable[[Mapping[str, str]], None] | None = None
     #: Counters for reporting: requests sent, retries, 429s received.
     stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "retries": 0, "throttled": 0})
+    #: At most as many requests of this provider past this point as the pool has connections, so
+    #: that 50,000 polls falling due together do not each build a request and queue for a socket.
+    gate: asyncio.Semaphore | None = None
 
 
 def generic_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
@@ -90,8 +94,10 @@ class Dispatch:
         acquire_timeout: float | None = None,
         rng: random.Random | None = None,
         on_request: Callable[[RequestTiming], None] | None = None,
+        connections: int = 100,
     ) -> None:
         self.transport = transport
+        self.connections = connections
         self.retry = retry
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
@@ -122,6 +128,13 @@ class Dispatch:
                     await anyio.sleep(delay)
 
     async def _once(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
+        gate = endpoint.gate
+        if gate is None:
+            gate = endpoint.gate = asyncio.Semaphore(self.connections)
+        async with gate:  # asyncio's: no loop turn when a place is free
+            return await self._send(spec, endpoint, handle)
+
+    async def _send(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
         queued = time.perf_counter()
         permit = await endpoint.limiter.acquire(timeout=self.acquire_timeout)
         sent = time.perf_counter()
