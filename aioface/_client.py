@@ -69,6 +69,24 @@ class _Hub:
             stamp_bound=self.stamp_bound,
         )
 
+    # What was learned about a (provider, key) and kept with its budget: the one place to re-point
+    # when limits live elsewhere (a shared store keeps the same facts per provider and hashed key).
+    def _meta_store(self, provider: str, key: str | None) -> _BudgetStore | None:
+        if self.state_dir is None:
+            return None
+        return _BudgetStore(budget_path(self.state_dir, provider, key), keep=0.0)
+
+    def load_meta(self, provider: str, key: str | None) -> dict[str, str]:
+        """Small facts an earlier client learned about (provider, key), e.g. its tier; {} if none."""
+        store = self._meta_store(provider, key)
+        return store.load_meta() if store is not None else {}
+
+    def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None:
+        """Keep ``values`` for the next client using (provider, key) (nothing without a state_dir)."""
+        store = self._meta_store(provider, key)
+        if store is not None:
+            store.save_meta(values)
+
 
 class Client:
     """An asyncio client for every registered provider (Face Studio, Ace Data Cloud, AILabAPI, ...).

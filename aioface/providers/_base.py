@@ -74,6 +74,10 @@ class Hub(Protocol):
 
     def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> RateLimiter: ...
 
+    def load_meta(self, provider: str, key: str | None) -> dict[str, str]: ...
+
+    def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None: ...
+
 
 class ProviderContext:
     """A provider namespace's narrow view of the client: its key, base URL, limiter, settings, I/O."""
@@ -132,6 +136,9 @@ class ProviderContext:
             else:
                 rates, adaptive = parse_limits(self.spec.default_limits), self.spec.adaptive
             limiter = self._hub.make_limiter(self.name, self._key.get(), rates, adaptive)
+            if self.explicit_limits is None and ns is not None and ns.rates_assumed():
+                # Guessed (or remembered) limits must not hold back the answer that tells the real ones.
+                limiter.allow_probe()
             hook = ns.on_headers if ns is not None and type(ns).on_headers is not ProviderNamespace.on_headers else None
             ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook)
         return ep
@@ -139,6 +146,16 @@ class ProviderContext:
     @property
     def limiter(self) -> RateLimiter:
         return self.endpoint.limiter
+
+    def load_meta(self) -> dict[str, str]:
+        """Small facts an earlier client learned about this provider and key (e.g. its tier), kept
+        with the persisted budget per provider and hashed key; {} if none. Hints, not facts: an
+        answer may say otherwise (see :meth:`ProviderNamespace.rates_assumed`)."""
+        return self._hub.load_meta(self.name, self._key.get())
+
+    def save_meta(self, **values: str) -> None:
+        """Keep small facts about this provider and key for the next client (when limits persist)."""
+        self._hub.save_meta(self.name, self._key.get(), values)
 
     def apply_rates(self, rates: tuple[Rate, ...]) -> bool:
         """Switch the limiter to ``rates`` (learned from an answer) unless limits were given."""
@@ -235,6 +252,12 @@ class ProviderNamespace:
     def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
         """(rates, adaptive) before any answer came: the spec's defaults unless overridden."""
         return parse_limits(self._ctx.spec.default_limits), self._ctx.spec.adaptive
+
+    def rates_assumed(self) -> bool:
+        """True when the rates of :meth:`initial_rates` are a guess an answer will confirm or correct
+        (a tier assumed, or remembered from an earlier run): the first request then goes through
+        whatever those rates say, so that a wrong guess cannot keep the right answer from coming."""
+        return False
 
     def on_headers(self, headers: Mapping[str, str]) -> None:
         """Called with every answer's headers (override to learn tiers and the like)."""
