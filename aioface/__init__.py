@@ -2,6 +2,7 @@
 
 from ._aiohttp import AiohttpTransport as AiohttpTransport
 from ._client import Client as Client
+from ._core import LimitWait as LimitWait
 from ._core import RequestTiming as RequestTiming
 from ._errors import AiofaceError as AiofaceError
 from ._errors import APIError as APIError
@@ -67,6 +68,7 @@ __all__ = [
     "ImageRejectedError",
     "ImageResult",
     "InvalidRequestError",
+    "LimitWait",
     "LimiterTimeoutError",
     "MockRequest",
     "MockResponse",

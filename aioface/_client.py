@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from ._core import Dispatch, Endpoint, RequestTiming, generic_error
+from ._core import Dispatch, Endpoint, LimitWait, RequestTiming, generic_error
 from ._download import DEFAULT_MAX_BYTES, image_size
 from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
@@ -107,6 +107,9 @@ class Client:
     whatever the server does; a number of seconds trusts the server to count each request within
     that long of its send (Face Studio throttles before generating), so slow answers cost no rate.
     ``on_request`` is called with a :class:`RequestTiming` after every HTTP attempt (metrics).
+    A request about to wait for a rate-limit slot longer than ``limit_wait_notice`` seconds (3 by
+    default) is announced before the wait: an INFO line on the ``aioface`` logger and
+    ``on_limit_wait(event)`` with a :class:`LimitWait` (provider, limit, tier, seconds).
     ``transport`` replaces the network (e.g. :class:`MockTransport` in unit tests).
     """
 
@@ -143,10 +146,14 @@ class Client:
         env: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
         on_request: Callable[[RequestTiming], None] | None = None,
+        on_limit_wait: Callable[[LimitWait], None] | None = None,
+        limit_wait_notice: float = 3.0,
     ) -> None:
         env = os.environ if env is None else env
         if time_scale <= 0:
             raise ConfigurationError("time_scale must be > 0")
+        if not limit_wait_notice >= 0:
+            raise ConfigurationError("limit_wait_notice must be >= 0 seconds")
         specs = providers()
         key_args = {"facestudio": facestudio_key, "acedata": acedata_token, "ailab": ailab_key}
         url_args = {"facestudio": facestudio_base_url, "acedata": acedata_base_url, "ailab": ailab_base_url}
@@ -169,6 +176,8 @@ class Client:
         self._connections = connections
         self._rng = rng or random.Random()
         self._on_request = on_request
+        self._on_limit_wait = on_limit_wait
+        self.limit_wait_notice = limit_wait_notice
         self._transport_given = transport
         self._transport: AsyncTransport | None = None
         budget_dir: Path | None = None
@@ -253,6 +262,9 @@ class Client:
             rng=self._rng,
             on_request=self._on_request,
             connections=self._connections,
+            on_limit_wait=self._on_limit_wait,
+            limit_wait_notice=self.limit_wait_notice,
+            time_scale=self.time_scale,
         )
 
     async def aclose(self) -> None:

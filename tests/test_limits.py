@@ -348,3 +348,12 @@ async def test_a_long_wait_is_reported_once_by_the_head_naming_the_window() -> N
     with pytest.raises(LimiterTimeoutError):
         await lim.acquire(timeout=0.0, on_wait=lambda s, r: reports.append(("p", s, r)))
     assert reports == [("p", 30.0, None)]  # a 429 pause names no window
+
+
+def test_a_limit_wait_reads_as_a_sentence() -> None:
+    from aioface import LimitWait
+
+    assert str(LimitWait("facestudio", "1/minute", "Anon", 59.4)) == "facestudio 1/minute (Anon): next slot in 59s"
+    assert str(LimitWait("myface", "5/second", None, 4.25)) == "myface 5/second: next slot in 4.2s"
+    assert str(LimitWait("p", None, None, 754)).endswith("paused after HTTP 429: next slot in 12m 34s")
+    assert str(LimitWait("p", "120/day", "Basic", 83_000)).endswith("next slot in 23h 03m")

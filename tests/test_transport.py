@@ -69,6 +69,7 @@ def test_public_api_is_pinned() -> None:
         "TIERS", "APIError", "AILab", "AceData", "AiofaceError", "AiohttpTransport", "AuthenticationError",
         "BadRequestError", "CallbackReceiver", "Client", "ConfigurationError", "ConnectError", "DownloadError",
         "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult", "InvalidRequestError", "LimiterTimeoutError",
+        "LimitWait",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter",
         "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "TaskError", "TaskFailedError",

@@ -140,7 +140,8 @@ class ProviderContext:
                 # Guessed (or remembered) limits must not hold back the answer that tells the real ones.
                 limiter.allow_probe()
             hook = ns.on_headers if ns is not None and type(ns).on_headers is not ProviderNamespace.on_headers else None
-            ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook)
+            label = ns.tier_label if ns is not None else None
+            ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook, label)
         return ep
 
     @property
@@ -258,6 +259,11 @@ class ProviderNamespace:
         (a tier assumed, or remembered from an earlier run): the first request then goes through
         whatever those rates say, so that a wrong guess cannot keep the right answer from coming."""
         return False
+
+    def tier_label(self) -> str | None:
+        """What the provider calls the limits in force (a tier such as ``"Anon"``), shown when a
+        request waits for a slot; None for a provider without tiers."""
+        return None
 
     def on_headers(self, headers: Mapping[str, str]) -> None:
         """Called with every answer's headers (override to learn tiers and the like)."""

@@ -47,6 +47,9 @@ class FaceStudio(ProviderNamespace):
         # Without a key the tier is Anon; with one, only an answer's X-User-Class tells.
         return self._given_tier is None and self.user_class is None and self._ctx.has_key
 
+    def tier_label(self) -> str:
+        return self.tier.capitalize()
+
     def on_headers(self, headers: Mapping[str, str]) -> None:
         cls = _fs.user_class(headers)
         if not cls or cls == self.user_class:
