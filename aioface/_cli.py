@@ -489,7 +489,7 @@ def swap(
 
     async def go() -> int:
         start = time.monotonic()
-        async with Client(limits=lim) as client:
+        async with Client(limits=lim, on_limit_wait=_announce_wait) as client:
             ns = client.provider(prov)
             if callback_host:
                 async with CallbackReceiver(host=callback_host, port=callback_port, public_url=callback_url) as rx:
@@ -682,7 +682,7 @@ def bench(
                             client, timings, provider, n, concurrency, folder, lambda ok: tracker.update(ok, 0)
                         )
                 else:
-                    async with Client(limits=lim, on_request=timings.append) as client:
+                    async with Client(limits=lim, on_request=timings.append, on_limit_wait=_announce_wait) as client:
                         report = await run_bench(
                             client, timings, provider, n, concurrency, folder, lambda ok: tracker.update(ok, 0)
                         )
