@@ -555,6 +555,13 @@ def _count_lines(path: Path) -> int:
 @click.option("--latency-jitter", default=0.0, show_default=True, type=float, help="Plus up to this many seconds.")
 @click.option("--task-duration", default=0.3, show_default=True, type=float, help="Seconds an async task takes.")
 @click.option("--task-jitter", default=0.0, show_default=True, type=float, help="Plus up to this many seconds.")
+@click.option(
+    "--task-distribution",
+    default=None,
+    metavar="SPEC",
+    help="Task seconds drawn instead from uniform:LO:HI, lognormal:MEAN:SD, bimodal:A:B[:P], "
+    "pareto:XM:ALPHA[:CAP] or fixed:S; /K divides them by K (lognormal:5:1/10).",
+)
 @click.option("--result-padding", default=0, show_default=True, type=int, help="Bytes added to result images.")
 @click.option("--strict", is_flag=True, help="Accept only the keys given with --key.")
 @click.option("--key", "keys", multiple=True, metavar="KEY=TIER", help="A key and its Face Studio tier.")
@@ -573,6 +580,7 @@ def emulator(
     latency_jitter: float,
     task_duration: float,
     task_jitter: float,
+    task_distribution: str | None,
     result_padding: int,
     strict: bool,
     keys: tuple[str, ...],
@@ -611,11 +619,12 @@ def emulator(
             latency_jitter=latency_jitter,
             task_duration=task_duration,
             task_jitter=task_jitter,
+            task_distribution=task_distribution,
             result_padding=result_padding,
             faults=Faults(rates=rates),
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--key/--fault") from None
+        raise click.BadParameter(str(exc), param_hint="--key/--fault/--task-distribution") from None
     out_console.print(f"aioface emulator on http://{host}:{port} (Ctrl-C stops)", highlight=False)
     web.run_app(create_app(cfg), host=host, port=port, print=None, access_log=None)
 
