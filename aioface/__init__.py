@@ -33,6 +33,7 @@ from ._http import MockTransport as MockTransport
 from ._limits import Rate as Rate
 from ._limits import RateLimiter as RateLimiter
 from ._limits import parse_limits as parse_limits
+from ._polling import DurationLearners as DurationLearners
 from ._polling import PollPolicy as PollPolicy
 from ._retry import RetryPolicy as RetryPolicy
 from ._types import ImageResult as ImageResult
@@ -63,6 +64,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "DownloadError",
+    "DurationLearners",
     "FaceStudio",
     "FanOut",
     "ImageRejectedError",

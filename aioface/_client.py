@@ -15,7 +15,7 @@ from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
 from ._http import AsyncTransport
 from ._limits import Rate, RateLimiter, _BudgetStore, budget_path, parse_limits
-from ._polling import PollPolicy
+from ._polling import DurationLearners, PollPolicy
 from ._retry import RetryPolicy
 from ._types import ImageResult
 from .providers import ProviderContext, ProviderNamespace, providers
@@ -110,6 +110,8 @@ class Client:
     A request about to wait for a rate-limit slot longer than ``limit_wait_notice`` seconds (3 by
     default) is announced before the wait: an INFO line on the ``aioface`` logger and
     ``on_limit_wait(event)`` with a :class:`LimitWait` (provider, limit, tier, seconds).
+    ``durations``: task durations learned earlier (``DurationLearners.load(path)``), so polling
+    starts warm; :attr:`durations` is what this client learns (``.save(path)`` it).
     ``transport`` replaces the network (e.g. :class:`MockTransport` in unit tests).
     """
 
@@ -133,6 +135,7 @@ class Client:
         facestudio_tier: str | None = None,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
+        durations: DurationLearners | None = None,
         timeout: float = 60.0,
         acquire_timeout: float | None = None,
         limit_margin: float = 0.05,
@@ -196,7 +199,9 @@ class Client:
             retry=self.retry,
             time_scale=time_scale,
             rng=self._rng,
+            durations=durations if durations is not None else DurationLearners(),
         )
+        self.durations = settings.durations
         hub = self._hub = _Hub(
             state_dir=budget_dir, time_scale=time_scale, margin=limit_margin, stamp_bound=limit_stamp_bound
         )

@@ -68,6 +68,7 @@ def test_public_api_is_pinned() -> None:
     assert set(aioface.__all__) == {
         "TIERS", "APIError", "AILab", "AceData", "AiofaceError", "AiohttpTransport", "AuthenticationError",
         "BadRequestError", "CallbackReceiver", "Client", "ConfigurationError", "ConnectError", "DownloadError",
+        "DurationLearners",
         "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult", "InvalidRequestError", "LimiterTimeoutError",
         "LimitWait",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",

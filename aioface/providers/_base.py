@@ -21,7 +21,7 @@ from .._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file
 from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
 from .._http import RequestSpec, Response
 from .._limits import Rate, RateLimiter, parse_limits
-from .._polling import PollPolicy
+from .._polling import DurationLearners, PollPolicy
 from .._retry import RetryPolicy
 from .._types import ImageResult
 
@@ -61,6 +61,8 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     time_scale: float = 1.0
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    #: Task durations learned per (provider, operation), for ``PollPolicy(learn=True)``.
+    durations: DurationLearners = field(default_factory=DurationLearners, repr=False, compare=False)
 
 
 class Hub(Protocol):

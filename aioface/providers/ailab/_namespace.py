@@ -10,7 +10,7 @@ import anyio
 
 from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
 from ..._http import RequestSpec, Response
-from ..._polling import PollPolicy, intervals
+from ..._polling import PollPolicy, next_delay
 from ..._types import ImageResult
 from .._base import ProviderNamespace
 from . import _adapter as _ailab
@@ -75,28 +75,44 @@ class AILab(ProviderNamespace):
         return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
 
     async def wait(self, task_id: str, *, poll: PollPolicy | None = None, first_delay: bool = True) -> str:
-        """Poll with backoff and jitter until the task is done; return the result URL.
+        """Poll until the task is done; return the result URL.
 
-        The first poll comes after the first (jittered) interval: a task just submitted is never
-        done at once, and thousands submitted together then do not all poll in the same instant.
-        ``first_delay=False`` checks at once (for a task submitted long ago).
+        Polls where AILab swaps tend to finish (learned from the last ones; see :class:`PollPolicy`),
+        with backoff until enough have been seen; jittered so that thousands submitted together do
+        not poll in the same instant. The first poll comes after the first wait: a task just
+        submitted is never done at once. ``first_delay=False`` checks at once (for a task submitted
+        long ago: its age is unknown, so it is polled with backoff and teaches nothing).
         """
         policy = poll or self._ctx.settings.poll
-        waits = intervals(policy, self._ctx.settings.rng)
-        with anyio.move_on_after(policy.deadline) as scope:
-            if first_delay:
-                await anyio.sleep(next(waits))
-            while True:
-                status, url = await self.task(task_id)
-                if status == _ailab.DONE:
-                    assert url is not None
-                    return url
-                if status not in (_ailab.QUEUED, _ailab.PROCESSING):
-                    raise TaskFailedError(
-                        f"AILab task {task_id} ended with task_status {status}", provider="ailab", task_id=task_id
-                    )
-                await anyio.sleep(next(waits))
-        assert scope.cancel_called
+        rng = self._ctx.settings.rng
+        learner = self._ctx.settings.durations.get(self._ctx.name, "swap") if first_delay else None
+        start = anyio.current_time()
+        pending = 0.0  # seconds after submission of the last poll that found the task running
+        ended = False
+        try:
+            with anyio.move_on_after(policy.deadline):
+                delay = next_delay(policy, 0.0, learner, rng) if first_delay else 0.0
+                while delay is not None:
+                    await anyio.sleep(delay)
+                    status, url = await self.task(task_id)
+                    at = anyio.current_time() - start  # the answer's time: after any wait for the limiter
+                    if status not in (_ailab.QUEUED, _ailab.PROCESSING):
+                        ended = True
+                        if learner is not None:
+                            learner.record_polls(pending, at)
+                        if status != _ailab.DONE:
+                            raise TaskFailedError(
+                                f"AILab task {task_id} ended with task_status {status}",
+                                provider="ailab",
+                                task_id=task_id,
+                            )
+                        assert url is not None
+                        return url
+                    pending = at
+                    delay = next_delay(policy, at, learner, rng)
+        finally:
+            if learner is not None and not ended:
+                learner.record_censored(pending)
         raise TaskTimeoutError(
             f"AILab task {task_id} not done within {policy.deadline:g}s", provider="ailab", task_id=task_id
         )
