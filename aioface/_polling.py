@@ -105,41 +105,27 @@ def backoff(policy: PollPolicy, since: float) -> float:
     return min(policy.max_interval, policy.initial + (policy.factor - 1) * max(0.0, since))
 
 
-class DurationLearner:
-    """The last ``capacity`` durations of one kind of task, and where to poll next.
+class _Window:
+    """The last ``capacity`` observations (seconds, ended) and the hazard table behind them.
 
-    ``record_polls(a, b)`` when a task was seen not done at ``a`` and done at ``b`` (seconds since
-    submission; ``a = 0`` if the first poll found it done); ``record_censored(a)`` when a wait gave
-    up on a task still running at ``a``. ``next_poll(t, c2)`` is the learned poll time after ``t``.
-
-    Recording is O(1); the sorted table behind ``next_poll`` is rebuilt (O(n log n), n <= capacity)
-    after a sixteenth of the window has changed, so it costs O(1) amortised per task, and each
-    decision is two binary searches: one learner can serve any number of tasks.
+    Adding is O(1); the sorted table is rebuilt (O(n log n), n <= capacity) only after a sixteenth
+    of the window has changed (every change while it is small), so O(1) amortised per task; each
+    decision is two binary searches.
     """
 
     __slots__ = ("_built_events", "_cumhaz", "_events", "_obs", "_stale", "_times", "capacity")
 
-    def __init__(self, capacity: int = 256, observations: Iterable[tuple[float, bool]] = ()) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be >= 1")
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        #: (seconds, ended) in the order observed; ended=False is right-censored.
+        #: (seconds, ended) in the order added; ended=False is right-censored.
         self._obs: deque[tuple[float, bool]] = deque(maxlen=capacity)
         self._events = 0
         self._times: list[float] = []  # distinct end times, ascending
         self._cumhaz: list[float] = []  # Nelson-Aalen H at each of them
         self._built_events = 0
         self._stale = 0
-        for seconds, ended in observations:
-            self._add(float(seconds), bool(ended))
 
-    def __repr__(self) -> str:
-        return f"DurationLearner({self._events} ended, {len(self._obs) - self._events} censored)"
-
-    # -- recording ----------------------------------------------------------------------
-    def _add(self, seconds: float, ended: bool) -> None:
-        if not seconds >= 0 or math.isinf(seconds):
-            return
+    def add(self, seconds: float, ended: bool) -> None:
         obs = self._obs
         if len(obs) == self.capacity and obs[0][1]:
             self._events -= 1
@@ -148,35 +134,14 @@ class DurationLearner:
             self._events += 1
         self._stale += 1
 
-    def record(self, seconds: float) -> None:
-        """A task that took ``seconds`` (an estimate: see :meth:`record_polls`)."""
-        self._add(seconds, True)
-
-    def record_polls(self, last_pending: float, ended_at: float) -> float:
-        """A task seen running at ``last_pending`` and ended at ``ended_at``: records and returns
-        the midpoint (its duration is somewhere in between; the midpoint is unbiased when the end
-        is equally likely anywhere in the gap, and the learned gaps are short where ends are likely)."""
-        est = 0.5 * (max(0.0, last_pending) + ended_at)
-        self._add(est, True)
-        return est
-
-    def record_censored(self, running_at: float) -> None:
-        """A task given up while still running at ``running_at`` (deadline, cancel, error)."""
-        if running_at > 0:
-            self._add(running_at, False)
-
-    # -- reading ------------------------------------------------------------------------
     @property
-    def samples(self) -> int:
-        """Ends in the window (censored observations not counted)."""
+    def events(self) -> int:
         return self._events
 
     def observations(self) -> list[tuple[float, bool]]:
-        """(seconds, ended) in the window, oldest first."""
         return list(self._obs)
 
     def longest(self) -> float | None:
-        """The longest end time in the window."""
         self._build_if_stale()
         return self._times[-1] if self._times else None
 
@@ -213,8 +178,6 @@ class DurationLearner:
         return max(0.0, 2 * t[0] - t[1]) if len(t) > 1 else 0.0
 
     def cumulative_hazard(self, t: float) -> float:
-        """``H(t)``: Nelson-Aalen (at each observed end time, the sum of ends / observations at
-        risk), linear in between; constant past the longest end."""
         self._build_if_stale()
         return self._h(t, self._start())
 
@@ -228,23 +191,7 @@ class DurationLearner:
         xa, ha = times[k - 1], cum[k - 1]
         return ha + (cum[k] - ha) * (t - xa) / (times[k] - xa)
 
-    def survival(self, t: float) -> float:
-        """``S(t) = exp(-H(t))``: the share of tasks still running ``t`` seconds in."""
-        return math.exp(-self.cumulative_hazard(t))
-
-    def next_poll(self, t: float, c2: float, min_samples: int = 1) -> float | None:
-        """The poll time after ``t``: the ``x > t`` with ``(H(x) - H(t)) * (x - t) = c2`` (``H``
-        linear between observed end times, so each end is spread over the gap before it), or the
-        longest end if even that is not enough. None below ``min_samples`` ends, or at or past the
-        longest (nothing is known there). O(log n): a binary search over the end times for the gap
-        that holds the answer, then a quadratic inside it.
-
-        Linear, not a step: with a step ``H`` the answer is always an observed duration, and where
-        observations are sparse (a heavy tail, the valley of a bimodal) consecutive ones are
-        seconds apart, so polls land seconds late (simulated Pareto p99 notice delay 3.7 s, not 1.1 s).
-        """
-        if self._events < min_samples:
-            return None
+    def next_poll(self, t: float, c2: float) -> float | None:
         self._build_if_stale()
         times, cum = self._times, self._cumhaz
         last = len(times) - 1
@@ -273,6 +220,169 @@ class DurationLearner:
         return min(xb, max(p, t + g))
 
 
+class DurationLearner:
+    """What one kind of task (a provider's operation) has taken lately, and where to poll next.
+
+    A wait calls ``token = begin()`` when its task is submitted, then ``finish(token, a, b)`` when
+    a poll found it ended at ``b`` after one found it running at ``a`` (seconds since submission;
+    ``a = 0`` when the first poll found it ended), or ``abandon(token, a)`` when it gave up on a task
+    still running at ``a`` (deadline, cancellation, error). ``record*`` add observations directly.
+
+    Two windows of ``capacity`` (256) observations. *Recent*: the last ends, as they come. *Settled*:
+    the last tasks in submission order among those submitted before every task still running,
+    i.e. a complete cohort, chosen without looking at how long its tasks took. Ends arrive
+    shortest first, so after many tasks are submitted together the recent window holds only the
+    short ones (and forgets what it knew of longer ones); the settled window does not move until
+    the whole batch has ended. Decisions use the settled window once it has ``min_samples`` ends
+    and at least half as many as the recent one, the recent one before (a cold start, or a heavy
+    tail holding the settled window back). Ends held back for the settled window cost a few
+    bytes per task still running.
+    """
+
+    __slots__ = ("_held", "_next", "_oldest", "_recent", "_settled", "capacity")
+
+    #: Held-back ends beyond this many (a wait that never finished, abandoned, say) release the oldest.
+    MAX_HELD = 1 << 20
+
+    def __init__(self, capacity: int = 256, observations: Iterable[tuple[float, bool]] = ()) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._recent = _Window(capacity)
+        self._settled = _Window(capacity)
+        self._next = 0  # the next token
+        self._oldest = 0  # every token below this one is settled
+        self._held: dict[int, tuple[float, bool] | None] = {}  # settled tokens >= _oldest
+        for seconds, ended in observations:
+            self._add(float(seconds), bool(ended))
+
+    def __repr__(self) -> str:
+        return (
+            f"DurationLearner({self._recent.events} recent ends, {self._settled.events} settled, "
+            f"{self.running} running)"
+        )
+
+    # -- recording ----------------------------------------------------------------------
+    def _add(self, seconds: float, ended: bool) -> None:
+        if not seconds >= 0 or math.isinf(seconds):
+            return
+        self._recent.add(seconds, ended)
+        self._settled.add(seconds, ended)
+
+    def begin(self) -> int:
+        """A task was submitted: its token for :meth:`finish` or :meth:`abandon`."""
+        token = self._next
+        self._next += 1
+        return token
+
+    def finish(self, token: int, last_pending: float, ended_at: float) -> float:
+        """The task of ``token`` ended (done or failed) at ``ended_at``, seen running at
+        ``last_pending``: records the midpoint (see :meth:`record_polls`) and returns it."""
+        est = 0.5 * (max(0.0, last_pending) + ended_at)
+        if est >= 0 and not math.isinf(est):
+            self._recent.add(est, True)
+            self._settle(token, (est, True))
+        return est
+
+    def abandon(self, token: int, running_at: float) -> None:
+        """The wait for ``token`` gave up on a task still running at ``running_at``: right-censored."""
+        obs = (running_at, False) if running_at > 0 and not math.isinf(running_at) else None
+        if obs is not None:
+            self._recent.add(*obs)
+        self._settle(token, obs)
+
+    def _settle(self, token: int, obs: tuple[float, bool] | None) -> None:
+        if token < self._oldest:
+            return
+        held = self._held
+        held[token] = obs
+        oldest = self._oldest
+        if len(held) > self.MAX_HELD:
+            oldest = min(held)
+        settled = self._settled
+        while oldest in held:
+            o = held.pop(oldest)
+            if o is not None:
+                settled.add(*o)
+            oldest += 1
+        self._oldest = oldest
+
+    def record(self, seconds: float) -> None:
+        """A task that took ``seconds``."""
+        self._add(seconds, True)
+
+    def record_polls(self, last_pending: float, ended_at: float) -> float:
+        """A task seen running at ``last_pending`` and ended at ``ended_at``: records and returns
+        the midpoint. The duration is interval-censored in that gap; the midpoint is unbiased when
+        the end is equally likely anywhere in it, and the learned gaps are short where ends are likely."""
+        est = 0.5 * (max(0.0, last_pending) + ended_at)
+        self._add(est, True)
+        return est
+
+    def record_censored(self, running_at: float) -> None:
+        """A task given up while still running at ``running_at``."""
+        if running_at > 0:
+            self._add(running_at, False)
+
+    # -- reading ------------------------------------------------------------------------
+    @property
+    def running(self) -> int:
+        """Tasks begun and neither finished nor abandoned."""
+        return self._next - self._oldest - len(self._held)
+
+    @property
+    def samples(self) -> int:
+        """Ends in the recent window (censored observations not counted)."""
+        return self._recent.events
+
+    @property
+    def settled(self) -> int:
+        """Ends in the settled window."""
+        return self._settled.events
+
+    def _window(self, min_samples: int) -> _Window | None:
+        if self._settled.events >= min_samples and 2 * self._settled.events >= self._recent.events:
+            return self._settled
+        if self._recent.events >= min_samples:
+            return self._recent
+        return None
+
+    def observations(self) -> list[tuple[float, bool]]:
+        """(seconds, ended), oldest first: the settled window's, or the recent one's when the
+        settled window has no end yet (what is worth saving)."""
+        w = self._settled if self._settled.events else self._recent
+        return w.observations()
+
+    def longest(self, min_samples: int = 1) -> float | None:
+        """The longest end time in the window decisions use (None below ``min_samples`` ends)."""
+        w = self._window(min_samples)
+        return w.longest() if w is not None else None
+
+    def cumulative_hazard(self, t: float) -> float:
+        """``H(t)`` of the window decisions use: Nelson-Aalen (at each observed end time, the sum
+        of ends / observations at risk), linear in between; constant past the longest end."""
+        w = self._window(1)
+        return w.cumulative_hazard(t) if w is not None else 0.0
+
+    def survival(self, t: float) -> float:
+        """``S(t) = exp(-H(t))``: the share of tasks still running ``t`` seconds in."""
+        return math.exp(-self.cumulative_hazard(t))
+
+    def next_poll(self, t: float, c2: float, min_samples: int = 1) -> float | None:
+        """The poll time after ``t``: the ``x > t`` with ``(H(x) - H(t)) * (x - t) = c2`` (``H``
+        linear between observed end times, so each end is spread over the gap before it), or the
+        longest end if even that is not enough. None below ``min_samples`` ends, or at or past the
+        longest (nothing is known there). O(log n): a binary search over the end times for the gap
+        that holds the answer, then a quadratic inside it.
+
+        Linear, not a step: with a step ``H`` the answer is always an observed duration, and where
+        observations are sparse (a heavy tail, the valley of a bimodal) consecutive ones are
+        seconds apart, so polls land seconds late (simulated Pareto p99 notice delay 3.7 s, not 1.1 s).
+        """
+        w = self._window(min_samples)
+        return w.next_poll(t, c2) if w is not None else None
+
+
 def next_delay(
     policy: PollPolicy, elapsed: float, learner: DurationLearner | None = None, rng: random.Random | None = None
 ) -> float | None:
@@ -291,7 +401,7 @@ def next_delay(
             d = (x - elapsed) * (1 + policy.jitter * (2 * u - 1))
             return min(max(lo, min(d, policy.max_interval)), left)
         # Past the longest duration seen, back off from there; below min_samples, from the start.
-        longest = learner.longest() if learner.samples >= policy.min_samples else None
+        longest = learner.longest(policy.min_samples)
         since = elapsed - longest if longest is not None else elapsed
     else:
         since = elapsed

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aioface import DurationLearners, PollPolicy
-from aioface._polling import DurationLearner, backoff, intervals, next_delay
+from aioface._polling import DurationLearner, _Window, backoff, intervals, next_delay
 from aioface.emulator import Emulator, EmulatorConfig
 from aioface.emulator._durations import Durations
 
@@ -99,19 +99,55 @@ def test_window_keeps_the_last_capacity_observations() -> None:
 def test_the_table_is_rebuilt_rarely_one_learner_serves_many_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
     lr = DurationLearner()
     builds = 0
-    real = DurationLearner._build
+    real = _Window._build
 
-    def counting(self: DurationLearner) -> None:
+    def counting(self: _Window) -> None:
         nonlocal builds
         builds += 1
         real(self)
 
-    monkeypatch.setattr(DurationLearner, "_build", counting)
+    monkeypatch.setattr(_Window, "_build", counting)
     rng = random.Random(1)
     for _ in range(10_000):
         lr.record(rng.uniform(1, 7))
         next_delay(PollPolicy(), rng.uniform(0, 7), lr, rng)
-    assert builds <= 64 + 10_000 // 16 + 1  # every change while small, then every 16th
+    assert builds <= 2 * (64 + 10_000 // 16 + 1)  # two windows: every change while small, then every 16th
+
+
+def test_a_batch_ending_shortest_first_does_not_flush_what_was_learned() -> None:
+    lr = learner_of(draws("lognormal:5:1", 256))
+    before = [lr.next_poll(t, 0.05, 20) for t in (4.5, 5.5, 6.5)]
+    batch = draws("lognormal:5:1", 1000, seed=9)  # submitted in this order...
+    tokens = [lr.begin() for _ in batch]
+    assert lr.running == 1000
+    by_end = sorted(zip(batch, tokens, strict=True))  # ...ending shortest first
+    for d, tok in by_end[:300]:
+        lr.finish(tok, d - 0.1, d + 0.1)
+    assert lr.samples == 256 and max(d for d, _ in lr._recent.observations()) < 5.0  # recent: short ones only
+    assert lr.running == 700 and lr.settled == 256
+    assert [lr.next_poll(t, 0.05, 20) for t in (4.5, 5.5, 6.5)] == before  # decisions unchanged
+    # The rest end (the longest one given up); the settled window then holds the batch's last 256.
+    for d, tok in by_end[300:-1]:
+        lr.finish(tok, d - 0.1, d + 0.1)
+    assert lr.running == 1
+    lr.abandon(by_end[-1][1], 7.0)
+    assert lr.running == 0
+    settled = lr.observations()
+    assert len(settled) == 256 and lr.settled == 256 - (by_end[-1][1] >= 744)
+    assert [round(d, 6) for d, ended in settled if ended] == [
+        round(d, 6) for d, tok in zip(batch, tokens, strict=True) if tok >= 744 and tok != by_end[-1][1]
+    ]
+
+
+def test_a_cold_learner_uses_recent_ends_until_the_settled_window_catches_up() -> None:
+    lr = DurationLearner()
+    tokens = [lr.begin() for _ in range(40)]
+    for tok in tokens[1:31]:  # the first task is still running: nothing settles
+        lr.finish(tok, 1.0, 1.2 + tok / 100)
+    assert lr.samples == 30 and lr.settled == 0
+    assert lr.next_poll(0.5, 0.05, 20) is not None  # learned from the recent ends
+    lr.finish(tokens[0], 3.0, 3.2)
+    assert lr.settled == 31
 
 
 # -- the learned schedule -------------------------------------------------------------------

@@ -86,6 +86,7 @@ class AILab(ProviderNamespace):
         policy = poll or self._ctx.settings.poll
         rng = self._ctx.settings.rng
         learner = self._ctx.settings.durations.get(self._ctx.name, "swap") if first_delay else None
+        token = learner.begin() if learner is not None else 0
         start = anyio.current_time()
         pending = 0.0  # seconds after submission of the last poll that found the task running
         ended = False
@@ -99,7 +100,7 @@ class AILab(ProviderNamespace):
                     if status not in (_ailab.QUEUED, _ailab.PROCESSING):
                         ended = True
                         if learner is not None:
-                            learner.record_polls(pending, at)
+                            learner.finish(token, pending, at)
                         if status != _ailab.DONE:
                             raise TaskFailedError(
                                 f"AILab task {task_id} ended with task_status {status}",
@@ -112,7 +113,7 @@ class AILab(ProviderNamespace):
                     delay = next_delay(policy, at, learner, rng)
         finally:
             if learner is not None and not ended:
-                learner.record_censored(pending)
+                learner.abandon(token, pending)
         raise TaskTimeoutError(
             f"AILab task {task_id} not done within {policy.deadline:g}s", provider="ailab", task_id=task_id
         )
