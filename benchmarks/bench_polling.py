@@ -10,7 +10,7 @@ same monotonic clock, so it includes the poll's round trip), mean and p99.
 Everything runs ``--scale`` times faster: the emulator's tasks are that much shorter and every
 policy is ``.scaled(scale)``; figures are reported in task seconds (real seconds x scale).
 
-    python benchmarks/bench_polling.py [--quick] [-n 600] [--concurrency 50] [--scale 10]
+    python benchmarks/bench_polling.py [--quick] [-n 2000] [--concurrency 50] [--scale 10]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ async def run(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("-n", type=int, default=600)
+    ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--scale", type=float, default=10.0)
     a = ap.parse_args()

@@ -74,28 +74,41 @@ class AILab(ProviderNamespace):
         spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
         return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
 
-    async def wait(self, task_id: str, *, poll: PollPolicy | None = None, first_delay: bool = True) -> str:
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        poll: PollPolicy | None = None,
+        first_delay: bool = True,
+        submitted_at: float | None = None,
+    ) -> str:
         """Poll until the task is done; return the result URL.
 
         Polls where AILab swaps tend to finish (learned from the last ones; see :class:`PollPolicy`),
         with backoff until enough have been seen; jittered so that thousands submitted together do
         not poll in the same instant. The first poll comes after the first wait: a task just
-        submitted is never done at once. ``first_delay=False`` checks at once (for a task submitted
-        long ago: its age is unknown, so it is polled with backoff and teaches nothing).
+        submitted is never done at once. ``submitted_at`` (``anyio.current_time()`` at submission)
+        for a task not submitted just now: its polls and learned duration count from then.
+        ``first_delay=False`` checks at once (for a task of unknown age: it is polled with backoff
+        and teaches nothing).
         """
         policy = poll or self._ctx.settings.poll
         rng = self._ctx.settings.rng
-        learner = self._ctx.settings.durations.get(self._ctx.name, "swap") if first_delay else None
+        known_age = first_delay or submitted_at is not None
+        learner = self._ctx.settings.durations.get(self._ctx.name, "swap") if known_age else None
         token = learner.begin() if learner is not None else 0
-        start = anyio.current_time()
+        start = anyio.current_time() if submitted_at is None else submitted_at
         pending = 0.0  # seconds after submission of the last poll that found the task running
         ended = False
         try:
             with anyio.move_on_after(policy.deadline):
-                delay = next_delay(policy, 0.0, learner, rng) if first_delay else 0.0
+                delay = next_delay(policy, anyio.current_time() - start, learner, rng) if first_delay else 0.0
+                if delay is None:
+                    delay = 0.0  # waited for after its deadline: one poll still
                 while delay is not None:
                     await anyio.sleep(delay)
-                    status, url = await self.task(task_id)
+                    async with self._ctx.poll_gate:  # built and sent only when a connection can take it
+                        status, url = await self.task(task_id)
                     at = anyio.current_time() - start  # the answer's time: after any wait for the limiter
                     if status not in (_ailab.QUEUED, _ailab.PROCESSING):
                         ended = True
