@@ -199,6 +199,7 @@ class Client:
             retry=self.retry,
             time_scale=time_scale,
             rng=self._rng,
+            connections=connections,
             durations=durations if durations is not None else DurationLearners(),
         )
         self.durations = settings.durations

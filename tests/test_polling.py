@@ -332,3 +332,27 @@ async def test_a_timed_out_wait_is_recorded_as_censored() -> None:
             await c.ailab.wait(task_id)
     (seconds, ended), *_ = c.durations.get("ailab", "swap").observations()
     assert not ended and 0.1 < seconds < 0.4
+
+
+@pytest.mark.anyio
+async def test_polls_wait_at_a_gate_the_size_of_the_connection_pool() -> None:
+    cfg = EmulatorConfig(time_scale=600.0, task_duration=1.0)
+    pol = PollPolicy(initial=0.01, factor=1.0, max_interval=0.01, jitter=0.0, deadline=5, learn=False)
+    async with Emulator(cfg) as emu, emu.client(connections=3, poll=pol) as c:
+        ids = [await c.ailab.submit(image_bytes(), image_bytes()) for _ in range(30)]
+        busy = peak = 0
+        real = c.ailab.task
+
+        async def counting(task_id: str) -> tuple[int, str | None]:
+            nonlocal busy, peak
+            busy += 1
+            peak = max(peak, busy)
+            try:
+                return await real(task_id)
+            finally:
+                busy -= 1
+
+        c.ailab.task = counting  # type: ignore[method-assign]
+        results = await c.map(c.ailab.wait, ids, concurrency=30)
+    assert all(o.ok for o in results) and emu.stats["ailab_polls"] > 100
+    assert peak == 3  # 30 tasks polling every 10 ms: never more polls under way than connections
