@@ -199,7 +199,6 @@ class Client:
             retry=self.retry,
             time_scale=time_scale,
             rng=self._rng,
-            connections=connections,
             durations=durations if durations is not None else DurationLearners(),
         )
         self.durations = settings.durations

@@ -304,7 +304,9 @@ async def test_ailab_swaps_learn_durations_over_the_emulator(tmp_path: Path) -> 
     img = image_bytes()
     pol = PollPolicy().scaled(50)
     async with Emulator(cfg) as emu, emu.client(poll=pol) as c:
-        results = await c.map(lambda i: c.ailab.swap(img, img, tmp_path / f"out{i}"), range(40), concurrency=40)
+        results = await c.map(
+            lambda i: c.ailab.swap(tmp_path / f"out{i}", source=img, target=img), range(40), concurrency=40
+        )
         assert all(o.ok for o in results)
         learner = c.durations.get("ailab", "swap")
         assert learner.samples == 40
@@ -312,7 +314,9 @@ async def test_ailab_swaps_learn_durations_over_the_emulator(tmp_path: Path) -> 
         assert all(0.02 < d < 0.3 for d, ended in learner.observations() if ended)
         polls_cold = emu.stats["ailab_polls"]
         # Now warm: the next wave is polled on the learned schedule.
-        results = await c.map(lambda i: c.ailab.swap(img, img, tmp_path / f"warm{i}"), range(40), concurrency=40)
+        results = await c.map(
+            lambda i: c.ailab.swap(tmp_path / f"warm{i}", source=img, target=img), range(40), concurrency=40
+        )
         assert all(o.ok for o in results) and learner.samples == 80
         assert emu.stats["ailab_tasks"] == 80 and emu.stats["ailab_polls"] - polls_cold >= 40
     # A new client can start warm from what this one saved.
@@ -327,32 +331,8 @@ async def test_a_timed_out_wait_is_recorded_as_censored() -> None:
     async with Emulator(cfg) as emu, emu.client(poll=PollPolicy(initial=0.05, max_interval=0.1, deadline=0.4)) as c:
         from aioface import TaskTimeoutError
 
-        task_id = await c.ailab.submit(image_bytes(), image_bytes())
+        task_id = await c.ailab.submit(source=image_bytes(), target=image_bytes())
         with pytest.raises(TaskTimeoutError):
             await c.ailab.wait(task_id)
     (seconds, ended), *_ = c.durations.get("ailab", "swap").observations()
     assert not ended and 0.1 < seconds < 0.4
-
-
-@pytest.mark.anyio
-async def test_polls_wait_at_a_gate_the_size_of_the_connection_pool() -> None:
-    cfg = EmulatorConfig(time_scale=600.0, task_duration=1.0)
-    pol = PollPolicy(initial=0.01, factor=1.0, max_interval=0.01, jitter=0.0, deadline=5, learn=False)
-    async with Emulator(cfg) as emu, emu.client(connections=3, poll=pol) as c:
-        ids = [await c.ailab.submit(image_bytes(), image_bytes()) for _ in range(30)]
-        busy = peak = 0
-        real = c.ailab.task
-
-        async def counting(task_id: str) -> tuple[int, str | None]:
-            nonlocal busy, peak
-            busy += 1
-            peak = max(peak, busy)
-            try:
-                return await real(task_id)
-            finally:
-                busy -= 1
-
-        c.ailab.task = counting  # type: ignore[method-assign]
-        results = await c.map(c.ailab.wait, ids, concurrency=30)
-    assert all(o.ok for o in results) and emu.stats["ailab_polls"] > 100
-    assert peak == 3  # 30 tasks polling every 10 ms: never more polls under way than connections

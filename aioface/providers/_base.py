@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import anyio
-
 from .. import _json
 from .._core import Dispatch, Endpoint, ErrorParser
 from .._download import CHUNK, DEFAULT_MAX_BYTES, image_size, stream_to_file
@@ -63,8 +61,6 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     time_scale: float = 1.0
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
-    #: Connections in the pool: at most this many polls of one provider are built and sent at once.
-    connections: int = 100
     #: Task durations learned per (provider, operation), for ``PollPolicy(learn=True)``.
     durations: DurationLearners = field(default_factory=DurationLearners, repr=False, compare=False)
 
@@ -110,7 +106,6 @@ class ProviderContext:
         self._hub = hub
         self._endpoint: Endpoint | None = None
         self._namespace: ProviderNamespace | None = None
-        self._poll_gate: anyio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"ProviderContext({self.name!r}, {self.base_url!r}, key={'set' if self._key else 'none'})"
@@ -150,14 +145,6 @@ class ProviderContext:
             label = ns.tier_label if ns is not None else None
             ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook, label)
         return ep
-
-    @property
-    def poll_gate(self) -> anyio.Semaphore:
-        """Held while a status poll is built and sent: when thousands fall due together they wait
-        here (a few hundred bytes each) rather than each building a request to queue for a connection."""
-        if self._poll_gate is None:
-            self._poll_gate = anyio.Semaphore(self.settings.connections)
-        return self._poll_gate
 
     @property
     def limiter(self) -> RateLimiter:

@@ -107,8 +107,7 @@ class AILab(ProviderNamespace):
                     delay = 0.0  # waited for after its deadline: one poll still
                 while delay is not None:
                     await anyio.sleep(delay)
-                    async with self._ctx.poll_gate:  # built and sent only when a connection can take it
-                        status, url = await self.task(task_id)
+                    status, url = await self.task(task_id)
                     at = anyio.current_time() - start  # the answer's time: after any wait for the limiter
                     if status not in (_ailab.QUEUED, _ailab.PROCESSING):
                         ended = True
