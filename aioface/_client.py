@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
+
+import anyio
+import anyio.to_thread
 
 from ._core import Dispatch, Endpoint, LimitWait, RequestTiming, generic_error
 from ._download import DEFAULT_MAX_BYTES, image_size
@@ -24,9 +28,12 @@ from .providers.acedata import AceData
 from .providers.ailab import AILab
 from .providers.facestudio import FaceStudio
 
+log = logging.getLogger("aioface")
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Task durations learned by the pollers, kept with the limits so a new process polls warm.
+DURATIONS_FILE = "polling.json"
 #: Windows this long or longer are saved on disk, so a rerun does not overspend them.
 PERSIST_MIN_PERIOD = 3600.0
 
@@ -199,9 +206,10 @@ class Client:
             retry=self.retry,
             time_scale=time_scale,
             rng=self._rng,
-            durations=durations if durations is not None else DurationLearners(),
+            durations=durations if durations is not None else self._load_durations(budget_dir),
         )
         self.durations = settings.durations
+        self._durations_path = None if durations is not None or budget_dir is None else budget_dir / DURATIONS_FILE
         hub = self._hub = _Hub(
             state_dir=budget_dir, time_scale=time_scale, margin=limit_margin, stamp_bound=limit_stamp_bound
         )
@@ -273,11 +281,22 @@ class Client:
         )
 
     async def aclose(self) -> None:
-        """Close the transport (a transport you passed in is closed too)."""
+        """Close the transport (a transport you passed in is closed too); save learned durations."""
         if self._transport is not None:
             await self._transport.aclose()
         self._transport = None
         self._hub.current = None
+        if self._durations_path is not None and self.durations.to_json() != self._durations_loaded:
+            try:
+                await anyio.to_thread.run_sync(self.durations.save, self._durations_path)
+            except OSError as exc:  # learned timings are a nicety: never fail a close for them
+                log.warning("aioface: could not save learned task durations to %s: %s", self._durations_path, exc)
+
+    def _load_durations(self, state_dir: Path | None) -> DurationLearners:
+        """Task durations learned by earlier runs (a cold start when there are none)."""
+        learned = DurationLearners() if state_dir is None else DurationLearners.load(state_dir / DURATIONS_FILE)
+        self._durations_loaded: str = learned.to_json()
+        return learned
 
     # -- providers ----------------------------------------------------------------------
     def provider(self, name: str) -> Any:

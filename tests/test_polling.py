@@ -336,3 +336,17 @@ async def test_a_timed_out_wait_is_recorded_as_censored() -> None:
             await c.ailab.wait(task_id)
     (seconds, ended), *_ = c.durations.get("ailab", "swap").observations()
     assert not ended and 0.1 < seconds < 0.4
+
+
+@pytest.mark.anyio
+async def test_learned_durations_persist_with_the_limits_so_the_next_process_starts_warm(tmp_path: Path) -> None:
+    img = image_bytes()
+    fast = PollPolicy(initial=0.05, max_interval=0.1, deadline=20)
+    async with Emulator(EmulatorConfig(time_scale=600, task_duration=0.1, seed=3)) as emu:
+        async with emu.client(state_dir=tmp_path / "state", poll=fast) as c:
+            for i in range(3):
+                await c.ailab.swap(tmp_path / f"s{i}", source=img, target=img)
+            assert c.durations.get("ailab", "swap").samples == 3
+        assert (tmp_path / "state" / "polling.json").is_file()
+        again = emu.client(state_dir=tmp_path / "state")
+        assert again.durations.get("ailab", "swap").samples == 3  # warm before its first poll
