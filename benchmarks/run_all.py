@@ -12,6 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SCRIPTS = [
     "bench_overhead.py",
+    "bench_cli.py",
     "bench_limiter.py",
     "bench_polling_sim.py",
     "bench_polling.py",
