@@ -2,6 +2,7 @@
 
 from ._aiohttp import AiohttpTransport as AiohttpTransport
 from ._client import Client as Client
+from ._core import LimitWait as LimitWait
 from ._core import RequestTiming as RequestTiming
 from ._errors import AiofaceError as AiofaceError
 from ._errors import APIError as APIError
@@ -32,6 +33,7 @@ from ._http import MockTransport as MockTransport
 from ._limits import Rate as Rate
 from ._limits import RateLimiter as RateLimiter
 from ._limits import parse_limits as parse_limits
+from ._polling import DurationLearners as DurationLearners
 from ._polling import PollPolicy as PollPolicy
 from ._retry import RetryPolicy as RetryPolicy
 from ._types import FaceAnalysis as FaceAnalysis
@@ -66,6 +68,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "DownloadError",
+    "DurationLearners",
     "FaceAnalysis",
     "FaceInfo",
     "FaceStudio",
@@ -73,6 +76,7 @@ __all__ = [
     "ImageRejectedError",
     "ImageResult",
     "InvalidRequestError",
+    "LimitWait",
     "LimiterTimeoutError",
     "Liveness",
     "MockRequest",

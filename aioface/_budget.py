@@ -142,8 +142,8 @@ def views(state_dir: Path, *, env: Mapping[str, str] | None = None, now: float |
         explicit = env.get(f"{spec.env_prefix}LIMITS")
         if explicit:
             rates, source = parse_limits(explicit), "env"
-        elif tier is not None and tier in spec.tiers:
-            rates, source = spec.tiers[tier], "tier"
+        elif tier is not None and tier.lower() in spec.tiers:
+            rates, source = spec.tiers[tier.lower()], "tier"
         elif mine[provider] == digest:  # the environment's key: the limits a client would start with
             rates, source = _client_rates(provider, env), "client"
         else:

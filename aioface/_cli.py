@@ -10,18 +10,30 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Column
+from rich.text import Text
 
 from . import CallbackReceiver, _json
 from ._batch import run_batch
 from ._bench import bench_ops, benchable
 from ._client import Client
-from ._core import RequestTiming
+from ._core import LimitWait, RequestTiming
 from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
 from ._fanout import FanOut
 from ._limits import parse_limits
@@ -57,49 +69,126 @@ def _limits_option(values: Sequence[str], default_provider: str | None) -> dict[
     return out
 
 
+class _Live(ProgressColumn):
+    """A column drawn afresh on every refresh from ``text()`` (counts that change between outcomes)."""
+
+    def __init__(self, text: Callable[[], str]) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+        self._text = text
+
+    def render(self, task: Task) -> Text:
+        return Text(self._text(), no_wrap=True)
+
+
+class _Bar(Progress):
+    """The progress table, and under it a line about a long wait for a rate-limit slot (if any)."""
+
+    def __init__(self, *columns: str | ProgressColumn, note: Callable[[], str], **kwargs: Any) -> None:
+        self._note = note
+        super().__init__(*columns, **kwargs)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield from super().get_renderables()
+        note = self._note()
+        if note:
+            yield Text(note, style="yellow", no_wrap=True, overflow="ellipsis")
+
+
 class _Tracker:
-    """Progress on a terminal (rich); nothing but the summary otherwise."""
+    """Progress on a terminal (rich); nothing but the summary otherwise.
+
+    Requests waiting for a rate-limit slot are counted apart from those in flight, and a long wait
+    (``Client(on_limit_wait=_announce_wait)``) shows on the bar with a countdown to the next slot.
+    """
+
+    #: The tracker on screen: where :func:`_announce_wait` sends notices.
+    current: ClassVar[_Tracker | None] = None
 
     def __init__(self, total: int | None, label: str, quiet: bool = False) -> None:
         self.enabled = err_console.is_terminal and not quiet
         self.ok = 0
         self.failed = 0
         self.start = time.monotonic()
-        self.progress = Progress(
+        self._running: Callable[[], int] | None = None
+        self._waiting: Callable[[], int] | None = None
+        self._last_running = 0
+        self._notice: tuple[LimitWait, float] | None = None  # the event, and when its slot comes
+        self.progress = _Bar(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("ok {task.fields[ok]} failed {task.fields[failed]} in flight {task.fields[flight]}"),
-            TextColumn("{task.fields[stages]}"),
-            TextColumn("{task.fields[rate]}/s"),
+            _Live(self._counts),
+            _Live(self._stage_text),
+            _Live(self._rate),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
+            note=self._wait_text,
             console=err_console,
             disable=not self.enabled,
         )
-        self.task = self.progress.add_task(label, total=total, ok=0, failed=0, flight=0, rate="0.0", stages="")
+        self.task = self.progress.add_task(label, total=total)
+        #: Calls queued / processing / downloading, from task events (``on_status``).
         self.stages = _Stages(self._show_stages)
 
     def __enter__(self) -> _Tracker:
         self.progress.__enter__()
+        _Tracker.current = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _Tracker.current = None
         self.progress.__exit__(None, None, None)
 
     def _show_stages(self, text: str) -> None:
-        self.progress.update(self.task, stages=text)
+        """Called on each stage change (the bar reads :meth:`_stage_text` live)."""
+
+    def _stage_text(self) -> str:
+        return self.stages.text() if self.stages.of else ""
+
+    def watch(self, running: Callable[[], int] | None = None, waiting: Callable[[], int] | None = None) -> None:
+        """Read the jobs running and the requests queued for a slot live (cheap reads: the bar is drawn
+        from another thread)."""
+        self._running = running
+        self._waiting = waiting
+
+    def _counts(self) -> str:
+        running = self._running() if self._running is not None else self._last_running
+        text = f"ok {self.ok} failed {self.failed} in flight "
+        if self._waiting is None:
+            return f"{text}{running}"
+        waiting = self._waiting()
+        return f"{text}{max(0, running - waiting)} waiting {waiting}"
+
+    def _rate(self) -> str:
+        return f"{(self.ok + self.failed) / max(1e-9, time.monotonic() - self.start):.1f}/s"
+
+    def _wait_text(self) -> str:
+        notice = self._notice
+        if notice is None:
+            return ""
+        left = notice[1] - time.monotonic()
+        return str(replace(notice[0], seconds=left)) if left > 0 else ""
+
+    def limit_wait(self, event: LimitWait) -> None:
+        """Show a long wait on the bar, counting down to its slot."""
+        self._notice = (event, time.monotonic() + event.seconds)
 
     def update(self, ok: bool, in_flight: int) -> None:
         if ok:
             self.ok += 1
         else:
             self.failed += 1
-        done = self.ok + self.failed
-        rate = done / max(1e-9, time.monotonic() - self.start)
-        self.progress.update(
-            self.task, completed=done, ok=self.ok, failed=self.failed, flight=in_flight, rate=f"{rate:.1f}"
-        )
+        self._last_running = in_flight
+        self.progress.update(self.task, completed=self.ok + self.failed)
+
+
+def _announce_wait(event: LimitWait) -> None:
+    """``Client(on_limit_wait=...)`` for the CLI: on the progress bar, else a plain line on stderr."""
+    tracker = _Tracker.current
+    if tracker is not None and tracker.enabled:
+        tracker.limit_wait(event)
+    else:
+        err_console.print(str(event), markup=False, highlight=False, soft_wrap=True)
 
 
 class _Stages:
@@ -156,6 +245,7 @@ async def _fan(
     concurrency: int,
     label: str,
     quiet: bool = False,
+    waiting: Callable[[], int] | None = None,
 ) -> tuple[list[tuple[T, R]], list[tuple[T, BaseException]]]:
     oks: list[tuple[T, R]] = []
     fails: list[tuple[T, BaseException]] = []
@@ -170,6 +260,7 @@ async def _fan(
 
         with applied(stages.options()):  # the fan-out's tasks inherit it
             async with FanOut(tracked, items, concurrency=concurrency) as results:
+                tracker.watch(lambda: results.in_flight, waiting)
                 async for o in results:
                     if o.ok:
                         assert o.value is not None
@@ -225,7 +316,10 @@ async def _run_all(
     if bop.check is not None:
         for _, params in items:
             bop.check(ns, params)  # InvalidRequestError: exit 2, nothing sent
-    return await _fan(client, lambda it: bop.run(ns, it[1], out / it[0]), items, concurrency, label, quiet)
+    limiter = client.limiter(provider)
+    return await _fan(
+        client, lambda it: bop.run(ns, it[1], out / it[0]), items, concurrency, label, quiet, lambda: limiter.waiting
+    )
 
 
 def _image(result: Result) -> ImageResult:
@@ -386,7 +480,7 @@ def generate(
 
     async def go() -> int:
         start = time.monotonic()
-        async with Client(limits=lim) as client:
+        async with Client(limits=lim, on_limit_wait=_announce_wait) as client:
             oks, fails = await _run_all(client, provider, bop, items, out, concurrency, "generate", quiet)
         if gif is not None and oks:
             frames = sorted(oks, key=lambda x: x[0][0])
@@ -439,7 +533,7 @@ def change_age(
 
     async def go() -> int:
         start = time.monotonic()
-        async with Client(limits=lim) as client:
+        async with Client(limits=lim, on_limit_wait=_announce_wait) as client:
             r = _image(await bop.run(client.provider(provider), params, out / name))
         out_console.print(f"saved {r.path} ({r.bytes} bytes, {r.width}x{r.height})", highlight=False)
         _summary(1, 0, time.monotonic() - start, None)
@@ -496,7 +590,7 @@ def swap(
 
     async def go() -> int:
         start = time.monotonic()
-        async with Client(limits=lim) as client:
+        async with Client(limits=lim, on_limit_wait=_announce_wait) as client:
             ns = client.provider(prov)
             if callback_host:
                 async with CallbackReceiver(host=callback_host, port=callback_port, public_url=callback_url) as rx:
@@ -532,7 +626,7 @@ def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quie
     async def go() -> int:
         total = _count_lines(jobs)
         with _Tracker(total, "batch", quiet) as tracker:
-            async with Client(limits=lim) as client:
+            async with Client(limits=lim, on_limit_wait=_announce_wait) as client:
 
                 def on_outcome(o: Any, s: Any) -> None:
                     tracker.update(o.ok, s.in_flight)
@@ -563,6 +657,13 @@ def _count_lines(path: Path) -> int:
 @click.option("--latency-jitter", default=0.0, show_default=True, type=float, help="Plus up to this many seconds.")
 @click.option("--task-duration", default=0.3, show_default=True, type=float, help="Seconds an async task takes.")
 @click.option("--task-jitter", default=0.0, show_default=True, type=float, help="Plus up to this many seconds.")
+@click.option(
+    "--task-distribution",
+    default=None,
+    metavar="SPEC",
+    help="Task seconds drawn instead from uniform:LO:HI, lognormal:MEAN:SD, bimodal:A:B[:P], "
+    "pareto:XM:ALPHA[:CAP] or fixed:S; /K divides them by K (lognormal:5:1/10).",
+)
 @click.option("--result-padding", default=0, show_default=True, type=int, help="Bytes added to result images.")
 @click.option("--strict", is_flag=True, help="Accept only the keys given with --key.")
 @click.option("--key", "keys", multiple=True, metavar="KEY=TIER", help="A key and its Face Studio tier.")
@@ -581,6 +682,7 @@ def emulator(
     latency_jitter: float,
     task_duration: float,
     task_jitter: float,
+    task_distribution: str | None,
     result_padding: int,
     strict: bool,
     keys: tuple[str, ...],
@@ -619,11 +721,12 @@ def emulator(
             latency_jitter=latency_jitter,
             task_duration=task_duration,
             task_jitter=task_jitter,
+            task_distribution=task_distribution,
             result_padding=result_padding,
             faults=Faults(rates=rates),
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--key/--fault") from None
+        raise click.BadParameter(str(exc), param_hint="--key/--fault/--task-distribution") from None
     out_console.print(f"aioface emulator on http://{host}:{port} (Ctrl-C stops)", highlight=False)
     web.run_app(create_app(cfg), host=host, port=port, print=None, access_log=None)
 
@@ -752,7 +855,7 @@ def bench(
                             client, timings, names, n, concurrency, folder, done, op=op, prices=price_map
                         )
                 else:
-                    async with Client(limits=lim, on_request=timings.append) as client:
+                    async with Client(limits=lim, on_request=timings.append, on_limit_wait=_announce_wait) as client:
                         reports = await run_comparison(
                             client, timings, names, n, concurrency, folder, done, op=op, prices=price_map
                         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -10,14 +11,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from ._core import Dispatch, Endpoint, RequestTiming, generic_error
+import anyio
+import anyio.to_thread
+
+from ._core import Dispatch, Endpoint, LimitWait, RequestTiming, generic_error
 from ._download import DEFAULT_MAX_BYTES, Dest, image_size
 from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
 from ._http import AsyncTransport
 from ._limits import Rate, RateLimiter, _BudgetStore, budget_path, parse_limits
 from ._options import Options, OptionsProxy, applied
-from ._polling import PollPolicy
+from ._polling import DurationLearners, PollPolicy
 from ._retry import RetryPolicy
 from ._types import ImageResult, TaskEvent
 from .providers import ProviderContext, ProviderNamespace, providers
@@ -26,9 +30,12 @@ from .providers.acedata import AceData
 from .providers.ailab import AILab
 from .providers.facestudio import FaceStudio
 
+log = logging.getLogger("aioface")
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: Task durations learned by the pollers, kept with the limits so a new process polls warm.
+DURATIONS_FILE = "polling.json"
 #: Windows this long or longer are saved on disk, so a rerun does not overspend them.
 PERSIST_MIN_PERIOD = 3600.0
 
@@ -71,6 +78,24 @@ class _Hub:
             stamp_bound=self.stamp_bound,
         )
 
+    # What was learned about a (provider, key) and kept with its budget: the one place to re-point
+    # when limits live elsewhere (a shared store keeps the same facts per provider and hashed key).
+    def _meta_store(self, provider: str, key: str | None) -> _BudgetStore | None:
+        if self.state_dir is None:
+            return None
+        return _BudgetStore(budget_path(self.state_dir, provider, key), keep=0.0)
+
+    def load_meta(self, provider: str, key: str | None) -> dict[str, str]:
+        """Small facts an earlier client learned about (provider, key), e.g. its tier; {} if none."""
+        store = self._meta_store(provider, key)
+        return store.load_meta() if store is not None else {}
+
+    def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None:
+        """Keep ``values`` for the next client using (provider, key) (nothing without a state_dir)."""
+        store = self._meta_store(provider, key)
+        if store is not None:
+            store.save_meta(values)
+
 
 class Client:
     """An asyncio client for every registered provider (Face Studio, Ace Data Cloud, AILabAPI, ...).
@@ -91,6 +116,11 @@ class Client:
     whatever the server does; a number of seconds trusts the server to count each request within
     that long of its send (Face Studio throttles before generating), so slow answers cost no rate.
     ``on_request`` is called with a :class:`RequestTiming` after every HTTP attempt (metrics).
+    A request about to wait for a rate-limit slot longer than ``limit_wait_notice`` seconds (3 by
+    default) is announced before the wait: an INFO line on the ``aioface`` logger and
+    ``on_limit_wait(event)`` with a :class:`LimitWait` (provider, limit, tier, seconds).
+    ``durations``: task durations learned earlier (``DurationLearners.load(path)``), so polling
+    starts warm; :attr:`durations` is what this client learns (``.save(path)`` it).
     ``transport`` replaces the network (e.g. :class:`MockTransport` in unit tests).
     ``on_status`` is called (or awaited) with a :class:`TaskEvent` whenever a task moves on
     (queued, processing, callback, downloading, done, failed).
@@ -117,6 +147,7 @@ class Client:
         facestudio_tier: str | None = None,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
+        durations: DurationLearners | None = None,
         timeout: float = 60.0,
         acquire_timeout: float | None = None,
         limit_margin: float = 0.05,
@@ -131,10 +162,14 @@ class Client:
         rng: random.Random | None = None,
         on_request: Callable[[RequestTiming], None] | None = None,
         on_status: Callable[[TaskEvent], object] | None = None,
+        on_limit_wait: Callable[[LimitWait], None] | None = None,
+        limit_wait_notice: float = 3.0,
     ) -> None:
         env = os.environ if env is None else env
         if time_scale <= 0:
             raise ConfigurationError("time_scale must be > 0")
+        if not limit_wait_notice >= 0:
+            raise ConfigurationError("limit_wait_notice must be >= 0 seconds")
         specs = providers()
         key_args = {"facestudio": facestudio_key, "acedata": acedata_token, "ailab": ailab_key}
         url_args = {"facestudio": facestudio_base_url, "acedata": acedata_base_url, "ailab": ailab_base_url}
@@ -160,6 +195,8 @@ class Client:
         self._options: Options | None = None
         #: The client a view (:meth:`with_options`) was made from; itself for a client.
         self._root: Client = self
+        self._on_limit_wait = on_limit_wait
+        self.limit_wait_notice = limit_wait_notice
         self._transport_given = transport
         self._transport: AsyncTransport | None = None
         budget_dir: Path | None = None
@@ -179,7 +216,10 @@ class Client:
             time_scale=time_scale,
             rng=self._rng,
             on_status=on_status,
+            durations=durations if durations is not None else self._load_durations(budget_dir),
         )
+        self.durations = settings.durations
+        self._durations_path = None if durations is not None or budget_dir is None else budget_dir / DURATIONS_FILE
         hub = self._hub = _Hub(
             state_dir=budget_dir, time_scale=time_scale, margin=limit_margin, stamp_bound=limit_stamp_bound
         )
@@ -246,16 +286,31 @@ class Client:
             acquire_timeout=self.acquire_timeout,
             rng=self._rng,
             on_request=self._on_request,
+            connections=self._connections,
+            on_limit_wait=self._on_limit_wait,
+            limit_wait_notice=self.limit_wait_notice,
+            time_scale=self.time_scale,
         )
 
     async def aclose(self) -> None:
-        """Close the transport (a transport you passed in is closed too)."""
+        """Close the transport (a transport you passed in is closed too); save learned durations."""
         if self._root is not self:
             return await self._root.aclose()
         if self._transport is not None:
             await self._transport.aclose()
         self._transport = None
         self._hub.current = None
+        if self._durations_path is not None and self.durations.to_json() != self._durations_loaded:
+            try:
+                await anyio.to_thread.run_sync(self.durations.save, self._durations_path)
+            except OSError as exc:  # learned timings are a nicety: never fail a close for them
+                log.warning("aioface: could not save learned task durations to %s: %s", self._durations_path, exc)
+
+    def _load_durations(self, state_dir: Path | None) -> DurationLearners:
+        """Task durations learned by earlier runs (a cold start when there are none)."""
+        learned = DurationLearners() if state_dir is None else DurationLearners.load(state_dir / DURATIONS_FILE)
+        self._durations_loaded: str = learned.to_json()
+        return learned
 
     # -- per-call options ---------------------------------------------------------------
     def with_options(

@@ -6,11 +6,13 @@ library carries them is the transport's business (``_aiohttp``, or ``MockTranspo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import anyio
@@ -18,7 +20,7 @@ import anyio
 from ._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, save_stream
 from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
 from ._http import AsyncTransport, RequestSpec, Response
-from ._limits import RateLimiter
+from ._limits import Rate, RateLimiter
 from ._net import check_http_url
 from ._options import current as current_options
 from ._retry import RetryPolicy, is_retryable, retry_delay
@@ -59,6 +61,39 @@ class RequestTiming:
         return None if self.headers is None else self.headers - self.sent
 
 
+@dataclass(frozen=True)
+class LimitWait:
+    """A request is about to wait for a rate-limit slot longer than the client's ``limit_wait_notice``.
+
+    ``limit`` is the provider's own rate that holds it back, as its docs write it (``"1/minute"``,
+    whatever the client's ``time_scale``; None for a pause after a 429); ``tier`` names the limits in
+    force (``"Anon"``; None for a provider without tiers); ``seconds`` is real time to the next slot.
+    ``str(event)`` reads ``facestudio 1/minute (Anon): next slot in 59s``.
+    """
+
+    provider: str
+    limit: str | None
+    tier: str | None
+    seconds: float
+
+    def __str__(self) -> str:
+        what = self.limit or "paused after HTTP 429"
+        tier = f" ({self.tier})" if self.tier else ""
+        return f"{self.provider} {what}{tier}: next slot in {_duration(self.seconds)}"
+
+
+def _duration(seconds: float) -> str:
+    """``4.2s``, ``59s``, ``12m 05s``, ``23h 04m``."""
+    if seconds < 9.95:
+        return f"{seconds:.1f}s"
+    s = round(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
 @dataclass
 class Endpoint:
     """One provider as the core sees it: its name, its limiter, how to read its errors."""
@@ -67,8 +102,13 @@ class Endpoint:
     limiter: RateLimiter
     parse_error: ErrorParser
     on_headers: Callable[[Mapping[str, str]], None] | None = None
+    #: What the provider calls the limits in force (a tier), for :class:`LimitWait`.
+    tier_label: Callable[[], str | None] | None = None
     #: Counters for reporting: requests sent, retries, 429s received.
     stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "retries": 0, "throttled": 0})
+    #: At most as many requests of this provider past this point as the pool has connections, so
+    #: that 50,000 polls falling due together do not each build a request and queue for a socket.
+    gate: asyncio.Semaphore | None = None
 
 
 def generic_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
@@ -90,14 +130,24 @@ class Dispatch:
         acquire_timeout: float | None = None,
         rng: random.Random | None = None,
         on_request: Callable[[RequestTiming], None] | None = None,
+        connections: int = 100,
+        on_limit_wait: Callable[[LimitWait], None] | None = None,
+        limit_wait_notice: float = 3.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.transport = transport
+        self.connections = connections
         self.retry = retry
         self.default_timeout = default_timeout
         self.connect_timeout = connect_timeout
         self.acquire_timeout = acquire_timeout
         self.rng = rng or random.Random()
         self.on_request = on_request
+        self.on_limit_wait = on_limit_wait
+        #: Waits longer than this many seconds are announced (INFO log and ``on_limit_wait``).
+        self.limit_wait_notice = limit_wait_notice
+        #: The limiters run this much faster than the providers' documented rates.
+        self.time_scale = time_scale
 
     async def call(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
         """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry."""
@@ -124,11 +174,20 @@ class Dispatch:
                     await anyio.sleep(delay)
 
     async def _once(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
+        gate = endpoint.gate
+        if gate is None:
+            gate = endpoint.gate = asyncio.Semaphore(self.connections)
+        async with gate:  # asyncio's: no loop turn when a place is free
+            return await self._send(spec, endpoint, handle)
+
+    async def _send(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
         queued = time.perf_counter()
         opts = current_options()
         acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
         default_timeout = self.default_timeout if opts is None or opts.timeout is None else opts.timeout
-        permit = await endpoint.limiter.acquire(timeout=acquire_timeout)
+        permit = await endpoint.limiter.acquire(
+            timeout=acquire_timeout, on_wait=partial(self._announce_wait, endpoint), notice=self.limit_wait_notice
+        )
         sent = time.perf_counter()
         headers_at: float | None = None
         status: int | None = None
@@ -164,6 +223,18 @@ class Dispatch:
                     )
                 )
 
+    def _announce_wait(self, endpoint: Endpoint, seconds: float, rate: Rate | None) -> None:
+        """The limiter says a request will wait ``seconds`` for ``rate`` (scaled): log it, tell the caller."""
+        event = LimitWait(
+            endpoint.name,
+            None if rate is None else rate.scaled(1 / self.time_scale).label(),
+            endpoint.tier_label() if endpoint.tier_label is not None else None,
+            seconds,
+        )
+        log.info("%s", event)
+        if self.on_limit_wait is not None:
+            self.on_limit_wait(event)
+
     async def download(
         self,
         url: str,
@@ -198,4 +269,4 @@ class Dispatch:
         return await self.call(spec, endpoint, handle)
 
 
-__all__ = ["Dispatch", "Endpoint", "ErrorParser", "RequestTiming", "generic_error"]
+__all__ = ["Dispatch", "Endpoint", "ErrorParser", "LimitWait", "RequestTiming", "generic_error"]

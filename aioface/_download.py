@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ._errors import DownloadError, ProtocolError
+from ._imagesize import header_size
 
 #: Bytes per read when streaming a result to disk.
 CHUNK = 1 << 18
@@ -57,14 +58,16 @@ _PART_SALT = secrets.token_hex(3)
 SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif"}
 
 
-def with_suffix(dest: Path, fmt: str) -> Path:
-    """``dest`` as given when it has a suffix, else with the one for ``fmt`` (``.jpg``, ``.png``, ...)."""
-    if dest.suffix:
-        return dest
-    return dest.with_name(dest.name + SUFFIXES[fmt])
+def with_suffix(dest: str | os.PathLike[str], fmt: str) -> str:
+    """``dest`` as given when it has a suffix, else with the one for ``fmt`` (``.jpg``, ``.png``, ...).
+
+    Plain strings: this runs once or twice per image, where a Path costs more than the rename.
+    """
+    d = os.fspath(dest)
+    return d if os.path.splitext(os.path.basename(d))[1] else d + SUFFIXES[fmt]
 
 
-def part_path(dest: Path) -> str:
+def part_path(dest: str | os.PathLike[str]) -> str:
     """A unique part file beside ``dest`` (two writers of one dest never share it).
 
     A plain string: this runs once per image, and building another Path costs more than the rename.
@@ -76,7 +79,7 @@ def part_path(dest: Path) -> str:
 
 async def stream_to_file(
     chunks: object,
-    dest: Path,
+    dest: str | os.PathLike[str],
     *,
     content_length: int | None = None,
     content_encoding: str | None = None,
@@ -101,7 +104,7 @@ async def stream_to_file(
     try:
         f = open(tmp, "wb")  # noqa: ASYNC230, SIM115 - see below; closed by the with block
     except FileNotFoundError:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(os.fspath(dest)) or ".", exist_ok=True)
         f = open(tmp, "wb")  # noqa: ASYNC230, SIM115
     size = 0
     fmt: str | None = None
@@ -137,7 +140,7 @@ async def stream_to_file(
         final = with_suffix(dest, fmt)
         os.replace(tmp, final)
         ok = True
-        return Saved(final, size, fmt, header_dimensions(first, fmt) or None)
+        return Saved(Path(final), size, fmt, header_dimensions(first, fmt) or None)
     finally:
         if not ok:
             with contextlib.suppress(FileNotFoundError):
@@ -150,7 +153,12 @@ def is_identity(content_encoding: str | None) -> bool:
 
 
 def header_dimensions(data: bytes, fmt: str | None = None) -> tuple[int, int] | None:
-    """(width, height) parsed by Pillow from the first bytes of an image, if they hold the header."""
+    """(width, height) from the first bytes of an image, if they hold the header (a few µs for
+    JPEG/PNG/WebP/GIF; Pillow when the fast parser cannot tell)."""
+    if fmt is not None:
+        dims = header_size(data, fmt)
+        if dims is not None:
+            return dims
     import io
 
     from PIL import Image, UnidentifiedImageError

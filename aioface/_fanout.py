@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -63,6 +64,8 @@ class FanOut(Generic[T, R]):
         self._tg: TaskGroup | None = None
         self._recv: MemoryObjectReceiveStream[Outcome[T, R]] | None = None
         self._exhausted = False
+        self._fed = False
+        self._room: anyio.Event | None = None
         #: Calls running right now.
         self.in_flight = 0
 
@@ -91,25 +94,46 @@ class FanOut(Generic[T, R]):
                 self._exhausted = True
                 return None
 
-    async def _worker(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
-        async with send:
+    async def _one(self, i: int, item: T, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
+        try:
+            value = await self._fn(item)
+            outcome: Outcome[T, R] = Outcome(i, item, value, None)
+        except Exception as exc:
+            outcome = Outcome(i, item, None, exc)
+        try:
+            try:
+                send.send_nowait(outcome)  # the common case: room in the buffer, no extra loop turn
+            except anyio.WouldBlock:
+                await send.send(outcome)
+        finally:
+            self.in_flight -= 1
+            if self._room is not None:
+                self._room.set()
+            if self._fed and self.in_flight == 0:
+                send.close()
+
+    async def _feed(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
+        """Start one task per item, never more than ``concurrency`` at once, and only as items come:
+        a huge concurrency costs nothing until there is work for it."""
+        assert self._tg is not None
+        started = 0
+        try:
             while True:
+                while self.in_flight >= self._concurrency:
+                    self._room = anyio.Event()
+                    await self._room.wait()
                 nxt = await self._next_item()
                 if nxt is None:
                     return
-                i, item = nxt
                 self.in_flight += 1
-                try:
-                    value = await self._fn(item)
-                    outcome: Outcome[T, R] = Outcome(i, item, value, None)
-                except Exception as exc:
-                    outcome = Outcome(i, item, None, exc)
-                finally:
-                    self.in_flight -= 1
-                try:
-                    send.send_nowait(outcome)  # the common case: room in the buffer, no extra loop turn
-                except anyio.WouldBlock:
-                    await send.send(outcome)
+                self._tg.start_soon(self._one, nxt[0], nxt[1], send)
+                started += 1
+                if started % 256 == 0:
+                    await anyio.lowlevel.checkpoint()  # let the started ones run: the loop never stalls
+        finally:
+            self._fed = True
+            if self.in_flight == 0:
+                send.close()
 
     async def __aenter__(self) -> FanOut[T, R]:
         if isinstance(self._items, AsyncIterable):
@@ -119,9 +143,7 @@ class FanOut(Generic[T, R]):
         send, self._recv = anyio.create_memory_object_stream[Outcome[T, R]](self._concurrency)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
-        async with send:
-            for _ in range(self._concurrency):
-                self._tg.start_soon(self._worker, send.clone())
+        self._tg.start_soon(self._feed, send)
         return self
 
     def __aiter__(self) -> FanOut[T, R]:

@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -70,6 +70,14 @@ class Rate:
 
     def __str__(self) -> str:
         return f"{self.limit}/{self.period:g}s"
+
+    def label(self) -> str:
+        """The rate as people write it: ``1/minute``, ``120/day``, ``30/2s`` (``parse_limits`` reads it back)."""
+        for name, short, seconds in (("day", "d", 86400.0), ("hour", "h", 3600.0), ("minute", "m", 60.0)):
+            n = self.period / seconds
+            if n >= 1 and math.isclose(n, round(n), rel_tol=1e-9):
+                return f"{self.limit}/{name}" if round(n) == 1 else f"{self.limit}/{round(n)}{short}"
+        return f"{self.limit}/second" if math.isclose(self.period, 1.0) else f"{self.limit}/{self.period:.6g}s"
 
     def scaled(self, time_scale: float) -> Rate:
         """The same rate on a clock that runs ``time_scale`` times faster."""
@@ -173,7 +181,31 @@ class _BudgetStore:
 
     @property
     def tier_path(self) -> Path:
+        """The small JSON file beside the budget holding what was learned about the key (its tier)."""
         return self.path.with_name(self.path.name + ".tier")
+
+    def load_meta(self) -> dict[str, str]:
+        """Small facts learned about this (provider, key), as :meth:`save_meta` was given them; {} if none.
+
+        Hints, not facts: the provider may have changed the plan since. A damaged file is no facts.
+        """
+        try:
+            data = _json.loads(self.tier_path.read_bytes())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and v}
+
+    def save_meta(self, values: Mapping[str, str]) -> None:
+        """Remember ``values`` beside those already kept (only writes when something changed)."""
+        meta = self.load_meta()
+        if all(meta.get(k) == v for k, v in values.items()):
+            return
+        meta.update(values)
+        tmp = self.tier_path.with_name(f".{self.tier_path.name}.{os.getpid()}.part")
+        tmp.write_bytes(_json.dumps({**meta, "learned_at": round(time.time(), 3)}))
+        os.replace(tmp, self.tier_path)
 
     def load_tier(self) -> str | None:
         """The tier last learned for this (provider, key) (as :meth:`save_tier` was given it), or None.
@@ -182,20 +214,11 @@ class _BudgetStore:
         before the first answer, and never let it hold back the request that would confirm it
         (:meth:`RateLimiter.allow_probe`).
         """
-        try:
-            data = _json.loads(self.tier_path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        tier = data.get("tier") if isinstance(data, dict) else None
-        return tier if isinstance(tier, str) and tier else None
+        return self.load_meta().get("tier")
 
     def save_tier(self, tier: str) -> None:
         """Remember the tier an answer named (call it when the tier changes, not on every answer)."""
-        if self.load_tier() == tier:
-            return
-        tmp = self.tier_path.with_name(f".{self.tier_path.name}.{os.getpid()}.part")
-        tmp.write_bytes(_json.dumps({"tier": tier, "learned_at": round(time.time(), 3)}))
-        os.replace(tmp, self.tier_path)
+        self.save_meta({"tier": tier})
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
@@ -394,16 +417,22 @@ class RateLimiter:
 
     # -- acquire/release -------------------------------------------------------------------
     def _time_until_free(self, now: float) -> float | None:
-        worst: float | None = max(0.0, self._paused_until - now)
+        return self._until_free(now)[0]
+
+    def _until_free(self, now: float) -> tuple[float | None, Rate | None]:
+        """Seconds until every window has a slot (None: only an answer in flight can free one), and
+        the window holding it back longest (None when that is a 429 pause, or nothing holds it)."""
+        worst: float = max(0.0, self._paused_until - now)
+        blocker: Rate | None = None
         if self._probe and self._in_flight == 0:
-            return worst
+            return worst, None
         for w, limit in zip(self._windows, self._limits, strict=True):
             t = w.wait(now, self._in_flight, limit)
             if t is None:
-                return None if worst == 0.0 else worst
-            assert worst is not None
-            worst = max(worst, t)
-        return worst
+                return (None, w.rate) if worst == 0.0 else (worst, blocker)
+            if t > worst:
+                worst, blocker = t, w.rate
+        return worst, blocker
 
     def _grant(self) -> Permit:
         self.granted += 1
@@ -442,8 +471,20 @@ class RateLimiter:
             return None
         return self._grant()
 
-    async def acquire(self, timeout: float | None = None) -> Permit:
-        """Wait (FIFO) for a slot free in every window; :class:`LimiterTimeoutError` after ``timeout``."""
+    async def acquire(
+        self,
+        timeout: float | None = None,
+        *,
+        on_wait: Callable[[float, Rate | None], None] | None = None,
+        notice: float = 0.0,
+    ) -> Permit:
+        """Wait (FIFO) for a slot free in every window; :class:`LimiterTimeoutError` after ``timeout``.
+
+        ``on_wait(seconds, rate)`` is called at most once, when this caller is at the head of the
+        queue and its slot is more than ``notice`` seconds away: ``rate`` is the window holding it
+        back longest (None: a 429 pause). A wait only an answer in flight can end is not reported
+        until that answer says how long it is.
+        """
         permit = self.try_acquire()
         if permit is not None:
             # No extra checkpoint: the caller's request that follows is one.
@@ -452,19 +493,24 @@ class RateLimiter:
         me = _Waiter()
         self._waiters.append(me)
         granted = False
+        told = on_wait is None
         try:
             while True:
                 me.event = anyio.Event()
                 now = self._clock.now()
                 wait: float | None = None
                 if self._waiters[0] is me:
-                    wait = self._time_until_free(now)
+                    wait, blocker = self._until_free(now)
                     if wait == 0.0:
                         self._waiters.popleft()
                         granted = True
                         permit = self._grant()
                         self._wake_head()
                         return permit
+                    if not told and wait is not None and wait > notice:
+                        told = True
+                        assert on_wait is not None
+                        on_wait(wait, blocker)
                 if deadline is not None:
                     remaining = deadline - now
                     if remaining <= 0:

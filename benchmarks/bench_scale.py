@@ -42,7 +42,12 @@ async def run(url: str, n: int, task_seconds: float) -> dict[str, float]:
         timeout=120,
     ) as client:
         t = time.perf_counter()
-        submitted = await client.map(lambda _: client.ailab.submit(source=img, target=img), range(n), concurrency=200)
+
+        async def submit(_: int) -> tuple[str, float]:
+            task_id = await client.ailab.submit(source=img, target=img)
+            return task_id, asyncio.get_running_loop().time()  # polls and learning count from here
+
+        submitted = await client.map(submit, range(n), concurrency=200)
         submit_s = time.perf_counter() - t
         ids = [o.unwrap() for o in submitted]
         del submitted
@@ -62,10 +67,11 @@ async def run(url: str, n: int, task_seconds: float) -> dict[str, float]:
                 peak_rss = max(peak_rss, proc.memory_info().rss)
                 peak_waiting = max(peak_waiting, n - done)
 
-        async def wait(task_id: str) -> str:
+        async def wait(item: tuple[str, float]) -> str:
             nonlocal done
+            task_id, submitted_at = item
             try:
-                return await client.ailab.wait(task_id, poll=policy)
+                return await client.ailab.wait(task_id, poll=policy, submitted_at=submitted_at)
             finally:
                 done += 1
 

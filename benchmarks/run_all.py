@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["bench_overhead.py", "bench_limiter.py", "bench_polling.py", "bench_streaming.py", "bench_scale.py"]
+SCRIPTS = [
+    "bench_overhead.py",
+    "bench_cli.py",
+    "bench_limiter.py",
+    "bench_polling_sim.py",
+    "bench_polling.py",
+    "bench_streaming.py",
+    "bench_scale.py",
+]
 
 
 def main() -> int:

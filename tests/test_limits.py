@@ -296,3 +296,64 @@ async def test_probe_wakes_a_waiter_and_waits_for_an_answer_in_flight() -> None:
         first.responded()  # answered, but the rates were not confirmed: the probe may go now
         await clock.advance(0.0)
     assert len(got) == 1
+
+
+def test_rate_label_reads_as_written_and_parses_back() -> None:
+    cases = {"1/minute": Rate(1, 60.0), "120/day": Rate(120, 86400.0), "5/second": Rate(5, 1.0)}
+    cases |= {"30/2s": Rate(30, 2.0), "3/90s": Rate(3, 90.0), "1/2h": Rate(1, 7200.0), "10/0.5s": Rate(10, 0.5)}
+    for text, rate in cases.items():
+        assert rate.label() == text and parse_limits(text) == (rate,)
+    assert Rate(1, 60.0).scaled(600).scaled(1 / 600).label() == "1/minute"  # float round trip
+
+
+def test_budget_store_keeps_small_facts_beside_the_tier(tmp_path: Path) -> None:
+    store = _BudgetStore(budget_path(tmp_path, "prov", "key-1"), 86400.0)
+    assert store.load_meta() == {}
+    store.save_tier("enterprise")
+    store.save_meta({"plan": "yearly"})
+    again = _BudgetStore(budget_path(tmp_path, "prov", "key-1"), 0.0)
+    assert again.load_meta() == {"tier": "enterprise", "plan": "yearly"} and again.load_tier() == "enterprise"
+    before = again.tier_path.stat().st_mtime_ns
+    again.save_meta({"tier": "enterprise"})  # nothing changed: nothing written
+    assert again.tier_path.stat().st_mtime_ns == before
+
+
+async def test_a_long_wait_is_reported_once_by_the_head_naming_the_window() -> None:
+    clock = FakeClock()
+    lim = RateLimiter([Rate(1, 10.0), Rate(5, 100.0)], margin=0.0, clock=clock)
+    lim.try_acquire().responded()  # type: ignore[union-attr]
+    reports: list[tuple[str, float, Rate | None]] = []
+    got: list[str] = []
+
+    async def take(name: str, notice: float) -> None:
+        (await lim.acquire(on_wait=lambda s, r: reports.append((name, s, r)), notice=notice)).responded()
+        got.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, "a", 5.0)
+        tg.start_soon(take, "b", 5.0)
+        tg.start_soon(take, "quiet", 15.0)
+        await clock.advance(0.0)
+        assert reports == [("a", 10.0, Rate(1, 10.0))]  # only the head: b is not at the front yet
+        await clock.advance(4.0)
+        assert len(reports) == 1  # once per waiter, however often it wakes
+        await clock.advance(6.0)
+        assert got == ["a"] and reports[1] == ("b", 10.0, Rate(1, 10.0))
+        await clock.advance(10.0)
+        await clock.advance(10.0)
+    assert got == ["a", "b", "quiet"] and len(reports) == 2  # 10 s is under the 15 s notice
+
+    lim.cooldown(30.0)
+    reports.clear()
+    with pytest.raises(LimiterTimeoutError):
+        await lim.acquire(timeout=0.0, on_wait=lambda s, r: reports.append(("p", s, r)))
+    assert reports == [("p", 30.0, None)]  # a 429 pause names no window
+
+
+def test_a_limit_wait_reads_as_a_sentence() -> None:
+    from aioface import LimitWait
+
+    assert str(LimitWait("facestudio", "1/minute", "Anon", 59.4)) == "facestudio 1/minute (Anon): next slot in 59s"
+    assert str(LimitWait("myface", "5/second", None, 4.25)) == "myface 5/second: next slot in 4.2s"
+    assert str(LimitWait("p", None, None, 754)).endswith("paused after HTTP 429: next slot in 12m 34s")
+    assert str(LimitWait("p", "120/day", "Basic", 83_000)).endswith("next slot in 23h 03m")

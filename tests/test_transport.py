@@ -68,8 +68,8 @@ def test_public_api_is_pinned() -> None:
     assert set(aioface.__all__) == {
         "TIERS", "APIError", "AILab", "AceData", "AiofaceError", "AiohttpTransport", "AuthenticationError",
         "BadRequestError", "CallbackReceiver", "Client", "ConfigurationError", "ConnectError", "DownloadError",
-        "FaceAnalysis", "FaceInfo", "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult", "InvalidRequestError",
-        "LimiterTimeoutError", "Liveness",
+        "DurationLearners", "FaceAnalysis", "FaceInfo", "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult",
+        "InvalidRequestError", "LimiterTimeoutError", "LimitWait", "Liveness",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter",
         "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "TaskError", "TaskEvent",

@@ -132,7 +132,7 @@ def _ace_image(st: State, origin: str, seed: int, task_id: str) -> dict[str, Any
 
 async def _ace_callback(st: State, origin: str, task_id: str, url: str, seed: int) -> None:
     cfg = st.config
-    await asyncio.sleep(cfg.task_duration + st.rng.uniform(0, cfg.task_jitter))
+    await asyncio.sleep(st.task_duration())
     f = cfg.faults
     if st.rng.random() < f.callback_lost:
         st.stats["acedata_callbacks_lost"] += 1

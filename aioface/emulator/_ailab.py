@@ -86,7 +86,7 @@ async def ailab_swap(request: web.Request) -> web.StreamResponse:
     task_id = uuid.uuid4().hex
     st.tasks[task_id] = Task(
         created=st.now(),
-        duration=cfg.task_duration + st.rng.uniform(0, cfg.task_jitter),
+        duration=st.task_duration(),
         fail=st.rng.random() < cfg.faults.task_fail,
         stuck=st.rng.random() < cfg.faults.task_stuck,
     )

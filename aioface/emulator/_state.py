@@ -10,6 +10,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._durations import Durations
+
 #: Fault kinds the emulator can inject.
 FAULT_KINDS = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json", "stall", "stall_body")
 
@@ -79,6 +81,8 @@ class EmulatorConfig:
     #: Seconds an async task (AILab, Ace callback swap) takes; plus up to ``task_jitter``.
     task_duration: float = 0.3
     task_jitter: float = 0.0
+    #: Instead: durations drawn from a distribution, e.g. ``"lognormal:5:1/10"`` (see ``_durations``).
+    task_distribution: str | None = None
     #: Seconds a synchronous Ace swap takes.
     swap_duration: float = 0.05
     #: Bytes of padding after every result image served from /files (big-download tests).
@@ -98,6 +102,8 @@ class EmulatorConfig:
         for key, tier in {**self.keys, "default_tier": self.default_tier}.items():
             if tier not in tiers:
                 raise ValueError(f"tier of {key!r} must be one of {', '.join(tiers)}, got {tier!r}")
+        if self.task_distribution is not None:
+            Durations.parse(self.task_distribution)
 
 
 @dataclass
@@ -135,6 +141,15 @@ class State:
         self.route_counts: Counter[str] = Counter()
         self.background: set[asyncio.Task[None]] = set()
         self.ailab_credits = config.ailab_credits
+        spec = config.task_distribution
+        self.durations = Durations.parse(spec) if spec is not None else None
+
+    def task_duration(self) -> float:
+        """Seconds the next async task takes."""
+        if self.durations is not None:
+            return self.durations.draw(self.rng)
+        c = self.config
+        return c.task_duration + self.rng.uniform(0, c.task_jitter)
 
     def now(self) -> float:
         return time.monotonic()

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -24,7 +24,7 @@ from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
 from .._http import RequestSpec, Response
 from .._limits import Rate, RateLimiter, parse_limits
 from .._options import current as current_options
-from .._polling import PollPolicy
+from .._polling import DurationLearners, PollPolicy
 from .._retry import RetryPolicy
 from .._types import ImageResult, Result, TaskEvent, TaskStatus
 
@@ -65,6 +65,8 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     time_scale: float = 1.0
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    #: Task durations learned per (provider, operation), for ``PollPolicy(learn=True)``.
+    durations: DurationLearners = field(default_factory=DurationLearners, repr=False, compare=False)
     on_status: StatusCallback | None = None
 
 
@@ -78,6 +80,10 @@ class Hub(Protocol):
     def download_endpoint(self) -> Endpoint: ...
 
     def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> RateLimiter: ...
+
+    def load_meta(self, provider: str, key: str | None) -> dict[str, str]: ...
+
+    def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None: ...
 
 
 class ProviderContext:
@@ -120,13 +126,12 @@ class ProviderContext:
         if o is None:
             return self._settings
         s = self._settings
-        return Settings(
+        return replace(
+            s,
             timeout=s.timeout if o.timeout is None else o.timeout,
             max_download_bytes=s.max_download_bytes if o.max_download_bytes is None else o.max_download_bytes,
             poll=o.poll or s.poll,
             retry=o.retry or s.retry,
-            time_scale=s.time_scale,
-            rng=s.rng,
             on_status=o.on_status or s.on_status,
         )
 
@@ -169,13 +174,27 @@ class ProviderContext:
             else:
                 rates, adaptive = parse_limits(self.spec.default_limits), self.spec.adaptive
             limiter = self._hub.make_limiter(self.name, self._key.get(), rates, adaptive)
+            if self.explicit_limits is None and ns is not None and ns.rates_assumed():
+                # Guessed (or remembered) limits must not hold back the answer that tells the real ones.
+                limiter.allow_probe()
             hook = ns.on_headers if ns is not None and type(ns).on_headers is not ProviderNamespace.on_headers else None
-            ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook)
+            label = ns.tier_label if ns is not None else None
+            ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook, label)
         return ep
 
     @property
     def limiter(self) -> RateLimiter:
         return self.endpoint.limiter
+
+    def load_meta(self) -> dict[str, str]:
+        """Small facts an earlier client learned about this provider and key (e.g. its tier), kept
+        with the persisted budget per provider and hashed key; {} if none. Hints, not facts: an
+        answer may say otherwise (see :meth:`ProviderNamespace.rates_assumed`)."""
+        return self._hub.load_meta(self.name, self._key.get())
+
+    def save_meta(self, **values: str) -> None:
+        """Keep small facts about this provider and key for the next client (when limits persist)."""
+        self._hub.save_meta(self.name, self._key.get(), values)
 
     def apply_rates(self, rates: tuple[Rate, ...]) -> bool:
         """Switch the limiter to ``rates`` (learned from an answer) unless limits were given."""
@@ -296,6 +315,17 @@ class ProviderNamespace:
     def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
         """(rates, adaptive) before any answer came: the spec's defaults unless overridden."""
         return parse_limits(self._ctx.spec.default_limits), self._ctx.spec.adaptive
+
+    def rates_assumed(self) -> bool:
+        """True when the rates of :meth:`initial_rates` are a guess an answer will confirm or correct
+        (a tier assumed, or remembered from an earlier run): the first request then goes through
+        whatever those rates say, so that a wrong guess cannot keep the right answer from coming."""
+        return False
+
+    def tier_label(self) -> str | None:
+        """What the provider calls the limits in force (a tier such as ``"Anon"``), shown when a
+        request waits for a slot; None for a provider without tiers."""
+        return None
 
     def on_headers(self, headers: Mapping[str, str]) -> None:
         """Called with every answer's headers (override to learn tiers and the like)."""

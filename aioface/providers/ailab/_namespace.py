@@ -11,7 +11,7 @@ import anyio
 from ..._download import Dest
 from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
 from ..._http import RequestSpec, Response
-from ..._polling import PollPolicy, intervals
+from ..._polling import PollPolicy, next_delay
 from ..._types import ImageResult
 from .._base import ProviderNamespace
 from . import _adapter as _ailab
@@ -75,36 +75,66 @@ class AILab(ProviderNamespace):
         spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
         return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
 
-    async def wait(self, task_id: str, *, poll: PollPolicy | None = None, first_delay: bool = True) -> str:
-        """Poll with backoff and jitter until the task is done; return the result URL.
+    async def wait(
+        self,
+        task_id: str,
+        *,
+        poll: PollPolicy | None = None,
+        first_delay: bool = True,
+        submitted_at: float | None = None,
+    ) -> str:
+        """Poll until the task is done; return the result URL.
 
-        The first poll comes after the first (jittered) interval: a task just submitted is never
-        done at once, and thousands submitted together then do not all poll in the same instant.
-        ``first_delay=False`` checks at once (for a task submitted long ago).
+        Polls where AILab swaps tend to finish (learned from the last ones; see :class:`PollPolicy`),
+        with backoff until enough have been seen; jittered so that thousands submitted together do
+        not poll in the same instant. The first poll comes after the first wait: a task just
+        submitted is never done at once. ``submitted_at`` (``anyio.current_time()`` at submission)
+        for a task not submitted just now: its polls and learned duration count from then.
+        ``first_delay=False`` checks at once (for a task of unknown age: it is polled with backoff
+        and teaches nothing).
         """
         policy = poll or self._ctx.settings.poll
-        waits = intervals(policy, self._ctx.settings.rng)
-        with anyio.move_on_after(policy.deadline) as scope:
-            if first_delay:
-                await anyio.sleep(next(waits))
-            seen: int | None = None
-            while True:
-                status, url = await self.task(task_id)
-                if status != seen and status in (_ailab.QUEUED, _ailab.PROCESSING):
-                    await self._ctx.status(
-                        "queued" if status == _ailab.QUEUED else "processing", task_id=task_id, code=status
-                    )
-                seen = status
-                if status == _ailab.DONE:
-                    assert url is not None
-                    return url
-                if status not in (_ailab.QUEUED, _ailab.PROCESSING):
-                    await self._ctx.status("failed", task_id=task_id, code=status)
-                    raise TaskFailedError(
-                        f"AILab task {task_id} ended with task_status {status}", provider="ailab", task_id=task_id
-                    )
-                await anyio.sleep(next(waits))
-        assert scope.cancel_called
+        rng = self._ctx.settings.rng
+        known_age = first_delay or submitted_at is not None
+        learner = self._ctx.settings.durations.get(self._ctx.name, "swap") if known_age else None
+        token = learner.begin() if learner is not None else 0
+        start = anyio.current_time() if submitted_at is None else submitted_at
+        pending = 0.0  # seconds after submission of the last poll that found the task running
+        ended = False
+        seen: int | None = None
+        try:
+            with anyio.move_on_after(policy.deadline):
+                delay = next_delay(policy, anyio.current_time() - start, learner, rng) if first_delay else 0.0
+                if delay is None:
+                    delay = 0.0  # waited for after its deadline: one poll still
+                while delay is not None:
+                    await anyio.sleep(delay)
+                    status, url = await self.task(task_id)
+                    at = anyio.current_time() - start  # the answer's time: after any wait for the limiter
+                    if status != seen and status in (_ailab.QUEUED, _ailab.PROCESSING):
+                        if status == _ailab.QUEUED:
+                            await self._ctx.status("queued", task_id=task_id, code=status)
+                        else:
+                            await self._ctx.status("processing", task_id=task_id, code=status)
+                    seen = status
+                    if status not in (_ailab.QUEUED, _ailab.PROCESSING):
+                        ended = True
+                        if learner is not None:
+                            learner.finish(token, pending, at)
+                        if status != _ailab.DONE:
+                            await self._ctx.status("failed", task_id=task_id, code=status)
+                            raise TaskFailedError(
+                                f"AILab task {task_id} ended with task_status {status}",
+                                provider="ailab",
+                                task_id=task_id,
+                            )
+                        assert url is not None
+                        return url
+                    pending = at
+                    delay = next_delay(policy, at, learner, rng)
+        finally:
+            if learner is not None and not ended:
+                learner.abandon(token, pending)
         raise TaskTimeoutError(
             f"AILab task {task_id} not done within {policy.deadline:g}s", provider="ailab", task_id=task_id
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ..._download import Dest, is_folder, with_suffix
@@ -28,23 +27,39 @@ class FaceStudio(ProviderNamespace):
 
             raise ConfigurationError(f"facestudio_tier must be one of {', '.join(_fs.TIERS)}")
         self._given_tier: str | None = str(tier).lower() if tier else None
+        #: The tier an earlier client learned for this key (read before the first request), or None.
+        self._remembered: str | None = None
 
     # -- tiers ------------------------------------------------------------------------------
     @property
     def tier(self) -> str:
-        """The tier whose limits are in force (given, learned from X-User-Class, or assumed)."""
-        return self._given_tier or self.user_class or ("basic" if self._ctx.has_key else "anon")
+        """The tier whose limits are in force: given, learned from X-User-Class, remembered from an
+        earlier run with this key, or assumed (Basic with a key, Anon without)."""
+        return self._given_tier or self.user_class or self._remembered or ("basic" if self._ctx.has_key else "anon")
 
     def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
+        if self.rates_assumed():
+            kept = self._ctx.load_meta().get("tier")
+            self._remembered = kept if kept in _fs.TIERS else None
         return _fs.TIERS[self.tier], False
+
+    def rates_assumed(self) -> bool:
+        # Without a key the tier is Anon; with one, only an answer's X-User-Class tells.
+        return self._given_tier is None and self.user_class is None and self._ctx.has_key
+
+    def tier_label(self) -> str:
+        return self.tier.capitalize()
 
     def on_headers(self, headers: Mapping[str, str]) -> None:
         cls = _fs.user_class(headers)
         if not cls or cls == self.user_class:
             return
         self.user_class = cls
-        if self._given_tier is None and cls in _fs.TIERS:
-            self._ctx.apply_rates(_fs.TIERS[cls])
+        if cls in _fs.TIERS:
+            if self._ctx.has_key:
+                self._ctx.save_meta(tier=cls)  # the next run starts from it (writes only on a change)
+            if self._given_tier is None:
+                self._ctx.apply_rates(_fs.TIERS[cls])
 
     def _check_tier(self, params: Mapping[str, str]) -> None:
         """Refuse advanced parameters locally once the tier is known to lack them."""
@@ -113,7 +128,7 @@ class FaceStudio(ProviderNamespace):
         spec = _fs.build_request(ctx.base_url, ctx.key(required=False), params, ctx.settings.timeout)
         target: Dest = dest
         if isinstance(dest, str | os.PathLike) and not is_folder(dest):
-            target = with_suffix(Path(dest), params.get("image_format", "jpeg"))
+            target = with_suffix(dest, params.get("image_format", "jpeg"))
 
         def fields(headers: Mapping[str, str]) -> dict[str, str | None]:
             return {"request_id": headers.get("X-Request-ID"), "user_class": _fs.user_class(headers)}

@@ -1,0 +1,77 @@
+"""1b. The whole CLI run, process start included: `aioface generate --count N` against a bare script.
+
+Both are separate processes doing the same N Face Studio GETs against one emulator process and saving
+each image; the bare script is ~20 lines of aiohttp. Reported: wall seconds (best of the rounds) and
+the ratio of the bare script's time to aioface's (1.0 = no cost).
+
+    python benchmarks/bench_cli.py [--quick] [-n 3000] [-c 32] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import KEY, ChildEmulator, report
+
+BARE = """
+import asyncio, sys, aiohttp
+url, n, c, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+async def main():
+    sem = asyncio.Semaphore(c)
+    h = {"Authorization": "Token " + sys.argv[5]}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)) as s:
+        async def one(i):
+            async with sem, s.get(url + "/v1/generate", params={"resolution": "256"}, headers=h) as r:
+                assert r.status == 200
+                with open(f"{out}/face-{i:04d}.jpg", "wb") as f:
+                    async for chunk in r.content.iter_chunked(1 << 18):
+                        f.write(chunk)
+        await asyncio.gather(*(one(i) for i in range(n)))
+asyncio.run(main())
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("-n", type=int, default=3000)
+    ap.add_argument("-c", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    n, rounds = (100, 1) if a.quick else (a.n, a.rounds)
+    best: dict[str, float] = {}
+    with ChildEmulator("--key", f"{KEY}=enterprise", "--time-scale", "1000000") as emu:
+        env = {
+            **os.environ,
+            "AIOFACE_FACESTUDIO_KEY": KEY,
+            "AIOFACE_FACESTUDIO_BASE_URL": emu.url,
+            "AIOFACE_FACESTUDIO_LIMITS": "1000000/s",
+        }
+        for _ in range(rounds):
+            for name in ("bare script", "aioface generate"):
+                out = tempfile.mkdtemp(prefix="aioface-cli-")
+                env["AIOFACE_CACHE_DIR"] = os.path.join(out, ".cache")
+                if name == "bare script":
+                    cmd = [sys.executable, "-c", BARE, emu.url, str(n), str(a.c), out, KEY]
+                else:
+                    cmd = [sys.executable, "-m", "aioface", "generate", "-n", str(n), "--resolution", "256"]
+                    cmd += ["-c", str(a.c), "-q", "--out", out]
+                t = time.perf_counter()
+                subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+                dt = time.perf_counter() - t
+                assert len([f for f in os.listdir(out) if f.endswith(".jpg")]) == n
+                shutil.rmtree(out)
+                best[name] = min(best.get(name, float("inf")), dt)
+    base = best["bare script"]
+    rows = [{"run": k, "seconds": v, "ratio_bare_over_this": base / v} for k, v in best.items()]
+    report("cli run", rows, ["run", "seconds", "ratio_bare_over_this"], {"n": n, "concurrency": a.c, "rounds": rounds})
+
+
+if __name__ == "__main__":
+    main()
