@@ -207,6 +207,9 @@ class _Stages:
             self.of.pop(me, None)
         else:
             self.of[me] = "processing" if event.status == "callback" else event.status
+        # Calls that ended by an error (no event says so) end with their task: forget those.
+        for t in [t for t in self.of if isinstance(t, asyncio.Task) and t.done()]:
+            del self.of[t]
         self._show(self.text())
 
     def clear(self) -> None:

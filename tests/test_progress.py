@@ -93,3 +93,23 @@ async def test_cli_progress_counts_queued_processing_downloading(
     assert any(t.startswith("queued 0 processing 4") for t in shown)
     assert any("downloading 1" in t for t in shown)
     assert shown[-1] == "queued 0 processing 0 downloading 0"
+
+
+async def test_cli_stages_forget_calls_that_ended_by_an_error() -> None:
+    import asyncio
+
+    from aioface import _cli
+
+    shown: list[str] = []
+    stages = _cli._Stages(shown.append)
+
+    async def fails_while_queued() -> None:
+        stages.on_status(TaskEvent("ailab", "queued", "t1"))
+        raise RuntimeError("network down")
+
+    task = asyncio.ensure_future(fails_while_queued())
+    with pytest.raises(RuntimeError):
+        await task
+    assert stages.counts()["queued"] == 1  # no event said it ended...
+    stages.on_status(TaskEvent("ailab", "processing", "t2"))  # ...the next event forgets it
+    assert stages.counts() == {"queued": 0, "processing": 1, "downloading": 0}
