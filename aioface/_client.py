@@ -322,6 +322,7 @@ class Client:
         acquire_timeout: float | None = None,
         max_download_bytes: int | None = None,
         on_status: Callable[[TaskEvent], object] | None = None,
+        limits: Mapping[str, str | Sequence[Rate]] | None = None,
     ) -> Client:
         """A light view of this client whose calls use other settings (like openai-python's).
 
@@ -333,9 +334,21 @@ class Client:
         views of views stack. ``timeout`` is each HTTP request's, ``poll`` the polling policy of
         task waits (its ``deadline`` bounds them), ``acquire_timeout`` how long a call may wait
         for a rate-limit slot (``LimiterTimeoutError`` after), ``on_status`` a
-        :class:`TaskEvent` callback for these calls. Closing a view closes the client.
+        :class:`TaskEvent` callback for these calls. ``limits`` (``{"facestudio": "1/second"}``)
+        holds this view's calls to a stricter budget of their own, on top of the client's limits
+        (which still count them): a view for a background job that must leave room for the rest.
+        Closing a view closes the client.
         """
-        given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status)
+        own: dict[str, RateLimiter] | None = None
+        if limits:
+            unknown = set(limits) - set(self._contexts)
+            if unknown:
+                raise ConfigurationError(f"limits for unknown provider(s): {', '.join(sorted(unknown))}")
+            own = {}
+            for name, lim in limits.items():
+                rates = parse_limits(lim) if isinstance(lim, str) else tuple(lim)
+                own[name] = RateLimiter([r.scaled(self.time_scale) for r in rates], margin=self._hub.margin)
+        given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status, own)
         options = self._options.merged(given) if self._options is not None else given
         view = copy.copy(self)
         view._options = options

@@ -185,9 +185,17 @@ class Dispatch:
         opts = current_options()
         acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
         default_timeout = self.default_timeout if opts is None or opts.timeout is None else opts.timeout
-        permit = await endpoint.limiter.acquire(
-            timeout=acquire_timeout, on_wait=partial(self._announce_wait, endpoint), notice=self.limit_wait_notice
-        )
+        # A view's own limit (``client.with_options(limits=...)``) first, then the shared one.
+        own = opts.limiters.get(endpoint.name) if opts is not None and opts.limiters else None
+        own_permit = await own.acquire(timeout=acquire_timeout) if own is not None else None
+        try:
+            permit = await endpoint.limiter.acquire(
+                timeout=acquire_timeout, on_wait=partial(self._announce_wait, endpoint), notice=self.limit_wait_notice
+            )
+        except BaseException:
+            if own_permit is not None:
+                own_permit.release()
+            raise
         sent = time.perf_counter()
         headers_at: float | None = None
         status: int | None = None
@@ -197,6 +205,8 @@ class Dispatch:
             endpoint.stats["requests"] += 1
             async with self.transport.stream(spec, timeout=timeout, connect_timeout=self.connect_timeout) as resp:
                 permit.responded()
+                if own_permit is not None:
+                    own_permit.responded()
                 headers_at, status = time.perf_counter(), resp.status
                 if endpoint.on_headers is not None:
                     endpoint.on_headers(resp.headers)
@@ -208,6 +218,8 @@ class Dispatch:
             raise
         finally:
             permit.release()
+            if own_permit is not None:
+                own_permit.release()
             if self.on_request is not None:
                 self.on_request(
                     RequestTiming(

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from ._limits import RateLimiter
 from ._polling import PollPolicy
 from ._retry import RetryPolicy
 from ._types import TaskEvent
@@ -30,10 +31,14 @@ class Options:
     acquire_timeout: float | None = None
     max_download_bytes: int | None = None
     on_status: Callable[[TaskEvent], object] | None = None
+    #: Extra limiters for this view's calls, per provider, on top of the client's shared ones.
+    limiters: Mapping[str, RateLimiter] | None = None
 
     def merged(self, inner: Options) -> Options:
-        """These options with ``inner``'s set fields on top."""
+        """These options with ``inner``'s set fields on top (limiters: per provider, inner first)."""
         given = {f.name: getattr(inner, f.name) for f in fields(inner) if getattr(inner, f.name) is not None}
+        if self.limiters and inner.limiters:
+            given["limiters"] = {**self.limiters, **inner.limiters}
         return replace(self, **given) if given else self
 
 

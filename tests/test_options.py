@@ -84,3 +84,17 @@ async def test_poll_deadline_per_view(emu: Emulator, tmp_path: Path) -> None:
         with pytest.raises(TaskTimeoutError) as ei:
             await quick.ailab.swap(tmp_path / "s", source=image_bytes(), target=image_bytes("PNG"))
         assert ei.value.task_id and "0.3s" in str(ei.value)
+
+
+async def test_a_view_with_its_own_stricter_limit(tmp_path: Path) -> None:
+    from aioface import ConfigurationError, LimiterTimeoutError
+
+    async with _client(TimedMock(lambda r: MockResponse(200, content=image_bytes()))) as client:
+        background = client.with_options(limits={"facestudio": "1/hour"}, acquire_timeout=0.05)
+        await background.facestudio.generate(tmp_path / "a", age=30)
+        with pytest.raises(LimiterTimeoutError):  # its own hour is spent...
+            await background.facestudio.generate(tmp_path / "b", age=30)
+        await client.facestudio.generate(tmp_path / "c", age=30)  # ...the client's budget is not
+        assert client.stats("facestudio")["requests"] == 2
+        with pytest.raises(ConfigurationError):
+            client.with_options(limits={"nope": "1/s"})
