@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import itertools
 import os
 import secrets
+import sys
+import time
 from dataclasses import dataclass
+from io import FileIO
 from pathlib import Path
 
-from ._errors import DownloadError, ProtocolError
+from ._errors import DownloadError, InvalidRequestError, ProtocolError, RequestTimeoutError, StorageError
 from ._imagesize import header_size
 
 #: Bytes per read when streaming a result to disk.
 CHUNK = 1 << 18
 FIRST_BYTES = 1 << 16
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: A body must keep coming at this many bytes a second on average (after the grace below), so
+#: that a server trickling a byte at a time cannot hold a download open for ever: N bytes get at
+#: most ``grace + N / MIN_RATE`` seconds in all. 4 KiB/s is far below any working link.
+MIN_RATE = 4096.0
+#: Seconds before the rate counts, when the caller gives none (the client's default timeout).
+DEFAULT_GRACE = 60.0
+#: Longest file name most file systems take (ext4, XFS, btrfs, tmpfs: 255 bytes).
+NAME_MAX = 255
+#: Pillow's default ``Image.MAX_IMAGE_PIXELS`` (used until Pillow is imported and perhaps changed).
+_DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -41,7 +56,7 @@ class Saved:
     path: Path
     size: int
     format: str
-    #: (width, height) read from the first bytes, when the header was in them.
+    #: (width, height) read from the header, when it could be read.
     dimensions: tuple[int, int] | None = None
 
 
@@ -56,20 +71,57 @@ SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif"}
 def with_suffix(dest: str | os.PathLike[str], fmt: str) -> str:
     """``dest`` as given when it has a suffix, else with the one for ``fmt`` (``.jpg``, ``.png``, ...).
 
-    Plain strings: this runs once or twice per image, where a Path costs more than the rename.
+    :class:`InvalidRequestError` (``param="dest"``) when ``dest`` names no file (``""``, ``.``,
+    ``..``, or a path ending in ``/``). Plain strings: this runs once or twice per image, where a
+    Path costs more than the rename.
     """
     d = os.fspath(dest)
-    return d if os.path.splitext(os.path.basename(d))[1] else d + SUFFIXES[fmt]
+    name = os.path.basename(d)
+    if name in ("", ".", ".."):
+        raise InvalidRequestError(f"dest must name a file, got {d!r}", param="dest")
+    return d if os.path.splitext(name)[1] else d + SUFFIXES[fmt]
 
 
 def part_path(dest: str | os.PathLike[str]) -> str:
     """A unique part file beside ``dest`` (two writers of one dest never share it).
 
+    Named ``.{name}.{unique}.part``, or ``.aioface-{hash}.{unique}.part`` when that would be longer
+    than a file name may be (a name the file system takes must not fail for its part file's sake).
     A plain string: this runs once per image, and building another Path costs more than the rename.
     """
-    return os.path.join(
-        os.path.dirname(dest), f".{os.path.basename(dest)}.{os.getpid()}{_PART_SALT}{next(_PART_SEQ)}.part"
-    )
+    name = os.path.basename(dest)
+    unique = f"{os.getpid()}{_PART_SALT}{next(_PART_SEQ)}"
+    if 4 * len(name) + len(unique) + 8 > NAME_MAX and len(os.fsencode(name)) + len(unique) + 8 > NAME_MAX:
+        name = "aioface-" + hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    return os.path.join(os.path.dirname(dest), f".{name}.{unique}.part")
+
+
+def _storage_error(exc: OSError, what: str | os.PathLike[str]) -> StorageError:
+    return StorageError(f"cannot save {os.fspath(what)}: {exc.strerror or exc}", errno=exc.errno)
+
+
+def _open_part(dest: str | os.PathLike[str], tmp: str) -> FileIO:
+    """The part file, unbuffered: a write that fails (disk full) fails there, never later in close()."""
+    try:
+        try:
+            return FileIO(tmp, "w")
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(os.fspath(dest)) or ".", exist_ok=True)
+            return FileIO(tmp, "w")
+    except OSError as exc:
+        raise _storage_error(exc, dest) from None
+
+
+def _write_all(f: FileIO, data: bytes | bytearray | memoryview, dest: str | os.PathLike[str]) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            n = f.write(view)
+            if not n:
+                raise OSError(errno.EIO, "the write made no progress")
+            view = view[n:]
+    except OSError as exc:
+        raise _storage_error(exc, dest) from None
 
 
 async def stream_to_file(
@@ -80,12 +132,19 @@ async def stream_to_file(
     content_encoding: str | None = None,
     expected_size: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float | None = None,
+    min_rate: float = MIN_RATE,
 ) -> Saved:
     """Write the async-iterable ``chunks`` to ``dest`` atomically (``dest`` without a suffix gets one
     from the content).
 
     Checks the first bytes are an image, the total against ``Content-Length`` and any declared
-    size, and ``max_bytes`` as it goes; on any failure or cancellation the part file is removed
+    size, and ``max_bytes`` as it goes; refuses an image whose header claims more pixels than
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb). After ``timeout`` seconds (default
+    :data:`DEFAULT_GRACE`) the body must have come at ``min_rate`` bytes a second on average,
+    checked as each piece arrives, or :class:`RequestTimeoutError` (a body that stops altogether
+    meets the transport's per-read timeout). A disk that refuses the file (full, read-only, name
+    too long) is a :class:`StorageError`. On any failure or cancellation the part file is removed
     and ``dest`` is untouched.
 
     ``chunks`` are decoded bytes. With a ``content_encoding`` (gzip, say) ``Content-Length`` counts
@@ -95,12 +154,9 @@ async def stream_to_file(
     """
     if content_length is not None and content_length > max_bytes:
         raise DownloadError(f"result is {content_length} bytes, over the {max_bytes}-byte maximum")
+    grace = DEFAULT_GRACE if timeout is None else timeout
     tmp = part_path(dest)
-    try:
-        f = open(tmp, "wb")  # noqa: ASYNC230, SIM115 - see below; closed by the with block
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(os.fspath(dest)) or ".", exist_ok=True)
-        f = open(tmp, "wb")  # noqa: ASYNC230, SIM115
+    f = _open_part(dest, tmp)
     size = 0
     fmt: str | None = None
     head = b""
@@ -108,8 +164,11 @@ async def stream_to_file(
     ok = False
     try:
         # Plain writes of CHUNK-sized pieces land in the page cache in microseconds; a thread hop per
-        # chunk would cost more than it saves.
+        # chunk would cost more than it saves. (FileIO: one write call per chunk, no buffer to flush.)
         with f:
+            # A deadline that moves on with every byte that arrives: a steady body is never cut, a
+            # trickle is (a per-read timeout alone never fires while a byte comes now and then).
+            start = time.monotonic()
             async for chunk in chunks:  # type: ignore[attr-defined]
                 assert isinstance(chunk, bytes | bytearray | memoryview)
                 if fmt is None and len(head) < 16:
@@ -123,7 +182,13 @@ async def stream_to_file(
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"result exceeds the {max_bytes}-byte maximum")
-                f.write(chunk)
+                _write_all(f, chunk, dest)
+                elapsed = time.monotonic() - start
+                if elapsed > grace + size / min_rate:
+                    raise RequestTimeoutError(
+                        f"result body too slow: {size} bytes in {elapsed:.1f}s "
+                        f"(under {min_rate:g} bytes/s after {grace:g}s)"
+                    )
         if fmt is None:
             fmt = sniff_format(head)
             if fmt is None:
@@ -132,13 +197,19 @@ async def stream_to_file(
             raise ProtocolError(f"body was cut: got {size} of {content_length} bytes")
         if expected_size is not None and size != expected_size:
             raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
+        dims = _dimensions(first, fmt)
+        if dims is None and len(first) >= FIRST_BYTES:
+            dims = _dimensions(tmp, fmt)  # the header is further in (big metadata first): read it there
         final = with_suffix(dest, fmt)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise _storage_error(exc, final) from None
         ok = True
-        return Saved(Path(final), size, fmt, header_dimensions(first, fmt) or None)
+        return Saved(Path(final), size, fmt, dims)
     finally:
         if not ok:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
 
@@ -147,30 +218,56 @@ def is_identity(content_encoding: str | None) -> bool:
     return content_encoding is None or content_encoding.strip().lower() in ("", "identity")
 
 
+def _max_pixels() -> int | None:
+    """Pillow's ``Image.MAX_IMAGE_PIXELS`` as the user left it (without importing Pillow for it)."""
+    image = sys.modules.get("PIL.Image")
+    return getattr(image, "MAX_IMAGE_PIXELS", _DEFAULT_MAX_PIXELS) if image is not None else _DEFAULT_MAX_PIXELS
+
+
+def _dimensions(src: bytes | str, fmt: str | None) -> tuple[int, int] | None:
+    """(width, height) from an image header (bytes, or a file path): the fast parser, Pillow as
+    the fallback; None when unreadable; :class:`DownloadError` when it claims more pixels than
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb). Never raises anything else."""
+    dims = header_size(src, fmt) if isinstance(src, bytes) and fmt is not None else None
+    if dims is None:
+        import io
+
+        from PIL import Image
+
+        source = io.BytesIO(src) if isinstance(src, bytes) else src
+        try:
+            with Image.open(source, formats=[fmt.upper()] if fmt else None) as im:
+                dims = im.size
+        except Image.DecompressionBombError:
+            raise DownloadError(
+                f"result refused: its header claims more than {2 * (_max_pixels() or 0)} pixels "
+                "(a decompression bomb)"
+            ) from None
+        except Exception:  # Pillow raises many kinds on malformed headers; all mean "no dimensions"
+            return None
+    limit = _max_pixels()
+    width, height = dims
+    if limit is not None and width * height > limit:
+        raise DownloadError(
+            f"result refused: its header claims {width}x{height} pixels, over the {limit}-pixel limit "
+            "(a decompression bomb; raise PIL.Image.MAX_IMAGE_PIXELS to accept such images)"
+        )
+    return dims
+
+
 def header_dimensions(data: bytes, fmt: str | None = None) -> tuple[int, int] | None:
     """(width, height) from the first bytes of an image, if they hold the header (a few µs for
-    JPEG/PNG/WebP/GIF; Pillow when the fast parser cannot tell)."""
-    if fmt is not None:
-        dims = header_size(data, fmt)
-        if dims is not None:
-            return dims
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
+    JPEG/PNG/WebP/GIF; Pillow when the fast parser cannot tell) and it claims no more pixels than
+    Pillow allows; never raises."""
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt.upper()] if fmt else None) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return _dimensions(data, fmt)
+    except DownloadError:
         return None
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the image header, read with Pillow; None if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(width, height) from the image header, read with Pillow; None if unreadable or a bomb."""
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError):
+        return _dimensions(os.fspath(path), None)
+    except DownloadError:
         return None

@@ -73,8 +73,8 @@ def test_public_api_is_pinned() -> None:
         "LimitWait",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter",
-        "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "TaskError", "TaskFailedError",
-        "TaskTimeoutError", "TransportError", "parse_limits",
+        "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "StorageError", "TaskError",
+        "TaskFailedError", "TaskTimeoutError", "TransportError", "parse_limits",
     }  # fmt: skip
     for name in aioface.__all__:
         assert getattr(getattr(aioface, name), "__module__", "aioface").startswith("aioface"), name
