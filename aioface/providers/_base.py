@@ -190,6 +190,7 @@ class ProviderContext:
         ``dest`` has none); ``fields(headers)`` adds result fields such as a request id."""
         max_bytes = self.settings.max_download_bytes
         name = self.name
+        timeout = spec.timeout if spec.timeout is not None else self.settings.timeout
 
         async def handle(resp: Response) -> ImageResult:
             saved = await stream_to_file(
@@ -198,6 +199,7 @@ class ProviderContext:
                 content_length=resp.content_length,
                 content_encoding=header(resp.headers, "Content-Encoding"),
                 max_bytes=max_bytes,
+                timeout=timeout,
             )
             dims = saved.dimensions or image_size(saved.path)
             extra = fields(resp.headers) if fields is not None else {}
