@@ -67,11 +67,23 @@ async def _raw_post(url: str, head: dict[str, str], pieces: list[bytes], pause: 
         answer = b""
         with anyio.move_on_after(10):
             try:
-                while True:
+                while not _complete(answer):
                     answer += await stream.receive()
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 pass
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+def _complete(answer: bytes) -> bool:
+    """Whether ``answer`` holds a whole response (its headers and ``Content-Length`` bytes of body)."""
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
 
 
 def _chunked(body: bytes, size: int) -> list[bytes]:
