@@ -80,7 +80,9 @@ class CallbackReceiver:
         """Serve on ``host:port`` (port 0 picks a free one)."""
         app = web.Application(client_max_size=self.max_body)
         self.mount(app)
-        self._runner = web.AppRunner(app, access_log=None)
+        # After a refusal, wait at most a second for the rest of a body we will not read (aiohttp
+        # lingers 10 s by default, and stop() would wait for it).
+        self._runner = web.AppRunner(app, access_log=None, lingering_time=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
