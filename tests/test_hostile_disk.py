@@ -51,15 +51,18 @@ JPEG = image_bytes("JPEG", (64, 64))
 
 
 # ------------------------------------------------------------------------------ 2. the budget store
+@pytest.mark.parametrize("stamp_bound", [None, 0.05], ids=["slots until answers", "stamp bound"])
 @pytest.mark.parametrize("breakage", ["full", "read-only"])
 async def test_a_cache_disk_that_fills_or_turns_read_only_never_hangs_the_limiter(
-    breakage: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    breakage: str, stamp_bound: float | None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Persisting a stamp fails after requests were paid for: limiting goes on in memory, with one warning."""
     with tmpfs(tmp_path / "cache", "1m") as cache:
         transport = mock_providers(delay=0.02)  # answers take a while: callers queue behind requests in flight
         limits = {"facestudio": "5/0.1s,100000/day"}  # the day window is persisted; 5/0.1s makes callers queue
-        async with mock_client(transport, state_dir=cache, limits=limits, persist_limits=True) as c:
+        async with mock_client(
+            transport, state_dir=cache, limits=limits, persist_limits=True, limit_stamp_bound=stamp_bound
+        ) as c:
             await c.facestudio.generate(tmp_path / "out" / "first")
             if breakage == "full":
                 for f in cache.rglob("*"):
