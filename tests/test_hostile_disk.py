@@ -249,7 +249,7 @@ async def test_a_local_ailab_image_that_is_not_a_regular_file_is_refused(kind: s
             cmd = [sys.executable, "-m", "aioface", *args, "--out", str(tmp_path / "o")]
             try:
                 return subprocess.run(
-                    cmd, env=env, capture_output=True, text=True, timeout=20, preexec_fn=_limited(2 << 30)
+                    cmd, env=env, capture_output=True, text=True, timeout=10, preexec_fn=_limited(1 << 30)
                 )
             except subprocess.TimeoutExpired:
                 return subprocess.CompletedProcess(cmd, -1, "", "timed out: the read never ended")
