@@ -107,8 +107,9 @@ async def test_a_broken_cache_dir_at_start_is_a_configuration_error(kind: str, t
     with _broken_cache(kind, tmp_path) as cache:
         transport = mock_providers()
         limits = {"facestudio": "5/s,100/day"}
-        async with mock_client(transport, state_dir=cache, limits=limits, persist_limits=True) as c:
-            with pytest.raises(ConfigurationError, match="persist_limits") as exc:
+        # At Client() or at the first call that needs the budget: either way before anything is sent.
+        with pytest.raises(ConfigurationError, match="persist_limits") as exc:
+            async with mock_client(transport, state_dir=cache, limits=limits, persist_limits=True) as c:
                 await c.facestudio.generate(tmp_path / "out" / "f")
         assert str(cache) in str(exc.value)
         assert paid_requests(transport) == 0
