@@ -30,7 +30,7 @@ DEFAULT_GRACE = 60.0
 #: Longest file name most file systems take (ext4, XFS, btrfs, tmpfs: 255 bytes).
 NAME_MAX = 255
 #: Pillow's default ``Image.MAX_IMAGE_PIXELS`` (used until Pillow is imported and perhaps changed).
-_DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
+_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "jpeg"),
