@@ -186,9 +186,14 @@ class _BudgetStore:
         self.keep = keep
         #: Why persisting stopped (None while it works).
         self.failed: str | None = None
-        try:
+        try:  # the file itself is made on first use; here only whether it could be
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            if os.path.lexists(path):
+                os.close(os.open(path, os.O_RDWR))  # a folder in the way, a read-only disk...
+            elif os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            elif not os.access(path.parent, os.W_OK | os.X_OK):
+                raise OSError(errno.EACCES, os.strerror(errno.EACCES))
         except OSError as exc:
             raise ConfigurationError(
                 f"rate-limit budgets cannot be kept in {path.parent}: {exc.strerror or exc} "
