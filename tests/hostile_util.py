@@ -267,4 +267,4 @@ async def run_op(c: aioface.Client, provider: str, dest: Path | str) -> aioface.
     if provider == "acedata":
         return await c.acedata.change_age("https://cdn.example/a.png", [60], dest)
     fast = aioface.PollPolicy(initial=0.01, deadline=5)
-    return await c.ailab.swap(JPEG, JPEG, dest, poll=fast)
+    return await c.ailab.swap(dest, source=JPEG, target=JPEG, poll=fast)

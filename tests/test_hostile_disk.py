@@ -268,8 +268,8 @@ async def test_a_local_image_claiming_30000x30000_is_rejected_before_sending(tmp
     transport = mock_providers()
     async with mock_client(transport) as c:
         with pytest.raises(ImageRejectedError) as exc:
-            await c.ailab.swap(bomb, JPEG, tmp_path / "o")
-    assert exc.value.param == "target" and exc.value.rule == "dimensions"
+            await c.ailab.swap(tmp_path / "o", source=bomb, target=JPEG)
+    assert exc.value.param == "source" and exc.value.rule == "dimensions"
     assert paid_requests(transport) == 0 and files_in(tmp_path) == ["bomb.png"]
 
 

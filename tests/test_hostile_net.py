@@ -170,7 +170,11 @@ async def test_acedata_swap_by_callback_sent_in_two_pieces(tmp_path: Path) -> No
         tg.start_soon(provider_calls_back)
         with anyio.fail_after(15):
             r = await c.acedata.swap(
-                "https://cdn.example/a.png", "https://cdn.example/b.png", tmp_path / "s", callback=rx, wait_timeout=3
+                tmp_path / "s",
+                source="https://cdn.example/a.png",
+                target="https://cdn.example/b.png",
+                callback=rx,
+                wait_timeout=3,
             )
     assert r.task_id == "t-1" and r.path.read_bytes() == JPEG
 
@@ -299,7 +303,8 @@ async def test_keys_never_follow_a_redirect_to_another_port(case: str, tmp_path:
                     elif case.startswith("acedata"):
                         await c.acedata.change_age("https://cdn.example/a.png", [60], tmp_path / "f")
                     else:
-                        await c.ailab.swap(JPEG, JPEG, tmp_path / "f", poll=PollPolicy(initial=0.01, deadline=5))
+                        fast = PollPolicy(initial=0.01, deadline=5)
+                        await c.ailab.swap(tmp_path / "f", source=JPEG, target=JPEG, poll=fast)
                 except AiofaceError:
                     pass  # refusing the redirect is fine; leaking the key is not
     if "GET" in case:
