@@ -222,13 +222,17 @@ async def test_cli_with_a_key_holding_a_newline_exits_2_and_sends_nothing(tmp_pa
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_an_empty_dest_is_refused_before_sending(provider: str) -> None:
+async def test_an_empty_dest_is_refused_before_sending(
+    provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a build that takes "" for a name writes ".jpg" here, not in the tree
     transport = mock_providers()
     async with mock_client(transport) as c:
         with pytest.raises(InvalidRequestError) as exc:
             await run_op(c, provider, "")
     assert exc.value.param == "dest"
     assert paid_requests(transport) == 0
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_cli_with_an_empty_name_exits_2_and_sends_nothing(tmp_path: Path) -> None:
