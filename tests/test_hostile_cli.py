@@ -19,6 +19,7 @@ import pytest
 import aioface
 from aioface import ConfigurationError, InvalidRequestError
 
+from .conftest import files_in
 from .hostile_util import (
     JPEG,
     PROVIDERS,
@@ -232,7 +233,7 @@ async def test_an_empty_dest_is_refused_before_sending(
             await run_op(c, provider, "")
     assert exc.value.param == "dest"
     assert paid_requests(transport) == 0
-    assert list(tmp_path.iterdir()) == []
+    assert files_in(tmp_path) == []
 
 
 async def test_cli_with_an_empty_name_exits_2_and_sends_nothing(tmp_path: Path) -> None:
