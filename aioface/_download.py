@@ -96,6 +96,45 @@ def part_path(dest: str | os.PathLike[str]) -> str:
     return os.path.join(os.path.dirname(dest), f".{name}.{unique}.part")
 
 
+#: A destination with less free space than this is refused before paying (where it can be known).
+MIN_FREE = CHUNK
+_LONGEST_SUFFIX = max(len(s) for s in SUFFIXES.values())
+
+
+def check_destination(dest: str | os.PathLike[str], *, param: str = "dest") -> None:
+    """Refuse, before anything is sent and paid for, a destination no result could be saved to:
+    no file name, a name the file system will not take, a folder in the way, a parent that is a
+    file, a read-only or unwritable folder, a full disk. :class:`InvalidRequestError` (``param``).
+
+    A few ``stat`` calls: cheap enough to run before every request.
+    """
+    dest = Path(dest)
+    name = dest.name
+    if name in ("", ".", ".."):
+        raise InvalidRequestError(f"{param} must name a file, got {str(dest)!r}", param=param)
+    if len(os.fsencode(name)) + (0 if dest.suffix else _LONGEST_SUFFIX) > NAME_MAX:
+        raise InvalidRequestError(f"{param}: file name longer than {NAME_MAX} bytes: {name[:40]}...", param=param)
+    for candidate in [dest] if dest.suffix else [dest.with_name(name + s) for s in SUFFIXES.values()]:
+        if candidate.is_dir():
+            raise InvalidRequestError(f"{param}: {candidate} is a folder", param=param)
+    folder = dest.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # it will be made: check the nearest folder that exists
+    if not folder.is_dir():
+        raise InvalidRequestError(f"{param}: {folder} is not a folder", param=param)
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return
+    if st.f_flag & os.ST_RDONLY:
+        raise InvalidRequestError(f"{param}: {folder} is on a read-only file system", param=param)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidRequestError(f"{param}: {folder} is not writable", param=param)
+    free = st.f_bavail * st.f_frsize
+    if free < MIN_FREE:
+        raise InvalidRequestError(f"{param}: no space left on the disk of {folder} ({free} bytes free)", param=param)
+
+
 def _storage_error(exc: OSError, what: str | os.PathLike[str]) -> StorageError:
     return StorageError(f"cannot save {os.fspath(what)}: {exc.strerror or exc}", errno=exc.errno)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
 
+from ..._download import check_destination
 from ..._errors import InvalidRequestError, TaskTimeoutError
 from ..._net import is_local_url
 from ..._polling import intervals
@@ -46,20 +48,24 @@ class AceData(ProviderNamespace):
         face_rects: Sequence[Mapping[str, int]] | None = None,
     ) -> ImageResult:
         """Age (or rejuvenate) the faces of ``image_url``: one age per face (the provider judges the range)."""
+        check_destination(Path(dest))
         body = _ace.change_age_body(image_url, ages, face_rects)
         return await self._image(await self._post("change-age", body), dest)
 
     async def change_gender(self, image_url: str, genders: Sequence[int], dest: str | os.PathLike[str]) -> ImageResult:
         """Change the gender of the faces of ``image_url`` (one 0 or 1 per face)."""
+        check_destination(Path(dest))
         body = _ace.change_gender_body(image_url, genders)
         return await self._image(await self._post("change-gender", body), dest)
 
     async def beautify(self, image_url: str, dest: str | os.PathLike[str]) -> ImageResult:
         """Beautify the faces of ``image_url``."""
+        check_destination(Path(dest))
         return await self._image(await self._post("beautify", _ace.image_body(image_url)), dest)
 
     async def cartoon(self, image_url: str, dest: str | os.PathLike[str]) -> ImageResult:
         """Turn ``image_url`` into a cartoon."""
+        check_destination(Path(dest))
         return await self._image(await self._post("cartoon", _ace.image_body(image_url)), dest)
 
     async def analyze(self, image_url: str) -> dict[str, Any]:
@@ -89,6 +95,7 @@ class AceData(ProviderNamespace):
         provider answers at once with a task id and this coroutine waits, without a connection,
         for its POST (``wait_timeout`` seconds, default the poll deadline).
         """
+        check_destination(Path(dest))
         if callback is None:
             body = _ace.swap_body(source, target, timeout)
             read = (timeout or _ace.DEFAULT_SWAP_TIMEOUT) + 30.0

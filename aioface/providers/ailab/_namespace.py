@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from ..._download import check_destination
 from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
 from ..._http import RequestSpec, Response
 from ..._polling import PollPolicy, next_delay
@@ -142,6 +143,7 @@ class AILab(ProviderNamespace):
 
         ``source`` is uploaded as AILab's ``image_template``, ``target`` as its ``image_target``.
         """
+        check_destination(dest)
         answer = await self._submit(source, target)
         task_id = _ailab.task_id_of(answer)
         url = await self.wait(task_id, poll=poll)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..._download import with_suffix
+from ..._download import check_destination, with_suffix
 from ..._errors import InvalidRequestError
 from ..._limits import Rate
 from ..._types import ImageResult
@@ -124,6 +124,7 @@ class FaceStudio(ProviderNamespace):
         self._check_tier(params)
         spec = _fs.build_request(ctx.base_url, ctx.key(required=False), params, ctx.settings.timeout)
         target = with_suffix(dest, params.get("image_format", "jpeg"))
+        check_destination(target)
 
         def fields(headers: Mapping[str, str]) -> dict[str, str | None]:
             return {"request_id": headers.get("X-Request-ID"), "user_class": _fs.user_class(headers)}
