@@ -312,6 +312,29 @@ class _BudgetStore:
             self._give_up(exc)
 
 
+def check_budget_dir(state_dir: Path) -> None:
+    """:class:`ConfigurationError` unless rate-limit budgets can be kept under ``state_dir``
+    (made when missing): for a clear message at start instead of one failure per call."""
+    folder = state_dir / "limits"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        st = os.statvfs(folder)
+        why = (
+            "read-only file system"
+            if st.f_flag & os.ST_RDONLY
+            else None
+            if os.access(folder, os.W_OK | os.X_OK)
+            else "not writable"
+        )
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    if why is not None:
+        raise ConfigurationError(
+            f"rate-limit budgets cannot be kept in {folder}: {why} "
+            "(point AIOFACE_CACHE_DIR or state_dir at a writable folder, or pass persist_limits=False)"
+        )
+
+
 def budget_path(state_dir: Path, provider: str, key: str | None) -> Path:
     """Where the budget of (provider, key) lives; the key only ever appears hashed."""
     digest = hashlib.sha256((key or "anonymous").encode()).hexdigest()[:16]
