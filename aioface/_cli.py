@@ -311,6 +311,13 @@ def _run(coro: Awaitable[int]) -> None:
     sys.exit(code)
 
 
+def _file_name(name: str) -> str:
+    """A --name that is one file name in --out (not empty, no folder part)."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise click.BadParameter(f"must be a file name (no '/'), got {name!r}", param_hint="--name")
+    return name
+
+
 def _check_out(out: Path) -> None:
     """Refuse an --out no image could be saved in, before anything is sent (exit 2)."""
     try:
@@ -478,7 +485,13 @@ def _write_gif(paths: Sequence[Path], dest: Path, fps: int) -> None:
 @main.command(name="change-age")
 @click.argument("image_url")
 @click.option("--age", "ages", multiple=True, type=int, required=True, help="Target age (10-80), one per face.")
-@click.option("--name", default="aged", show_default=True, help="File name (suffix from the content).")
+@click.option(
+    "--name",
+    default="aged",
+    show_default=True,
+    callback=lambda c, p, v: _file_name(v),
+    help="File name (suffix from the content).",
+)
 @common_out
 @common_limit
 def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limits: tuple[str, ...]) -> None:
@@ -510,7 +523,13 @@ def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limi
 @click.option(
     "--provider", type=click.Choice(_providers_of("swap")), default=None, help="Default: the first offering swap."
 )
-@click.option("--name", default="swapped", show_default=True, help="File name (suffix from the content).")
+@click.option(
+    "--name",
+    default="swapped",
+    show_default=True,
+    callback=lambda c, p, v: _file_name(v),
+    help="File name (suffix from the content).",
+)
 @click.option("--callback-host", help="acedata: receive the result by callback, listening on this host.")
 @click.option("--callback-port", type=int, default=0, help="Port for the callback receiver (0: any free one).")
 @click.option("--callback-url", help="Public base URL that reaches the receiver (default http://HOST:PORT).")
