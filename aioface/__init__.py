@@ -21,6 +21,7 @@ from ._errors import QuotaExceededError as QuotaExceededError
 from ._errors import RateLimitError as RateLimitError
 from ._errors import RequestTimeoutError as RequestTimeoutError
 from ._errors import ServerError as ServerError
+from ._errors import StorageError as StorageError
 from ._errors import TaskError as TaskError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
@@ -95,6 +96,7 @@ __all__ = [
     "RequestTiming",
     "RetryPolicy",
     "ServerError",
+    "StorageError",
     "TaskError",
     "TaskEvent",
     "TaskFailedError",

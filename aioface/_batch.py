@@ -8,6 +8,7 @@ file is rewritten atomically), so a job redone now is never recorded twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -20,7 +21,7 @@ from typing import Any
 from . import _json
 from ._client import Client
 from ._download import SUFFIXES, header_dimensions, sniff_format
-from ._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, TaskError
+from ._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, StorageError, TaskError
 from ._fanout import FanOut, Outcome
 from ._net import safe_name
 from ._types import ImageResult, Result
@@ -103,10 +104,16 @@ def parse_job(raw: bytes, line: int) -> Job:
 
 
 def output_stem(out_dir: Path, job_id: str) -> Path:
-    """Where a job's image goes (no suffix yet): a safe name, unique even when cleaning changed it."""
-    name = safe_name(job_id, default="job")
+    """Where a job's image goes (no suffix yet: the image's own is added).
+
+    An id that is a plain name (letters, digits, ``-_``) is the name; any other id (a dot, a
+    slash, a leading dot...) is cleaned, its dots made ``_`` so it never keeps a suffix of its
+    own, and tagged ``~`` plus a hash of the id: ``~`` is never in a plain name, so no two ids
+    share a file, and no id can name the journal or the lock.
+    """
+    name = safe_name(job_id, default="job").replace(".", "_")
     if name != job_id:
-        name = f"{name}-{hashlib.sha256(job_id.encode()).hexdigest()[:8]}"
+        name = f"{name}~{hashlib.sha256(job_id.encode()).hexdigest()[:10]}"
     return out_dir / name
 
 
@@ -166,8 +173,11 @@ class Journal:
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / RESULTS
         self.done: dict[str, dict[str, Any]] = {}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(out_dir / ".aioface.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(out_dir / ".aioface.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -177,12 +187,16 @@ class Journal:
         for stale in out_dir.glob(".*.part"):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-        self._load(out_dir)
-        #: Image files already in the folder (candidates for adoption), listed once.
-        self.present = frozenset(
-            e.name for e in os.scandir(out_dir) if e.is_file() and os.path.splitext(e.name)[1] in SUFFIXES.values()
-        )
-        self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        try:
+            self._load(out_dir)
+            #: Image files already in the folder (candidates for adoption), listed once.
+            self.present = frozenset(
+                e.name for e in os.scandir(out_dir) if e.is_file() and os.path.splitext(e.name)[1] in SUFFIXES.values()
+            )
+            self._f = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            os.close(self._lock)
+            raise ConfigurationError(f"cannot write the journal in {out_dir}: {exc.strerror or exc}") from None
 
     def _load(self, out_dir: Path) -> None:
         if not self.path.exists():
@@ -211,12 +225,22 @@ class Journal:
         os.replace(tmp, self.path)
 
     def append(self, rec: dict[str, Any]) -> None:
-        self._f.write(_json.dumps_line(rec))
-        self._f.flush()
+        """Write one line; :class:`StorageError` when the disk refuses it (the line is then not there)."""
+        try:
+            self._f.write(_json.dumps_line(rec))
+            self._f.flush()
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the journal {self.path}: {exc.strerror or exc}", errno=exc.errno
+            ) from None
 
     def close(self) -> None:
-        self._f.close()
-        os.close(self._lock)
+        try:
+            self._f.close()
+        except OSError:
+            pass  # a line cut by a full disk is dropped when the journal is read back
+        finally:
+            os.close(self._lock)
 
 
 @dataclass
@@ -230,6 +254,8 @@ class BatchSummary:
     errors: dict[str, int] = field(default_factory=dict)
     #: Jobs running right now (for progress displays).
     in_flight: int = 0
+    #: Why the run stopped before the end (a disk that refuses results), or None.
+    stopped: str | None = None
 
     @property
     def total(self) -> int:
@@ -251,7 +277,12 @@ async def run_batch(
     concurrency: int = 16,
     on_outcome: Callable[[Outcome[tuple[int, bytes], Result | Skipped], BatchSummary], None] | None = None,
 ) -> BatchSummary:
-    """Run every job of ``jobs_path`` into ``out_dir``; resumes from ``out_dir/results.jsonl``."""
+    """Run every job of ``jobs_path`` into ``out_dir``; resumes from ``out_dir/results.jsonl``.
+
+    Stops taking new jobs (those running are cancelled, nothing more is paid for) when the disk
+    refuses a result or a journal line: ``summary.stopped`` says why.
+    """
+    _refuse_own_journal(jobs_path, out_dir)
     journal = Journal(out_dir)
     summary = BatchSummary()
     seen: set[str] = set()
@@ -274,27 +305,53 @@ async def run_batch(
         async with FanOut(one, _lines(jobs_path), concurrency=concurrency) as results:
             async for o in results:
                 line, raw = o.item
-                if isinstance(o.value, Skipped):
-                    summary.skipped += 1
-                elif o.error is None and o.value is not None:  # an image, or facts (a face analysis)
-                    rec = {"id": _job_id(raw, line), "ok": True, **o.value.to_json()}
-                    if isinstance(o.value, ImageResult) and o.value.path is not None:
-                        rec["path"] = o.value.path.name
-                    journal.append(rec)
-                    summary.ok += 1
-                else:
-                    assert o.error is not None
-                    err = error_record(o.error)
-                    journal.append({"id": _job_id(raw, line), "ok": False, "line": line, "error": err})
-                    summary.failed += 1
-                    summary.errors[err["code"]] = summary.errors.get(err["code"], 0) + 1
+                try:
+                    if isinstance(o.value, Skipped):
+                        summary.skipped += 1
+                    elif o.error is None and o.value is not None:  # an image, or facts (a face analysis)
+                        rec = {"id": _job_id(raw, line), "ok": True, **o.value.to_json()}
+                        if isinstance(o.value, ImageResult) and o.value.path is not None:
+                            rec["path"] = o.value.path.name
+                        summary.ok += 1
+                        journal.append(rec)
+                    else:
+                        assert o.error is not None
+                        err = error_record(o.error)
+                        summary.failed += 1
+                        summary.errors[err["code"]] = summary.errors.get(err["code"], 0) + 1
+                        journal.append({"id": _job_id(raw, line), "ok": False, "line": line, "error": err})
+                        if _disk_refused(o.error):
+                            summary.stopped = str(o.error)
+                except StorageError as exc:
+                    summary.stopped = str(exc)
                 if on_outcome is not None:
                     summary.in_flight = results.in_flight
                     on_outcome(o, summary)
+                if summary.stopped is not None:
+                    break  # leaving the block cancels the jobs still running: nothing more is paid for
     finally:
         journal.close()
         summary.elapsed = time.monotonic() - start
     return summary
+
+
+def _refuse_own_journal(jobs_path: Path, out_dir: Path) -> None:
+    """A batch fed its own journal would read the lines it appends as new jobs, for ever."""
+    own = out_dir / RESULTS
+    with contextlib.suppress(OSError):
+        if jobs_path.exists() and own.exists() and os.path.samefile(jobs_path, own):
+            raise InvalidRequestError(
+                f"{jobs_path} is the journal of {out_dir}: a batch cannot read its own results as jobs",
+                param="jobs",
+            )
+
+
+_DISK_REFUSED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def _disk_refused(exc: BaseException) -> bool:
+    """A result that could not be saved because of the disk: every further job would fail the same way."""
+    return isinstance(exc, StorageError) and exc.errno in _DISK_REFUSED
 
 
 def _job_id(raw: bytes, line: int) -> str:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
+import stat
 import sys
 import tempfile
 import time
@@ -34,6 +36,7 @@ from ._batch import run_batch
 from ._bench import bench_ops, benchable
 from ._client import Client
 from ._core import LimitWait, RequestTiming
+from ._download import check_destination
 from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
 from ._fanout import FanOut
 from ._limits import parse_limits
@@ -339,16 +342,61 @@ def _path(result: Result) -> Path:
     return path
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: the run was cancelled as Ctrl-C cancels it."""
+
+
+async def _cancel_on_sigterm(coro: Awaitable[int]) -> int:
+    """Run ``coro``; SIGTERM cancels it (part files removed, journal closed) and raises _Terminated."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def on_term() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def _run(coro: Awaitable[int]) -> None:
     try:
-        code: int = asyncio.run(coro)  # type: ignore[arg-type]
+        code: int = asyncio.run(_cancel_on_sigterm(coro))
     except AiofaceError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         code = EXIT_USAGE if isinstance(exc, (InvalidRequestError, ConfigurationError)) else EXIT_SOME_FAILED
     except KeyboardInterrupt:
         err_console.print("interrupted: finished files are kept, partial ones removed; rerun to resume")
         code = 130
+    except _Terminated:
+        err_console.print("terminated: finished files are kept, partial ones removed; rerun to resume")
+        code = 143
     sys.exit(code)
+
+
+def _file_name(name: str) -> str:
+    """A --name that is one file name in --out (not empty, no folder part)."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise click.BadParameter(f"must be a file name (no '/'), got {name!r}", param_hint="--name")
+    return name
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an --out no image could be saved in, before anything is sent (exit 2)."""
+    try:
+        check_destination(out / "probe.jpg", param="--out")
+    except InvalidRequestError as exc:
+        raise click.BadParameter(exc.message.removeprefix("--out: "), param_hint="--out") from None
 
 
 def _parse_range(spec: str) -> list[int]:
@@ -463,14 +511,24 @@ def generate(
     Example: a lifetime in seconds, ages 1 to 75 with one seed, as a GIF:
       aioface generate --ages 1-75 --seed 545972026 --gif lifetime.gif --out frames
     """
-    base: dict[str, Any] = {
+    named: dict[str, Any] = {
         "seed": seed,
         "gender": gender,
         "ethnicity": ethnicity,
         "resolution": resolution,
         "image_format": image_format,
-        **_parse_params(params),
+        "age": age if age is not None else ages,
     }
+    extra = _parse_params(params)
+    for k in extra:
+        if named.get(k) is not None:
+            option = {"image_format": "--format", "age": "--age/--ages"}.get(k, f"--{k}")
+            raise click.BadParameter(
+                f"{k} is given twice (--param {k}=... and {option}); give it once", param_hint="--param"
+            )
+    if "age" in extra and ages:
+        raise click.BadParameter("age is given twice (--param age=... and --ages)", param_hint="--param")
+    base: dict[str, Any] = {**{k: v for k, v in named.items() if k != "age"}, **extra}
     base = {k: v for k, v in base.items() if v is not None}
     if ages:
         items = [(f"age-{a:02d}", {**base, "age": a}) for a in _parse_range(ages)]
@@ -479,6 +537,7 @@ def generate(
     provider, bop = _operation("generate", None)
     for _, p in items:
         _precheck(bop, p)
+    _check_out(out)
     lim = _limits_option(limits, provider)
 
     async def go() -> int:
@@ -515,7 +574,13 @@ def _write_gif(paths: Sequence[Path], dest: Path, fps: int) -> None:
     metavar="X,Y,W,H",
     help="The face each --age is for (one per --age, in order); default: the provider finds them.",
 )
-@click.option("--name", default="aged", show_default=True, help="File name (suffix from the content).")
+@click.option(
+    "--name",
+    default="aged",
+    show_default=True,
+    callback=lambda c, p, v: _file_name(v),
+    help="File name (suffix from the content).",
+)
 @common_out
 @common_limit
 def change_age(
@@ -532,6 +597,7 @@ def change_age(
     if face_rects:
         params["face_rects"] = [_face_rect(r) for r in face_rects]
     _precheck(bop, params)
+    _check_out(out)
     lim = _limits_option(limits, provider)
 
     async def go() -> int:
@@ -551,7 +617,13 @@ def change_age(
 @click.option(
     "--provider", type=click.Choice(_providers_of("swap")), default=None, help="Default: the first offering swap."
 )
-@click.option("--name", default="swapped", show_default=True, help="File name (suffix from the content).")
+@click.option(
+    "--name",
+    default="swapped",
+    show_default=True,
+    callback=lambda c, p, v: _file_name(v),
+    help="File name (suffix from the content).",
+)
 @click.option("--callback-host", help="acedata: receive the result by callback, listening on this host.")
 @click.option("--callback-port", type=int, default=0, help="Port for the callback receiver (0: any free one).")
 @click.option("--callback-url", help="Public base URL that reaches the receiver (default http://HOST:PORT).")
@@ -587,6 +659,7 @@ def swap(
             raise click.BadParameter(f"{prov} takes no timeout", param_hint="--timeout")
         params["timeout"] = timeout
     _precheck(bop, params)
+    _check_out(out)
     if callback_host and "callback" not in bop.extras:
         raise click.BadParameter(f"{prov} does not answer by callback", param_hint="--callback-host")
     lim = _limits_option(limits, prov)
@@ -608,7 +681,7 @@ def swap(
 
 
 @main.command()
-@click.argument("jobs", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("jobs", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @common_out
 @common_conc
 @common_limit
@@ -625,6 +698,9 @@ def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quie
     Example: aioface batch jobs.jsonl --out results -c 32
     """
     lim = _limits_option(limits, None)
+    if str(jobs) == "-":
+        jobs = Path("/dev/stdin")
+    _check_out(out)
 
     async def go() -> int:
         total = _count_lines(jobs)
@@ -640,12 +716,19 @@ def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quie
                     summary = await run_batch(client, jobs, out, concurrency=concurrency, on_outcome=on_outcome)
         _summary(summary.ok, summary.failed, summary.elapsed, out, summary.skipped)
         out_console.print(f"journal: {out / 'results.jsonl'}", highlight=False)
-        return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+        if summary.stopped is not None:
+            err_console.print(
+                f"[red]stopped early:[/red] {summary.stopped}; free some space and rerun", highlight=False
+            )
+        return EXIT_SOME_FAILED if summary.failed or summary.stopped else EXIT_OK
 
     _run(go())
 
 
-def _count_lines(path: Path) -> int:
+def _count_lines(path: Path) -> int | None:
+    """Jobs in a regular file (for the progress bar); None for a pipe, which can be read only once."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        return None
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
 

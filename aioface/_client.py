@@ -19,7 +19,7 @@ from ._download import DEFAULT_MAX_BYTES, Dest, image_size
 from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
 from ._http import AsyncTransport
-from ._limits import Rate, RateLimiter, _BudgetStore, budget_path, parse_limits
+from ._limits import Rate, RateLimiter, _BudgetStore, budget_path, check_budget_dir, parse_limits
 from ._options import Options, OptionsProxy, applied
 from ._polling import DurationLearners, PollPolicy
 from ._retry import RetryPolicy
@@ -208,6 +208,7 @@ class Client:
                 import platformdirs
 
                 budget_dir = Path(platformdirs.user_cache_dir("aioface"))
+            check_budget_dir(budget_dir)
         settings = Settings(
             timeout=timeout,
             max_download_bytes=max_download_bytes,
@@ -228,8 +229,13 @@ class Client:
         self._namespaces: dict[str, ProviderNamespace] = {}
         for name, spec in specs.items():
             k = keys.get(name)
+            source = f"{name} key given to Client()"
             if k is None:
                 k = env.get(spec.key_env, "")
+                source = f"{name} key from {spec.key_env}"
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in k.strip()):
+                # A header value with CR/LF would be refused at send time (or worse, inject headers).
+                raise ConfigurationError(f"the {source} contains a control character (CR, LF, NUL...)")
             url = base_urls.get(name) or env.get(f"{spec.env_prefix}BASE_URL") or spec.default_base_url
             if not url.startswith(("http://", "https://")):
                 raise ConfigurationError(f"{name} base URL must start with http:// or https://, got {url!r}")

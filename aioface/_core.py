@@ -276,6 +276,7 @@ class Dispatch:
                 content_encoding=resp.headers.get("Content-Encoding"),
                 expected_size=expected_size,
                 max_bytes=max_bytes,
+                timeout=self.default_timeout,
             )
 
         return await self.call(spec, endpoint, handle)

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import inspect
 import itertools
 import os
 import secrets
+import sys
+import time
 from dataclasses import dataclass
+from io import FileIO
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ._errors import DownloadError, ProtocolError
+from ._errors import DownloadError, InvalidRequestError, ProtocolError, RequestTimeoutError, StorageError
 from ._imagesize import header_size
 
 #: Bytes per read when streaming a result to disk.
 CHUNK = 1 << 18
 FIRST_BYTES = 1 << 16
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: A body must keep coming at this many bytes a second on average (after the grace below), so
+#: that a server trickling a byte at a time cannot hold a download open for ever: N bytes get at
+#: most ``grace + N / MIN_RATE`` seconds in all. 4 KiB/s is far below any working link.
+MIN_RATE = 4096.0
+#: Seconds before the rate counts, when the caller gives none (the client's default timeout).
+DEFAULT_GRACE = 60.0
+#: Longest file name most file systems take (ext4, XFS, btrfs, tmpfs: 255 bytes).
+NAME_MAX = 255
+#: Pillow's default ``Image.MAX_IMAGE_PIXELS`` (used until Pillow is imported and perhaps changed).
+_DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -44,7 +59,7 @@ class Saved:
     path: Path | None
     size: int
     format: str
-    #: (width, height) read from the first bytes, when the header was in them.
+    #: (width, height) read from the header, when it could be read.
     dimensions: tuple[int, int] | None = None
     #: The image itself, when the destination was None (in memory).
     data: bytes | None = None
@@ -61,20 +76,96 @@ SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif"}
 def with_suffix(dest: str | os.PathLike[str], fmt: str) -> str:
     """``dest`` as given when it has a suffix, else with the one for ``fmt`` (``.jpg``, ``.png``, ...).
 
-    Plain strings: this runs once or twice per image, where a Path costs more than the rename.
+    :class:`InvalidRequestError` (``param="dest"``) when ``dest`` names no file (``""``, ``.``,
+    ``..``, or a path ending in ``/``). Plain strings: this runs once or twice per image, where a
+    Path costs more than the rename.
     """
     d = os.fspath(dest)
-    return d if os.path.splitext(os.path.basename(d))[1] else d + SUFFIXES[fmt]
+    name = os.path.basename(d)
+    if name in ("", ".", ".."):
+        raise InvalidRequestError(f"dest must name a file, got {d!r}", param="dest")
+    return d if os.path.splitext(name)[1] else d + SUFFIXES[fmt]
 
 
 def part_path(dest: str | os.PathLike[str]) -> str:
     """A unique part file beside ``dest`` (two writers of one dest never share it).
 
+    Named ``.{name}.{unique}.part``, or ``.aioface-{hash}.{unique}.part`` when that would be longer
+    than a file name may be (a name the file system takes must not fail for its part file's sake).
     A plain string: this runs once per image, and building another Path costs more than the rename.
     """
-    return os.path.join(
-        os.path.dirname(dest), f".{os.path.basename(dest)}.{os.getpid()}{_PART_SALT}{next(_PART_SEQ)}.part"
-    )
+    name = os.path.basename(dest)
+    unique = f"{os.getpid()}{_PART_SALT}{next(_PART_SEQ)}"
+    if 4 * len(name) + len(unique) + 8 > NAME_MAX and len(os.fsencode(name)) + len(unique) + 8 > NAME_MAX:
+        name = "aioface-" + hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    return os.path.join(os.path.dirname(dest), f".{name}.{unique}.part")
+
+
+#: A destination with less free space than this is refused before paying (where it can be known).
+MIN_FREE = CHUNK
+_LONGEST_SUFFIX = max(len(s) for s in SUFFIXES.values())
+
+
+def check_destination(dest: str | os.PathLike[str], *, param: str = "dest") -> None:
+    """Refuse, before anything is sent and paid for, a destination no result could be saved to:
+    no file name, a name the file system will not take, a folder in the way, a parent that is a
+    file, a read-only or unwritable folder, a full disk. :class:`InvalidRequestError` (``param``).
+
+    A few ``stat`` calls: cheap enough to run before every request.
+    """
+    dest = Path(dest)
+    name = dest.name
+    if name in ("", ".", ".."):
+        raise InvalidRequestError(f"{param} must name a file, got {str(dest)!r}", param=param)
+    if len(os.fsencode(name)) + (0 if dest.suffix else _LONGEST_SUFFIX) > NAME_MAX:
+        raise InvalidRequestError(f"{param}: file name longer than {NAME_MAX} bytes: {name[:40]}...", param=param)
+    for candidate in [dest] if dest.suffix else [dest.with_name(name + s) for s in SUFFIXES.values()]:
+        if candidate.is_dir():
+            raise InvalidRequestError(f"{param}: {candidate} is a folder", param=param)
+    folder = dest.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # it will be made: check the nearest folder that exists
+    if not folder.is_dir():
+        raise InvalidRequestError(f"{param}: {folder} is not a folder", param=param)
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return
+    if st.f_flag & os.ST_RDONLY:
+        raise InvalidRequestError(f"{param}: {folder} is on a read-only file system", param=param)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidRequestError(f"{param}: {folder} is not writable", param=param)
+    free = st.f_bavail * st.f_frsize
+    if free < MIN_FREE:
+        raise InvalidRequestError(f"{param}: no space left on the disk of {folder} ({free} bytes free)", param=param)
+
+
+def _storage_error(exc: OSError, what: str | os.PathLike[str]) -> StorageError:
+    return StorageError(f"cannot save {os.fspath(what)}: {exc.strerror or exc}", errno=exc.errno)
+
+
+def _open_part(dest: str | os.PathLike[str], tmp: str) -> FileIO:
+    """The part file, unbuffered: a write that fails (disk full) fails there, never later in close()."""
+    try:
+        try:
+            return FileIO(tmp, "w")
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(os.fspath(dest)) or ".", exist_ok=True)
+            return FileIO(tmp, "w")
+    except OSError as exc:
+        raise _storage_error(exc, dest) from None
+
+
+def _write_all(f: FileIO, data: bytes | bytearray | memoryview, dest: str | os.PathLike[str]) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            n = f.write(view)
+            if not n:
+                raise OSError(errno.EIO, "the write made no progress")
+            view = view[n:]
+    except OSError as exc:
+        raise _storage_error(exc, dest) from None
 
 
 async def stream_to_file(
@@ -85,12 +176,19 @@ async def stream_to_file(
     content_encoding: str | None = None,
     expected_size: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float | None = None,
+    min_rate: float = MIN_RATE,
 ) -> Saved:
     """Write the async-iterable ``chunks`` to ``dest`` atomically (``dest`` without a suffix gets one
     from the content).
 
     Checks the first bytes are an image, the total against ``Content-Length`` and any declared
-    size, and ``max_bytes`` as it goes; on any failure or cancellation the part file is removed
+    size, and ``max_bytes`` as it goes; refuses an image whose header claims more pixels than
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb). After ``timeout`` seconds (default
+    :data:`DEFAULT_GRACE`) the body must have come at ``min_rate`` bytes a second on average,
+    checked as each piece arrives, or :class:`RequestTimeoutError` (a body that stops altogether
+    meets the transport's per-read timeout). A disk that refuses the file (full, read-only, name
+    too long) is a :class:`StorageError`. On any failure or cancellation the part file is removed
     and ``dest`` is untouched.
 
     ``chunks`` are decoded bytes. With a ``content_encoding`` (gzip, say) ``Content-Length`` counts
@@ -100,12 +198,9 @@ async def stream_to_file(
     """
     if content_length is not None and content_length > max_bytes:
         raise DownloadError(f"result is {content_length} bytes, over the {max_bytes}-byte maximum")
+    grace = DEFAULT_GRACE if timeout is None else timeout
     tmp = part_path(dest)
-    try:
-        f = open(tmp, "wb")  # noqa: ASYNC230, SIM115 - see below; closed by the with block
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(os.fspath(dest)) or ".", exist_ok=True)
-        f = open(tmp, "wb")  # noqa: ASYNC230, SIM115
+    f = _open_part(dest, tmp)
     size = 0
     fmt: str | None = None
     head = b""
@@ -113,8 +208,11 @@ async def stream_to_file(
     ok = False
     try:
         # Plain writes of CHUNK-sized pieces land in the page cache in microseconds; a thread hop per
-        # chunk would cost more than it saves.
+        # chunk would cost more than it saves. (FileIO: one write call per chunk, no buffer to flush.)
         with f:
+            # A deadline that moves on with every byte that arrives: a steady body is never cut, a
+            # trickle is (a per-read timeout alone never fires while a byte comes now and then).
+            start = time.monotonic()
             async for chunk in chunks:  # type: ignore[attr-defined]
                 assert isinstance(chunk, bytes | bytearray | memoryview)
                 if fmt is None and len(head) < 16:
@@ -128,7 +226,13 @@ async def stream_to_file(
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"result exceeds the {max_bytes}-byte maximum")
-                f.write(chunk)
+                _write_all(f, chunk, dest)
+                elapsed = time.monotonic() - start
+                if elapsed > grace + size / min_rate:
+                    raise RequestTimeoutError(
+                        f"result body too slow: {size} bytes in {elapsed:.1f}s "
+                        f"(under {min_rate:g} bytes/s after {grace:g}s)"
+                    )
         if fmt is None:
             fmt = sniff_format(head)
             if fmt is None:
@@ -137,13 +241,19 @@ async def stream_to_file(
             raise ProtocolError(f"body was cut: got {size} of {content_length} bytes")
         if expected_size is not None and size != expected_size:
             raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
+        dims = _dimensions(first, fmt)
+        if dims is None and len(first) >= FIRST_BYTES:
+            dims = _dimensions(tmp, fmt)  # the header is further in (big metadata first): read it there
         final = with_suffix(dest, fmt)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise _storage_error(exc, final) from None
         ok = True
-        return Saved(Path(final), size, fmt, header_dimensions(first, fmt) or None)
+        return Saved(Path(final), size, fmt, dims)
     finally:
         if not ok:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
 
@@ -152,32 +262,57 @@ def is_identity(content_encoding: str | None) -> bool:
     return content_encoding is None or content_encoding.strip().lower() in ("", "identity")
 
 
+def _max_pixels() -> int | None:
+    """Pillow's ``Image.MAX_IMAGE_PIXELS`` as the user left it (without importing Pillow for it)."""
+    image = sys.modules.get("PIL.Image")
+    return getattr(image, "MAX_IMAGE_PIXELS", _DEFAULT_MAX_PIXELS) if image is not None else _DEFAULT_MAX_PIXELS
+
+
+def _dimensions(src: bytes | str, fmt: str | None) -> tuple[int, int] | None:
+    """(width, height) from an image header (bytes, or a file path): the fast parser, Pillow as
+    the fallback; None when unreadable; :class:`DownloadError` when it claims more pixels than
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb). Never raises anything else."""
+    dims = header_size(src, fmt) if isinstance(src, bytes) and fmt is not None else None
+    if dims is None:
+        import io
+
+        from PIL import Image
+
+        source = io.BytesIO(src) if isinstance(src, bytes) else src
+        try:
+            with Image.open(source, formats=[fmt.upper()] if fmt else None) as im:
+                dims = im.size
+        except Image.DecompressionBombError:
+            raise DownloadError(
+                f"result refused: its header claims more than {2 * (_max_pixels() or 0)} pixels (a decompression bomb)"
+            ) from None
+        except Exception:  # Pillow raises many kinds on malformed headers; all mean "no dimensions"
+            return None
+    limit = _max_pixels()
+    width, height = dims
+    if limit is not None and width * height > limit:
+        raise DownloadError(
+            f"result refused: its header claims {width}x{height} pixels, over the {limit}-pixel limit "
+            "(a decompression bomb; raise PIL.Image.MAX_IMAGE_PIXELS to accept such images)"
+        )
+    return dims
+
+
 def header_dimensions(data: bytes, fmt: str | None = None) -> tuple[int, int] | None:
     """(width, height) from the first bytes of an image, if they hold the header (a few µs for
-    JPEG/PNG/WebP/GIF; Pillow when the fast parser cannot tell)."""
-    if fmt is not None:
-        dims = header_size(data, fmt)
-        if dims is not None:
-            return dims
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
+    JPEG/PNG/WebP/GIF; Pillow when the fast parser cannot tell) and it claims no more pixels than
+    Pillow allows; never raises."""
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt.upper()] if fmt else None) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return _dimensions(data, fmt)
+    except DownloadError:
         return None
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the image header, read with Pillow; None if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(width, height) from the image header, read with Pillow; None if unreadable or a bomb."""
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError):
+        return _dimensions(os.fspath(path), None)
+    except DownloadError:
         return None
 
 
@@ -209,9 +344,23 @@ _FOLDER_SEQ: dict[str, itertools.count[int]] = {}
 
 
 def is_folder(dest: str | os.PathLike[str]) -> bool:
-    """True for an existing folder, or a path written with a trailing separator."""
+    """True for a path written with a trailing separator, or an existing folder whose name has no
+    image suffix (a folder named ``x.jpg`` is in the way of a file, not a place for results)."""
     text = os.fspath(dest)
-    return text.endswith(("/", os.sep)) or os.path.isdir(text)
+    if text.endswith(("/", os.sep)):
+        return True
+    return os.path.isdir(text) and os.path.splitext(text)[1].lower() not in (*SUFFIXES.values(), ".jpeg")
+
+
+def check_dest(dest: Dest, *, param: str = "dest") -> None:
+    """:func:`check_destination` for any :data:`Dest` (memory and sinks need no check; a folder is
+    checked as the place of a file in it)."""
+    if dest is None or not isinstance(dest, str | os.PathLike):
+        return
+    if is_folder(dest):
+        check_destination(Path(dest) / "result", param=param)
+    else:
+        check_destination(dest, param=param)
 
 
 def resolve_path(dest: str | os.PathLike[str], name: str | None = None) -> Path:
@@ -244,6 +393,7 @@ async def save_stream(
     content_encoding: str | None = None,
     expected_size: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float | None = None,
 ) -> Saved:
     """Send a result's chunks where the caller wants them (see :data:`Dest`), with every check.
 
@@ -253,7 +403,7 @@ async def save_stream(
     """
     if dest is None or (isinstance(dest, SyncSink | AsyncSink) and not isinstance(dest, str | os.PathLike)):
         cap = max_bytes if dest is not None else min(max_bytes, MEMORY_MAX_BYTES)
-        return await _stream_to_sink(chunks, dest, content_length, content_encoding, expected_size, cap)
+        return await _stream_to_sink(chunks, dest, content_length, content_encoding, expected_size, cap, timeout)
     return await stream_to_file(
         chunks,
         resolve_path(dest, name),
@@ -261,6 +411,7 @@ async def save_stream(
         content_encoding=content_encoding,
         expected_size=expected_size,
         max_bytes=max_bytes,
+        timeout=timeout,
     )
 
 
@@ -271,9 +422,13 @@ async def _stream_to_sink(
     content_encoding: str | None,
     expected_size: int | None,
     max_bytes: int,
+    timeout: float | None,
 ) -> Saved:
+    """:func:`stream_to_file`'s checks (image, sizes, trickle, bomb) for memory or a sink."""
     if content_length is not None and content_length > max_bytes:
         raise DownloadError(f"result is {content_length} bytes, over the {max_bytes}-byte maximum")
+    grace = DEFAULT_GRACE if timeout is None else timeout
+    start = time.monotonic()
     buf = bytearray() if sink is None else None
     write = None if sink is None else sink.write
     is_async = write is not None and inspect.iscoroutinefunction(write)
@@ -286,6 +441,11 @@ async def _stream_to_sink(
         size += len(data)
         if size > max_bytes:
             raise DownloadError(f"result exceeds the {max_bytes}-byte maximum")
+        elapsed = time.monotonic() - start
+        if elapsed > grace + size / MIN_RATE:
+            raise RequestTimeoutError(
+                f"result body too slow: {size} bytes in {elapsed:.1f}s (under {MIN_RATE:g} bytes/s after {grace:g}s)"
+            )
         if len(first) < FIRST_BYTES:
             first += data[: FIRST_BYTES - len(first)]
         if fmt is None:
@@ -320,4 +480,7 @@ async def _stream_to_sink(
         raise ProtocolError(f"body was cut: got {size} of {content_length} bytes")
     if expected_size is not None and size != expected_size:
         raise DownloadError(f"result has {size} bytes but the provider declared {expected_size}")
-    return Saved(None, size, fmt, header_dimensions(first, fmt) or None, bytes(buf) if buf is not None else None)
+    dims = _dimensions(first, fmt)  # DownloadError for a decompression bomb
+    if dims is None and buf is not None and len(first) >= FIRST_BYTES:
+        dims = _dimensions(bytes(buf), fmt)  # the header is further in
+    return Saved(None, size, fmt, dims, bytes(buf) if buf is not None else None)

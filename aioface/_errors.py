@@ -8,7 +8,7 @@
     │   └── ImageRejectedError      a local image breaks the provider's rules (type, bytes, pixels)
     ├── TransportError              the network failed us
     │   ├── ConnectError            no connection was made: the request was certainly not sent
-    │   ├── RequestTimeoutError     no complete answer in time
+    │   ├── RequestTimeoutError     no complete answer in time (or a body slower than the minimum rate)
     │   └── ProtocolError           the answer could not be understood (bad JSON, cut body, wrong length)
     ├── APIError                    the provider answered with an error (provider, status, code, message, request_id)
     │   ├── BadRequestError         400 / 422
@@ -21,7 +21,8 @@
     ├── TaskError                   an asynchronous task did not give a result (task_id)
     │   ├── TaskFailedError         the provider says the task failed
     │   └── TaskTimeoutError        no result before the deadline
-    ├── DownloadError               a result could not be saved (size, scheme, not an image); no file is left
+    ├── DownloadError               a result could not be saved (size, scheme, not an image, a bomb); no file is left
+    │   └── StorageError            the disk refused it (full, read-only, name too long): errno says why
     └── LimiterTimeoutError         no rate-limit slot within the acquire timeout
 
 No exception carries an API key: messages are built from provider answers and our own text only.
@@ -47,6 +48,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
+    "StorageError",
     "TaskError",
     "TaskFailedError",
     "TaskTimeoutError",
@@ -213,6 +215,17 @@ class DownloadError(AiofaceError):
     """A result could not be saved; no partial file is left behind."""
 
     code = "download_error"
+
+
+class StorageError(DownloadError):
+    """The result could not be written to its destination (disk full, read-only, name too long,
+    a directory in the way); ``errno`` is the operating system's reason. No partial file is left."""
+
+    code = "storage_error"
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class LimiterTimeoutError(AiofaceError):

@@ -105,6 +105,8 @@ class FanOut(Generic[T, R]):
                 send.send_nowait(outcome)  # the common case: room in the buffer, no extra loop turn
             except anyio.WouldBlock:
                 await send.send(outcome)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the consumer left the block (a call that finished shielded): nobody wants it
         finally:
             self.in_flight -= 1
             if self._room is not None:

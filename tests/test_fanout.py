@@ -88,3 +88,21 @@ async def test_outer_cancellation_propagates() -> None:
             async for _ in results:
                 pass
     assert scope.cancelled_caught
+
+
+async def test_leaving_early_while_calls_finish_shielded_raises_nothing() -> None:
+    """A call that completes after the consumer left (its last step shielded from cancellation, as
+    a thread hop is) must not break the exit with BrokenResourceError: Ctrl-C or SIGTERM during a
+    batch would otherwise end in a traceback and exit 1 instead of 130/143."""
+
+    async def fn(x: int) -> int:
+        if x:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)
+        return x
+
+    with anyio.fail_after(5):
+        async with FanOut(fn, range(4), concurrency=4) as results:
+            async for outcome in results:
+                assert outcome.value == 0
+                break

@@ -72,7 +72,7 @@ def test_public_api_is_pinned() -> None:
         "InvalidRequestError", "LimiterTimeoutError", "LimitWait", "Liveness",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter",
-        "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "TaskError", "TaskEvent",
+        "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "StorageError", "TaskError", "TaskEvent",
         "TaskFailedError", "TaskTimeoutError", "TransportError", "parse_limits",
     }  # fmt: skip
     for name in aioface.__all__:

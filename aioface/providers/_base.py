@@ -227,6 +227,7 @@ class ProviderContext:
         or sink); ``fields(headers)`` adds result fields such as a request id, which also names
         the file in a folder."""
         max_bytes = self.settings.max_download_bytes
+        timeout = spec.timeout if spec.timeout is not None else self.settings.timeout
 
         async def handle(resp: Response) -> ImageResult:
             await self.status("downloading")
@@ -238,6 +239,7 @@ class ProviderContext:
                 content_length=resp.content_length,
                 content_encoding=header(resp.headers, "Content-Encoding"),
                 max_bytes=max_bytes,
+                timeout=timeout,
             )
             result = self._result(saved, None, extra)
             await self.status("done")

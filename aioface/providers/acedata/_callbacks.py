@@ -3,7 +3,9 @@
 Each submission gets its own URL ``{public_url}{path}/{nonce}``: the nonce is the shared secret and
 says which call the callback belongs to, so a callback that arrives before the submit answer is
 still matched. Callbacks to unknown nonces, with a task id other than the submitted one, oversize
-or not JSON are refused; a repeated callback is answered 200 and changes nothing.
+or not JSON are refused; a repeated callback is answered 200 and changes nothing. The body is read
+whole however it arrives (in pieces, chunked, slowly), up to ``max_body`` bytes and within
+``body_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ..._errors import ConfigurationError
 from ..._net import bound_port
 
 MAX_BODY = 64 * 1024
+#: Seconds a sender may take to deliver one callback body.
+BODY_TIMEOUT = 30.0
 _DONE_MEMORY = 10_000
 
 
@@ -37,7 +41,8 @@ class CallbackReceiver:
 
     ``async with CallbackReceiver(port=8080, public_url="https://me.example") as rx:`` then pass
     ``callback=rx`` to :meth:`AceData.swap`. Use :meth:`mount` instead of ``async with`` to serve
-    the route from an existing ``aiohttp.web.Application``.
+    the route from an existing ``aiohttp.web.Application``. A body larger than ``max_body`` bytes
+    is refused (413), one not complete within ``body_timeout`` seconds too (408).
     """
 
     def __init__(
@@ -48,13 +53,17 @@ class CallbackReceiver:
         public_url: str | None = None,
         path: str = "/aioface/callback",
         max_body: int = MAX_BODY,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         if not path.startswith("/"):
             raise ConfigurationError("callback path must start with '/'")
+        if not body_timeout > 0:
+            raise ConfigurationError("body_timeout must be > 0")
         self.host = host
         self.port = port
         self.path = path.rstrip("/")
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self._public_url = public_url.rstrip("/") if public_url else None
         self._pending: dict[str, _Pending] = {}
         self._done: OrderedDict[str, str | None] = OrderedDict()
@@ -71,7 +80,9 @@ class CallbackReceiver:
         """Serve on ``host:port`` (port 0 picks a free one)."""
         app = web.Application(client_max_size=self.max_body)
         self.mount(app)
-        self._runner = web.AppRunner(app, access_log=None)
+        # After a refusal, wait at most a second for the rest of a body we will not read (aiohttp
+        # lingers 10 s by default, and stop() would wait for it).
+        self._runner = web.AppRunner(app, access_log=None, lingering_time=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -127,16 +138,30 @@ class CallbackReceiver:
         self.stats["rejected"] += 1
         return web.json_response({"ok": False, "error": why}, status=status)
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        nonce = request.match_info["nonce"]
+    async def _read_body(self, request: web.Request) -> bytes | web.Response:
+        """The whole body, however it arrives (one piece, several, chunked, slowly), or a refusal."""
         if request.content_length is not None and request.content_length > self.max_body:
             return self._reject(413, "body too large")
+        buf = bytearray()
         try:
-            raw = await request.content.read(self.max_body + 1)
-        except Exception:
+            with anyio.fail_after(self.body_timeout):
+                async for piece in request.content.iter_any():
+                    buf += piece
+                    if len(buf) > self.max_body:
+                        return self._reject(413, "body too large")
+        except TimeoutError:
+            return self._reject(408, "body not received in time")
+        except Exception:  # the sender went away or broke the framing
             return self._reject(400, "unreadable body")
-        if len(raw) > self.max_body:
-            return self._reject(413, "body too large")
+        return bytes(buf)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        nonce = request.match_info["nonce"]
+        if nonce not in self._pending and nonce not in self._done:
+            return self._reject(403, "unknown callback secret")  # not worth reading the body of
+        raw = await self._read_body(request)
+        if isinstance(raw, web.Response):
+            return raw
         try:
             payload = _json.loads(raw)
         except ValueError:

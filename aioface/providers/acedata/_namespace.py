@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from ..._download import Dest
+from ..._download import Dest, check_dest
 from ..._errors import InvalidRequestError, TaskTimeoutError
 from ..._net import is_local_url
 from ..._polling import intervals
@@ -61,6 +61,7 @@ class AceData(ProviderNamespace):
         download: bool = True,
     ) -> ImageResult:
         """Age (or rejuvenate) the faces of ``image_url``: one age per face (the provider judges the range)."""
+        check_dest(dest)
         body = _ace.change_age_body(image_url, ages, face_rects)
         return await self._edit("change-age", body, dest, download)
 
@@ -68,15 +69,18 @@ class AceData(ProviderNamespace):
         self, image_url: str, genders: Sequence[int], dest: Dest = None, *, download: bool = True
     ) -> ImageResult:
         """Change the gender of the faces of ``image_url`` (one 0 or 1 per face)."""
+        check_dest(dest)
         body = _ace.change_gender_body(image_url, genders)
         return await self._edit("change-gender", body, dest, download)
 
     async def beautify(self, image_url: str, dest: Dest = None, *, download: bool = True) -> ImageResult:
         """Beautify the faces of ``image_url``."""
+        check_dest(dest)
         return await self._edit("beautify", _ace.image_body(image_url), dest, download)
 
     async def cartoon(self, image_url: str, dest: Dest = None, *, download: bool = True) -> ImageResult:
         """Turn ``image_url`` into a cartoon."""
+        check_dest(dest)
         return await self._edit("cartoon", _ace.image_body(image_url), dest, download)
 
     async def analyze(self, image_url: str) -> FaceAnalysis:
@@ -107,6 +111,7 @@ class AceData(ProviderNamespace):
         provider answers at once with a task id and this coroutine waits, without a connection,
         for its POST (``wait_timeout`` seconds, default the poll deadline).
         """
+        check_dest(dest)
         if callback is None:
             body = _ace.swap_body(source, target, timeout)
             read = (timeout or _ace.DEFAULT_SWAP_TIMEOUT) + 30.0

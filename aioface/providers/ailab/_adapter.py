@@ -59,6 +59,12 @@ def check_image(data: bytes, param: str) -> CheckedImage:
         with Image.open(io.BytesIO(data)) as im:
             fmt = im.format or ""
             width, height = im.size
+    except Image.DecompressionBombError:
+        raise ImageRejectedError(
+            f"{param} claims more pixels than any image AILab takes (a decompression bomb)",
+            param=param,
+            rule="dimensions",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageRejectedError(f"{param} is not a readable image", param=param, rule="format") from None
     if fmt not in FORMATS:

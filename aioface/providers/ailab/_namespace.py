@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ..._download import Dest
+from ..._download import Dest, check_dest
 from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
 from ..._http import RequestSpec, Response
 from ..._polling import PollPolicy, next_delay
@@ -17,6 +18,35 @@ from .._base import ProviderNamespace
 from . import _adapter as _ailab
 
 ImageInput = str | os.PathLike[str] | bytes
+
+
+def _read_local(path: Path, param: str) -> bytes:
+    """A regular file's bytes, read with the cap enforced while reading (a FIFO, a device or a
+    symlink to one is refused without blocking: it would read for ever or exhaust memory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InvalidRequestError(f"{param}: cannot read {path}: {exc.strerror}", param=param) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageRejectedError(f"{param}: {path} is not a regular file", param=param, rule="not_a_file")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > _ailab.MAX_BYTES:
+                raise ImageRejectedError(
+                    f"{param} is over {_ailab.MAX_BYTES} bytes; AILab accepts at most 5 MB",
+                    param=param,
+                    rule="max_bytes",
+                )
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InvalidRequestError(f"{param}: cannot read {path}: {exc.strerror}", param=param) from None
+    finally:
+        os.close(fd)
 
 
 class AILab(ProviderNamespace):
@@ -28,21 +58,7 @@ class AILab(ProviderNamespace):
         elif isinstance(image, str) and image.startswith(("http://", "https://")):
             data = await self._fetch(image, param)
         elif isinstance(image, (str, os.PathLike)):
-            path = Path(image)
-            try:
-                size = path.stat().st_size  # noqa: ASYNC240 - one cheap stat before a threaded read
-            except OSError as exc:
-                raise InvalidRequestError(f"{param}: cannot read {path}: {exc.strerror}", param=param) from None
-            if size > _ailab.MAX_BYTES:
-                raise ImageRejectedError(
-                    f"{param} is {size} bytes; AILab accepts at most {_ailab.MAX_BYTES} (5 MB)",
-                    param=param,
-                    rule="max_bytes",
-                )
-            try:
-                data = await anyio.Path(path).read_bytes()
-            except OSError as exc:
-                raise InvalidRequestError(f"{param}: cannot read {path}: {exc.strerror}", param=param) from None
+            data = await anyio.to_thread.run_sync(_read_local, Path(image), param)
         else:
             raise InvalidRequestError(f"{param} must be a path, bytes or an http(s) URL", param=param)
         return _ailab.check_image(data, param)
@@ -155,6 +171,7 @@ class AILab(ProviderNamespace):
         ``result.data``) or a binary file object / async sink. ``download=False`` fetches
         nothing: the result carries the provider's URL (``source_url``, valid for 24 hours).
         """
+        check_dest(dest)
         answer = await self._submit(source, target)
         task_id = _ailab.task_id_of(answer)
         await self._ctx.status("queued", task_id=task_id)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..._download import Dest, is_folder, with_suffix
+from ..._download import Dest, check_dest, is_folder, with_suffix
 from ..._errors import InvalidRequestError
 from ..._limits import Rate
 from ..._types import ImageResult
@@ -129,6 +129,7 @@ class FaceStudio(ProviderNamespace):
         target: Dest = dest
         if isinstance(dest, str | os.PathLike) and not is_folder(dest):
             target = with_suffix(dest, params.get("image_format", "jpeg"))
+        check_dest(target)
 
         def fields(headers: Mapping[str, str]) -> dict[str, str | None]:
             return {"request_id": headers.get("X-Request-ID"), "user_class": _fs.user_class(headers)}
