@@ -64,6 +64,8 @@ def make_command(op: str, offered: list[str], bop: BatchOp) -> click.Command:
         EXIT_OK,
         EXIT_SOME_FAILED,
         Named,
+        _check_out,
+        _file_name,
         _limits_option,
         _operation,
         _precheck,
@@ -108,6 +110,8 @@ def make_command(op: str, offered: list[str], bop: BatchOp) -> click.Command:
             _precheck(chosen, p_)
         lim = _limits_option(kw["limits"], prov)
         out: Path = kw["out"]
+        if chosen.writes_image:
+            _check_out(out)
 
         async def go() -> int:
             start = time.monotonic()
@@ -149,7 +153,12 @@ def make_command(op: str, offered: list[str], bop: BatchOp) -> click.Command:
     if len(offered) > 1:
         cmd_params.append(click.Option(["--provider"], type=click.Choice(offered), help=f"Default: {offered[0]}."))
     cmd_params.append(
-        click.Option(["--name"], default=None, help=f"File name (default {cli_name}; -1, -2... for several URLs).")
+        click.Option(
+            ["--name"],
+            default=None,
+            callback=lambda c, p, v: None if v is None else _file_name(v),
+            help=f"File name (default {cli_name}; -1, -2... for several URLs).",
+        )
     )
     cmd_params.append(click.Option(["--json", "as_json"], is_flag=True, help="Print each result as a JSON line."))
     cmd = click.Command(cli_name, callback=callback, params=cmd_params, help=help_text)

@@ -99,3 +99,14 @@ def test_batch_runs_the_family(emulator: EmulatorProcess, tmp_path: Path) -> Non
     assert recs["a"]["face_num"] == 1 and "path" not in recs["a"]
     assert recs["l"]["is_live"] is True
     assert recs["g"]["path"] == "g.png" and recs["r"]["path"] == "r.png"
+
+
+def test_name_and_out_are_checked_before_sending(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    env = emulator.env(tmp_path)
+    (tmp_path / "afile").write_text("")
+    r = aioface("beautify", URL, "--name", "a/b", env=env)
+    assert r.returncode == 2 and "--name" in r.stderr
+    r = aioface("cartoon", URL, "--out", str(tmp_path / "afile"), env=env)
+    assert r.returncode == 2 and "--out" in r.stderr
+    r = aioface("analyze", URL, "--out", str(tmp_path / "afile" / "sub"), "--json", env=env)
+    assert r.returncode == 0, r.stderr  # facts write nothing: --out is not checked

@@ -359,6 +359,8 @@ class BatchOp:
     lists: frozenset[str] = frozenset()
     #: Parameters that are JSON objects (``--face-rect '{"x": 0, ...}'`` on the command line).
     objects: frozenset[str] = frozenset()
+    #: False for operations whose result is facts (a face analysis), not an image file.
+    writes_image: bool = True
 
 
 #: ``make(namespace)`` returns ``call(dest)``: one benchmarked call.

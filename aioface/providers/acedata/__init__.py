@@ -115,6 +115,7 @@ SPEC = ProviderSpec(
             required=_URL,
             precheck=_check_image,
             help="Analyze the faces: age, gender, beauty per face (a table, or --json).",
+            writes_image=False,
         ),
         BatchOp(
             "detect_live",
@@ -122,6 +123,7 @@ SPEC = ProviderSpec(
             required=_URL,
             precheck=_check_image,
             help="Check that the face is a live one (is_live and a score; a table, or --json).",
+            writes_image=False,
         ),
         BatchOp(
             "swap",
