@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._client import Client
-from .emulator import Emulator, EmulatorConfig
+if TYPE_CHECKING:  # imported when a fixture is used: every pytest run loads this plugin
+    from ._client import Client
+    from .emulator import Emulator, EmulatorConfig
 
 __all__ = [
     "aioface_client",
@@ -61,6 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def emulator_config_for(base: EmulatorConfig, marker: pytest.Mark | None) -> EmulatorConfig:
     """``base`` with the fields a ``aioface_emulator(...)`` marker names replaced (unknown names fail)."""
+    from .emulator import EmulatorConfig
+
     if marker is None:
         return base
     if marker.args:
@@ -78,6 +81,8 @@ def emulator_config_for(base: EmulatorConfig, marker: pytest.Mark | None) -> Emu
 @pytest.fixture
 def aioface_emulator_config() -> EmulatorConfig:
     """The emulator's configuration; override this fixture to change it for many tests."""
+    from .emulator import EmulatorConfig
+
     return EmulatorConfig(**DEFAULT_CONFIG)  # type: ignore[arg-type]
 
 
@@ -86,6 +91,8 @@ async def aioface_emulator(
     request: pytest.FixtureRequest, aioface_emulator_config: EmulatorConfig
 ) -> AsyncIterator[Emulator]:
     """A running in-process emulator of every provider (``.url``, ``.stats``, ``.state``)."""
+    from .emulator import Emulator
+
     config = emulator_config_for(aioface_emulator_config, request.node.get_closest_marker("aioface_emulator"))
     async with Emulator(config) as emu:
         yield emu
