@@ -369,9 +369,23 @@ async def _cancel_on_sigterm(coro: Awaitable[int]) -> int:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-def _run(coro: Awaitable[int]) -> None:
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when ``aioface[speed]`` is installed (``AIOFACE_LOOP=asyncio`` turns it off)."""
+    if os.environ.get("AIOFACE_LOOP", "").lower() == "asyncio":
+        return None
     try:
-        code: int = asyncio.run(_cancel_on_sigterm(coro))
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _run(coro: Awaitable[int]) -> None:
+    factory = _loop_factory()
+    logging.getLogger("aioface").debug("event loop: %s", "uvloop" if factory else "asyncio")
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            code: int = runner.run(_cancel_on_sigterm(coro))
     except AiofaceError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         code = EXIT_USAGE if isinstance(exc, (InvalidRequestError, ConfigurationError)) else EXIT_SOME_FAILED

@@ -51,6 +51,7 @@ class _Hub:
         #: Set while the client is open.
         self.current: Dispatch | None = None
         self._download: Endpoint | None = None
+        self._meta_stores: dict[Path, _BudgetStore] = {}
 
     @property
     def dispatch(self) -> Dispatch:
@@ -83,7 +84,11 @@ class _Hub:
     def _meta_store(self, provider: str, key: str | None) -> _BudgetStore | None:
         if self.state_dir is None:
             return None
-        return _BudgetStore(budget_path(self.state_dir, provider, key), keep=0.0)
+        path = budget_path(self.state_dir, provider, key)
+        store = self._meta_stores.get(path)
+        if store is None:  # one per (provider, key): a disk that refuses it warns once
+            store = self._meta_stores[path] = _BudgetStore(path, keep=0.0)
+        return store
 
     def load_meta(self, provider: str, key: str | None) -> dict[str, str]:
         """Small facts an earlier client learned about (provider, key), e.g. its tier; {} if none."""

@@ -245,3 +245,15 @@ def test_bench_reports_latency_errors_json_and_png(tmp_path: Path) -> None:
     assert fs["ok"] == 10 and fs["http_status"] == {"200": 10}
     assert fs["http_ttfb"]["p50"] <= fs["http_total"]["p50"]
     assert not any(k in r.stdout + r.stderr + (tmp_path / "r.json").read_text() for k in KEYS)
+
+
+@pytest.mark.parametrize(("loop", "expected"), [("", "uvloop"), ("asyncio", "asyncio")])
+def test_the_cli_runs_on_uvloop_when_installed(
+    emulator: EmulatorProcess, tmp_path: Path, loop: str, expected: str
+) -> None:
+    """aioface[speed] (uvloop) is in the dev extra, so this runs the CLI as speed users get it."""
+    env = emulator.env(tmp_path, AIOFACE_LOG_LEVEL="DEBUG", AIOFACE_LOOP=loop)
+    r = aioface("generate", "-n", "2", "--resolution", "128", "-q", "--out", str(tmp_path / "o"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"event loop: {expected}" in r.stderr
+    assert len(files_in(tmp_path / "o")) == 2
