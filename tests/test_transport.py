@@ -70,9 +70,10 @@ def test_public_api_is_pinned() -> None:
         "BadRequestError", "CallbackReceiver", "Client", "ConfigurationError", "ConnectError", "DownloadError",
         "DurationLearners",
         "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult", "InvalidRequestError", "LimiterTimeoutError",
-        "LimitWait",
+        "LimitWait", "LimitsStore", "LocalStore",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter",
+        "RedisStore",
         "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "StorageError", "TaskError",
         "TaskFailedError", "TaskTimeoutError", "TransportError", "parse_limits",
     }  # fmt: skip
