@@ -388,6 +388,20 @@ common_limit = click.option(
 common_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
+def _set_store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        os.environ["AIOFACE_LIMITS_STORE"] = value  # read by Client(); children inherit it
+
+
+common_store = click.option(
+    "--limits-store",
+    metavar="URL",
+    expose_value=False,
+    callback=_set_store,
+    help="Share limits with other processes and hosts, e.g. redis://127.0.0.1:6379/0 [env AIOFACE_LIMITS_STORE].",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="aioface")
 def main() -> None:
@@ -419,6 +433,7 @@ def main() -> None:
 @common_out
 @common_conc
 @common_limit
+@common_store
 @common_quiet
 def generate(
     count: int,
@@ -508,6 +523,7 @@ def _write_gif(paths: Sequence[Path], dest: Path, fps: int) -> None:
 )
 @common_out
 @common_limit
+@common_store
 def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limits: tuple[str, ...]) -> None:
     """Change the age of the faces in IMAGE_URL (Ace Data Cloud).
 
@@ -549,6 +565,7 @@ def change_age(image_url: str, ages: tuple[int, ...], name: str, out: Path, limi
 @click.option("--callback-url", help="Public base URL that reaches the receiver (default http://HOST:PORT).")
 @common_out
 @common_limit
+@common_store
 def swap(
     source: str,
     target: str,
@@ -595,6 +612,7 @@ def swap(
 @common_out
 @common_conc
 @common_limit
+@common_store
 @common_quiet
 def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quiet: bool) -> None:
     """Run the jobs of JOBS (one JSON object a line) into --out; rerun to resume.
@@ -743,6 +761,7 @@ def emulator(
 )
 @common_conc
 @common_limit
+@common_store
 @common_quiet
 def bench(
     provider: str,
