@@ -31,11 +31,14 @@ from ._fanout import Outcome as Outcome
 from ._http import MockRequest as MockRequest
 from ._http import MockResponse as MockResponse
 from ._http import MockTransport as MockTransport
+from ._limits import LimitsStore as LimitsStore
+from ._limits import LocalStore as LocalStore
 from ._limits import Rate as Rate
 from ._limits import RateLimiter as RateLimiter
 from ._limits import parse_limits as parse_limits
 from ._polling import DurationLearners as DurationLearners
 from ._polling import PollPolicy as PollPolicy
+from ._redis_store import RedisStore as RedisStore
 from ._retry import RetryPolicy as RetryPolicy
 from ._types import FaceAnalysis as FaceAnalysis
 from ._types import FaceInfo as FaceInfo
@@ -80,6 +83,8 @@ __all__ = [
     "LimitWait",
     "LimiterTimeoutError",
     "Liveness",
+    "LimitsStore",
+    "LocalStore",
     "MockRequest",
     "MockResponse",
     "MockTransport",
@@ -92,6 +97,7 @@ __all__ = [
     "Rate",
     "RateLimitError",
     "RateLimiter",
+    "RedisStore",
     "RequestTimeoutError",
     "RequestTiming",
     "RetryPolicy",

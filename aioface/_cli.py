@@ -470,6 +470,20 @@ common_limit = click.option(
 common_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
+def _set_store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        os.environ["AIOFACE_LIMITS_STORE"] = value  # read by Client(); children inherit it
+
+
+common_store = click.option(
+    "--limits-store",
+    metavar="URL",
+    expose_value=False,
+    callback=_set_store,
+    help="Share limits with other processes and hosts, e.g. redis://127.0.0.1:6379/0 [env AIOFACE_LIMITS_STORE].",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="aioface")
 def main() -> None:
@@ -501,6 +515,7 @@ def main() -> None:
 @common_out
 @common_conc
 @common_limit
+@common_store
 @common_quiet
 def generate(
     count: int,
@@ -597,6 +612,7 @@ def _write_gif(paths: Sequence[Path], dest: Path, fps: int) -> None:
 )
 @common_out
 @common_limit
+@common_store
 def change_age(
     image_url: str, ages: tuple[int, ...], face_rects: tuple[str, ...], name: str, out: Path, limits: tuple[str, ...]
 ) -> None:
@@ -648,6 +664,7 @@ def change_age(
 )
 @common_out
 @common_limit
+@common_store
 def swap(
     source: str,
     target: str,
@@ -699,6 +716,7 @@ def swap(
 @common_out
 @common_conc
 @common_limit
+@common_store
 @common_quiet
 def batch(jobs: Path, out: Path, concurrency: int, limits: tuple[str, ...], quiet: bool) -> None:
     """Run the jobs of JOBS (one JSON object a line) into --out; rerun to resume.
@@ -891,6 +909,7 @@ def _prices(values: Sequence[str], names: Sequence[str]) -> dict[str, tuple[floa
 )
 @common_conc
 @common_limit
+@common_store
 @common_quiet
 def bench(
     provider_list: str,

@@ -19,7 +19,7 @@ from ._download import DEFAULT_MAX_BYTES, Dest, image_size
 from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
 from ._http import AsyncTransport
-from ._limits import Rate, RateLimiter, _BudgetStore, budget_path, check_budget_dir, parse_limits
+from ._limits import Limiter, LimitsStore, Rate, RateLimiter, check_budget_dir, key_digest, open_store, parse_limits
 from ._options import Options, OptionsProxy, applied
 from ._polling import DurationLearners, PollPolicy
 from ._retry import RetryPolicy
@@ -43,15 +43,14 @@ PERSIST_MIN_PERIOD = 3600.0
 class _Hub:
     """What the client shares with its providers: the dispatcher and how limiters are made."""
 
-    def __init__(self, *, state_dir: Path | None, time_scale: float, margin: float, stamp_bound: float | None) -> None:
-        self.state_dir = state_dir
+    def __init__(self, *, store: LimitsStore, time_scale: float, margin: float, stamp_bound: float | None) -> None:
+        self.store = store
         self.time_scale = time_scale
         self.margin = margin
         self.stamp_bound = stamp_bound
         #: Set while the client is open.
         self.current: Dispatch | None = None
         self._download: Endpoint | None = None
-        self._meta_stores: dict[Path, _BudgetStore] = {}
 
     @property
     def dispatch(self) -> Dispatch:
@@ -66,40 +65,26 @@ class _Hub:
             self._download = Endpoint("download", limiter, generic_error)
         return self._download
 
-    def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> RateLimiter:
-        store = None
-        if self.state_dir is not None and any(r.period >= PERSIST_MIN_PERIOD for r in rates):
-            keep = max(r.period for r in rates) / self.time_scale + self.margin
-            store = _BudgetStore(budget_path(self.state_dir, provider, key), keep)
-        return RateLimiter(
+    def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> Limiter:
+        return self.store.limiter(
+            provider,
+            key_digest(key),
             [r.scaled(self.time_scale) for r in rates],
             margin=self.margin,
-            store=store,
             adaptive=adaptive,
             stamp_bound=self.stamp_bound,
+            persist=any(r.period >= PERSIST_MIN_PERIOD for r in rates),
         )
 
-    # What was learned about a (provider, key) and kept with its budget: the one place to re-point
-    # when limits live elsewhere (a shared store keeps the same facts per provider and hashed key).
-    def _meta_store(self, provider: str, key: str | None) -> _BudgetStore | None:
-        if self.state_dir is None:
-            return None
-        path = budget_path(self.state_dir, provider, key)
-        store = self._meta_stores.get(path)
-        if store is None:  # one per (provider, key): a disk that refuses it warns once
-            store = self._meta_stores[path] = _BudgetStore(path, keep=0.0)
-        return store
-
+    # What was learned about a (provider, key): kept by the limits store (beside the budget file
+    # locally, in Redis when limits are shared), per provider and hashed key.
     def load_meta(self, provider: str, key: str | None) -> dict[str, str]:
         """Small facts an earlier client learned about (provider, key), e.g. its tier; {} if none."""
-        store = self._meta_store(provider, key)
-        return store.load_meta() if store is not None else {}
+        return self.store.load_meta(provider, key_digest(key))
 
     def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None:
-        """Keep ``values`` for the next client using (provider, key) (nothing without a state_dir)."""
-        store = self._meta_store(provider, key)
-        if store is not None:
-            store.save_meta(values)
+        """Keep ``values`` for the next client using (provider, key) (locally: nothing without a state_dir)."""
+        self.store.save_meta(provider, key_digest(key), values)
 
 
 class Client:
@@ -120,6 +105,9 @@ class Client:
     ``limit_stamp_bound``: by default a slot is held until a window after the *answer*, exact
     whatever the server does; a number of seconds trusts the server to count each request within
     that long of its send (Face Studio throttles before generating), so slow answers cost no rate.
+    ``limits_store`` (or ``AIOFACE_LIMITS_STORE``): ``"local"`` (default) or a Redis URL such as
+    ``redis://127.0.0.1:6379/0`` so that every process and host using a key shares its limits and
+    what was learned about it; a store object you pass in is yours to close.
     ``on_request`` is called with a :class:`RequestTiming` after every HTTP attempt (metrics).
     A request about to wait for a rate-limit slot longer than ``limit_wait_notice`` seconds (3 by
     default) is announced before the wait: an INFO line on the ``aioface`` logger and
@@ -160,6 +148,7 @@ class Client:
         time_scale: float = 1.0,
         state_dir: str | os.PathLike[str] | None = None,
         persist_limits: bool = True,
+        limits_store: LimitsStore | str | None = None,
         max_download_bytes: int = DEFAULT_MAX_BYTES,
         connections: int = 100,
         transport: AsyncTransport | None = None,
@@ -226,9 +215,11 @@ class Client:
         )
         self.durations = settings.durations
         self._durations_path = None if durations is not None or budget_dir is None else budget_dir / DURATIONS_FILE
-        hub = self._hub = _Hub(
-            state_dir=budget_dir, time_scale=time_scale, margin=limit_margin, stamp_bound=limit_stamp_bound
-        )
+        if limits_store is None:
+            limits_store = env.get("AIOFACE_LIMITS_STORE") or None
+        self._own_store = limits_store is None or isinstance(limits_store, str)
+        store = open_store(limits_store, state_dir=budget_dir)
+        hub = self._hub = _Hub(store=store, time_scale=time_scale, margin=limit_margin, stamp_bound=limit_stamp_bound)
         self.base_urls: dict[str, str] = {}
         self._contexts: dict[str, ProviderContext] = {}
         self._namespaces: dict[str, ProviderNamespace] = {}
@@ -284,6 +275,8 @@ class Client:
             return await self._root.open()
         if self._hub.current is not None:
             return
+        keyed = [(name, key_digest(ctx.key(required=False))) for name, ctx in self._contexts.items() if ctx.has_key]
+        await self._hub.store.open(keyed)  # ConfigurationError naming the store if it cannot be reached
         if self._transport_given is not None:
             self._transport = self._transport_given
         else:
@@ -307,10 +300,14 @@ class Client:
         """Close the transport (a transport you passed in is closed too); save learned durations."""
         if self._root is not self:
             return await self._root.aclose()
-        if self._transport is not None:
-            await self._transport.aclose()
-        self._transport = None
-        self._hub.current = None
+        try:
+            if self._transport is not None:
+                await self._transport.aclose()
+        finally:
+            self._transport = None
+            self._hub.current = None
+            if self._own_store:
+                await self._hub.store.aclose()
         if self._durations_path is not None and self.durations.to_json() != self._durations_loaded:
             try:
                 await anyio.to_thread.run_sync(self.durations.save, self._durations_path)
@@ -378,7 +375,7 @@ class Client:
             raise ConfigurationError(f"unknown provider {name!r}; known: {', '.join(self._namespaces)}")
         return ns
 
-    def limiter(self, provider: str) -> RateLimiter:
+    def limiter(self, provider: str) -> Limiter:
         """The rate limiter for ``provider``."""
         ctx = self._contexts.get(provider)
         if ctx is None:

@@ -20,7 +20,7 @@ import anyio
 from ._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, save_stream
 from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
 from ._http import AsyncTransport, RequestSpec, Response
-from ._limits import Rate, RateLimiter
+from ._limits import Limiter, Rate
 from ._net import check_http_url
 from ._options import current as current_options
 from ._retry import RetryPolicy, is_retryable, retry_delay
@@ -99,7 +99,7 @@ class Endpoint:
     """One provider as the core sees it: its name, its limiter, how to read its errors."""
 
     name: str
-    limiter: RateLimiter
+    limiter: Limiter
     parse_error: ErrorParser
     on_headers: Callable[[Mapping[str, str]], None] | None = None
     #: What the provider calls the limits in force (a tier), for :class:`LimitWait`.

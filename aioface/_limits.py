@@ -8,6 +8,10 @@ after the response headers arrive. A plain token bucket with burst N and rate N/
 
 Waiters are served first in, first out; a waiter that is cancelled or times out takes nothing.
 A 429 pauses the whole limiter (``cooldown``) so that other callers do not hit it too.
+
+Limiters come from a :class:`LimitsStore`: :class:`LocalStore` (this process, plus files for long
+windows and learned facts) or ``RedisStore`` (``aioface._redis_store``: every process and host
+sharing one key).
 """
 
 from __future__ import annotations
@@ -38,10 +42,16 @@ log = logging.getLogger("aioface")
 __all__ = [
     "Clock",
     "FakeClock",
+    "Limiter",
+    "LimitsStore",
+    "LocalStore",
     "MonotonicClock",
     "Permit",
     "Rate",
     "RateLimiter",
+    "Slot",
+    "key_digest",
+    "open_store",
     "parse_limits",
 ]
 
@@ -335,10 +345,18 @@ def check_budget_dir(state_dir: Path) -> None:
         )
 
 
+def key_digest(key: str | None) -> str:
+    """The name a key is kept under (files, Redis): a hash, never the key itself."""
+    return hashlib.sha256((key or "anonymous").encode()).hexdigest()[:16]
+
+
 def budget_path(state_dir: Path, provider: str, key: str | None) -> Path:
     """Where the budget of (provider, key) lives; the key only ever appears hashed."""
-    digest = hashlib.sha256((key or "anonymous").encode()).hexdigest()[:16]
-    return state_dir / "limits" / f"{provider}-{digest}.log"
+    return _budget_file(state_dir, provider, key_digest(key))
+
+
+def _budget_file(state_dir: Path, provider: str, key_hash: str) -> Path:
+    return state_dir / "limits" / f"{provider}-{key_hash}.log"
 
 
 class _Window:
@@ -622,3 +640,144 @@ class RateLimiter:
     def in_flight(self) -> int:
         """Requests sent whose answers have not arrived."""
         return self._in_flight
+
+
+# ------------------------------------------------------------------------------- stores
+class Slot(Protocol):
+    """What :meth:`Limiter.acquire` hands out (:class:`Permit` locally)."""
+
+    def responded(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class Limiter(Protocol):
+    """The surface the core and the providers use; :class:`RateLimiter` is the local one."""
+
+    granted: int
+    throttled: int
+
+    @property
+    def rates(self) -> tuple[Rate, ...]: ...
+
+    @property
+    def effective_limits(self) -> tuple[int, ...]: ...
+
+    @property
+    def waiting(self) -> int: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def set_rates(self, rates: Sequence[Rate]) -> None: ...
+
+    def allow_probe(self) -> None: ...
+
+    def cooldown(self, seconds: float) -> None: ...
+
+    async def acquire(
+        self,
+        timeout: float | None = None,
+        *,
+        on_wait: Callable[[float, Rate | None], None] | None = None,
+        notice: float = 0.0,
+    ) -> Slot: ...
+
+
+class LimitsStore(Protocol):
+    """Where limits live: one limiter per (provider, hashed key), and small facts about each key.
+
+    ``rates`` are the windows in force (already scaled); ``persist`` asks a local store to keep them
+    on disk. ``load_meta``/``save_meta`` are what was learned about a key (its tier): a read from
+    what the store holds at hand, a write that may complete in the background. ``open`` checks the
+    store and fetches the facts of ``keys`` ((provider, key hash) pairs); ``aclose`` flushes, closes.
+    """
+
+    def limiter(
+        self,
+        provider: str,
+        key_hash: str,
+        rates: Sequence[Rate],
+        *,
+        margin: float,
+        adaptive: bool,
+        stamp_bound: float | None,
+        persist: bool = False,
+    ) -> Limiter: ...
+
+    def load_meta(self, provider: str, key_hash: str) -> dict[str, str]: ...
+
+    def save_meta(self, provider: str, key_hash: str, values: Mapping[str, str]) -> None: ...
+
+    async def open(self, keys: Sequence[tuple[str, str]] = ()) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalStore:
+    """Limits of this process: memory, plus files per key in ``state_dir`` (long windows, a learned tier)."""
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = state_dir
+        self._facts_files: dict[Path, _BudgetStore] = {}
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.state_dir) if self.state_dir else 'memory'})"
+
+    def limiter(
+        self,
+        provider: str,
+        key_hash: str,
+        rates: Sequence[Rate],
+        *,
+        margin: float,
+        adaptive: bool,
+        stamp_bound: float | None,
+        persist: bool = False,
+    ) -> RateLimiter:
+        store = None
+        if persist and self.state_dir is not None:
+            keep = max(r.period for r in rates) + margin
+            store = _BudgetStore(_budget_file(self.state_dir, provider, key_hash), keep)
+        return RateLimiter(rates, margin=margin, store=store, adaptive=adaptive, stamp_bound=stamp_bound)
+
+    def _facts(self, provider: str, key_hash: str) -> _BudgetStore | None:
+        if self.state_dir is None:
+            return None
+        path = _budget_file(self.state_dir, provider, key_hash)
+        facts = self._facts_files.get(path)
+        if facts is None:  # one per (provider, key): a disk that refuses it warns once
+            facts = self._facts_files[path] = _BudgetStore(path, keep=0.0)
+        return facts
+
+    def load_meta(self, provider: str, key_hash: str) -> dict[str, str]:
+        """What an earlier client learned about (provider, key), from beside its budget; {} if none."""
+        facts = self._facts(provider, key_hash)
+        return facts.load_meta() if facts is not None else {}
+
+    def save_meta(self, provider: str, key_hash: str, values: Mapping[str, str]) -> None:
+        """Keep ``values`` for the next client (nothing without a state_dir)."""
+        facts = self._facts(provider, key_hash)
+        if facts is not None:
+            facts.save_meta(values)
+
+    async def open(self, keys: Sequence[tuple[str, str]] = ()) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None) -> LimitsStore:
+    """A store from an object, ``"local"``/empty, or a ``redis://``/``rediss://``/``unix://`` URL."""
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    url = (spec or "").strip()
+    if url in ("", "local"):
+        return LocalStore(state_dir)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from ._redis_store import RedisStore
+
+        return RedisStore(url)
+    scheme = url.split("://")[0] + "://..." if "://" in url else url
+    raise ConfigurationError(f"unknown limits store {scheme!r}: use 'local' or a redis:// URL")

@@ -18,6 +18,7 @@ SCRIPTS = [
     "bench_polling.py",
     "bench_streaming.py",
     "bench_scale.py",
+    "bench_redis.py",
 ]
 
 

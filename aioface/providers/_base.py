@@ -22,7 +22,7 @@ from .._core import Dispatch, Endpoint, ErrorParser
 from .._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
 from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
 from .._http import RequestSpec, Response
-from .._limits import Rate, RateLimiter, parse_limits
+from .._limits import Limiter, Rate, parse_limits
 from .._options import current as current_options
 from .._polling import DurationLearners, PollPolicy
 from .._retry import RetryPolicy
@@ -79,7 +79,7 @@ class Hub(Protocol):
     @property
     def download_endpoint(self) -> Endpoint: ...
 
-    def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> RateLimiter: ...
+    def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> Limiter: ...
 
     def load_meta(self, provider: str, key: str | None) -> dict[str, str]: ...
 
@@ -183,7 +183,7 @@ class ProviderContext:
         return ep
 
     @property
-    def limiter(self) -> RateLimiter:
+    def limiter(self) -> Limiter:
         return self.endpoint.limiter
 
     def load_meta(self) -> dict[str, str]:
