@@ -1,3 +1,3 @@
-from aioface._cli import main
+from aioface._cli_ops import main
 
 main()

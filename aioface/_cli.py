@@ -1096,14 +1096,5 @@ def demo(count: int, out: Path, concurrency: int, quiet: bool) -> None:
     _run(go())
 
 
-def _install_registry_commands() -> None:
-    """``aioface change-gender``, ``beautify``, ``cartoon``, ``analyze``, ``detect-live``... from the registry."""
-    from ._cli_ops import install
-
-    install(main)
-
-
-_install_registry_commands()
-
-if __name__ == "__main__":
-    main()
+# The commands made from the registry (``change-gender``, ``beautify``, ``cartoon``, ``analyze``,
+# ``detect-live``, a plug-in's...) are added by ``_cli_ops``, which the entry points import.

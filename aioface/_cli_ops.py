@@ -268,3 +268,11 @@ def install(group: click.Group) -> None:
 
 
 __all__ = ["install", "make_command"]
+
+
+def main() -> None:
+    """The ``aioface`` command: the hand-written commands plus those made from the registry."""
+    from ._cli import main
+
+    install(main)
+    main()

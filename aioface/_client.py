@@ -19,7 +19,16 @@ from ._download import DEFAULT_MAX_BYTES, Dest, image_size
 from ._errors import ConfigurationError
 from ._fanout import FanOut, Outcome, map_all
 from ._http import AsyncTransport
-from ._limits import Limiter, LimitsStore, Rate, RateLimiter, check_budget_dir, key_digest, open_store, parse_limits
+from ._limits import (
+    Limiter,
+    LimitsStore,
+    LocalStore,
+    Rate,
+    RateLimiter,
+    check_budget_dir,
+    key_digest,
+    parse_limits,
+)
 from ._options import Options, OptionsProxy, applied
 from ._polling import DurationLearners, PollPolicy
 from ._retry import RetryPolicy
@@ -38,6 +47,21 @@ R = TypeVar("R")
 DURATIONS_FILE = "polling.json"
 #: Windows this long or longer are saved on disk, so a rerun does not overspend them.
 PERSIST_MIN_PERIOD = 3600.0
+
+
+def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None) -> LimitsStore:
+    """A store from an object, ``"local"``/empty, or a ``redis://``/``rediss://``/``unix://`` URL."""
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    url = (spec or "").strip()
+    if url in ("", "local"):
+        return LocalStore(state_dir)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from ._redis_store import RedisStore  # the redis extra, imported only when asked for
+
+        return RedisStore(url)
+    scheme = url.split("://")[0] + "://..." if "://" in url else url
+    raise ConfigurationError(f"unknown limits store {scheme!r}: use 'local' or a redis:// URL")
 
 
 class _Hub:

@@ -51,7 +51,6 @@ __all__ = [
     "RateLimiter",
     "Slot",
     "key_digest",
-    "open_store",
     "parse_limits",
 ]
 
@@ -766,18 +765,3 @@ class LocalStore:
 
     async def aclose(self) -> None:
         return None
-
-
-def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None) -> LimitsStore:
-    """A store from an object, ``"local"``/empty, or a ``redis://``/``rediss://``/``unix://`` URL."""
-    if spec is not None and not isinstance(spec, str):
-        return spec
-    url = (spec or "").strip()
-    if url in ("", "local"):
-        return LocalStore(state_dir)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from ._redis_store import RedisStore
-
-        return RedisStore(url)
-    scheme = url.split("://")[0] + "://..." if "://" in url else url
-    raise ConfigurationError(f"unknown limits store {scheme!r}: use 'local' or a redis:// URL")

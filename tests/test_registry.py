@@ -172,3 +172,47 @@ def test_registry_lists_the_builtins_first_and_refuses_clashes() -> None:
         providers.register(providers.get("ailab"))
     with pytest.raises(aioface.ConfigurationError, match="unknown provider 'nope'"):
         providers.get("nope")
+
+
+def test_no_import_cycles_in_the_package() -> None:
+    """Every import between aioface's own modules (lazy ones inside functions included) points one
+    way: the layers stay layers."""
+    import ast
+
+    pkg = Path(aioface.__file__).parent
+    names = {
+        ".".join(("aioface", *p.relative_to(pkg).with_suffix("").parts)).removesuffix(".__init__"): p
+        for p in pkg.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for mod, path in names.items():
+        here = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = here.rsplit(".", node.level - 1)[0] if node.level else ""
+                target = ".".join(x for x in (base, node.module or "") if x) if node.level else (node.module or "")
+                for alias in node.names:
+                    full = f"{target}.{alias.name}"
+                    deps.add(full if full in names else target)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        # a package's __init__ re-exporting its own modules is not a cycle with them
+        graph[mod] = {d for d in deps if d in names and d != mod and not d.startswith(mod + ".")}
+    seen: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        seen[m] = 1
+        stack.append(m)
+        for d in sorted(graph[m]):
+            if seen.get(d) == 1:
+                raise AssertionError(" -> ".join([*stack[stack.index(d) :], d]))
+            if d not in seen:
+                visit(d)
+        stack.pop()
+        seen[m] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            visit(m)
