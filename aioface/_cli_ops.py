@@ -270,9 +270,14 @@ def install(group: click.Group) -> None:
 __all__ = ["install", "make_command"]
 
 
-def main() -> None:
-    """The ``aioface`` command: the hand-written commands plus those made from the registry."""
-    from ._cli import main
+def app() -> click.Group:
+    """The ``aioface`` command group: the hand-written commands plus those made from the registry."""
+    from ._cli import main as group
 
-    install(main)
-    main()
+    install(group)
+    return group
+
+
+def main() -> None:
+    """Run the ``aioface`` command."""
+    app()()

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from aioface._cli import main
+from aioface._cli_ops import app
 from aioface.providers import operations
 
 from .conftest import EmulatorProcess, files_in
 from .test_cli import aioface
 
+main = app()
 URL = "https://cdn.acedata.cloud/n1lmd8.png"
 
 
