@@ -371,7 +371,7 @@ class Client:
         (which still count them): a view for a background job that must leave room for the rest.
         Closing a view closes the client.
         """
-        own: dict[str, RateLimiter] | None = None
+        own: dict[str, tuple[RateLimiter, ...]] | None = None
         if limits:
             unknown = set(limits) - set(self._contexts)
             if unknown:
@@ -379,7 +379,7 @@ class Client:
             own = {}
             for name, lim in limits.items():
                 rates = parse_limits(lim) if isinstance(lim, str) else tuple(lim)
-                own[name] = RateLimiter([r.scaled(self.time_scale) for r in rates], margin=self._hub.margin)
+                own[name] = (RateLimiter([r.scaled(self.time_scale) for r in rates], margin=self._hub.margin),)
         given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status, own)
         options = self._options.merged(given) if self._options is not None else given
         view = copy.copy(self)

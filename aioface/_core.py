@@ -20,7 +20,7 @@ import anyio
 from ._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, save_stream
 from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
 from ._http import AsyncTransport, RequestSpec, Response
-from ._limits import Limiter, Rate
+from ._limits import Limiter, Rate, Slot
 from ._net import check_http_url
 from ._options import current as current_options
 from ._retry import RetryPolicy, is_retryable, retry_delay
@@ -185,16 +185,19 @@ class Dispatch:
         opts = current_options()
         acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
         default_timeout = self.default_timeout if opts is None or opts.timeout is None else opts.timeout
-        # A view's own limit (``client.with_options(limits=...)``) first, then the shared one.
-        own = opts.limiters.get(endpoint.name) if opts is not None and opts.limiters else None
-        own_permit = await own.acquire(timeout=acquire_timeout) if own is not None else None
+        # A view's own limits (``client.with_options(limits=...)``, a view of a view adds its own)
+        # first, then the shared one.
+        own = opts.limiters.get(endpoint.name, ()) if opts is not None and opts.limiters else ()
+        own_permits: list[Slot] = []
         try:
+            for lim in own:
+                own_permits.append(await lim.acquire(timeout=acquire_timeout))
             permit = await endpoint.limiter.acquire(
                 timeout=acquire_timeout, on_wait=partial(self._announce_wait, endpoint), notice=self.limit_wait_notice
             )
         except BaseException:
-            if own_permit is not None:
-                own_permit.release()
+            for p in own_permits:
+                p.release()
             raise
         sent = time.perf_counter()
         headers_at: float | None = None
@@ -205,8 +208,8 @@ class Dispatch:
             endpoint.stats["requests"] += 1
             async with self.transport.stream(spec, timeout=timeout, connect_timeout=self.connect_timeout) as resp:
                 permit.responded()
-                if own_permit is not None:
-                    own_permit.responded()
+                for p in own_permits:
+                    p.responded()
                 headers_at, status = time.perf_counter(), resp.status
                 if endpoint.on_headers is not None:
                     endpoint.on_headers(resp.headers)
@@ -218,8 +221,8 @@ class Dispatch:
             raise
         finally:
             permit.release()
-            if own_permit is not None:
-                own_permit.release()
+            for p in own_permits:
+                p.release()
             if self.on_request is not None:
                 self.on_request(
                     RequestTiming(

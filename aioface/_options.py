@@ -31,14 +31,19 @@ class Options:
     acquire_timeout: float | None = None
     max_download_bytes: int | None = None
     on_status: Callable[[TaskEvent], object] | None = None
-    #: Extra limiters for this view's calls, per provider, on top of the client's shared ones.
-    limiters: Mapping[str, RateLimiter] | None = None
+    #: Extra limiters for this view's calls, per provider, on top of the client's shared ones
+    #: (a view of a view holds its calls to both views' limits).
+    limiters: Mapping[str, tuple[RateLimiter, ...]] | None = None
 
     def merged(self, inner: Options) -> Options:
-        """These options with ``inner``'s set fields on top (limiters: per provider, inner first)."""
+        """These options with ``inner``'s set fields on top; limiters add up (every one is kept)."""
         given = {f.name: getattr(inner, f.name) for f in fields(inner) if getattr(inner, f.name) is not None}
         if self.limiters and inner.limiters:
-            given["limiters"] = {**self.limiters, **inner.limiters}
+            outer, more = self.limiters, inner.limiters
+            given["limiters"] = {
+                n: outer.get(n, ()) + tuple(x for x in more.get(n, ()) if x not in outer.get(n, ()))
+                for n in dict.fromkeys([*outer, *more])
+            }
         return replace(self, **given) if given else self
 
 

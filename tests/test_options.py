@@ -98,3 +98,17 @@ async def test_a_view_with_its_own_stricter_limit(tmp_path: Path) -> None:
         assert client.stats("facestudio")["requests"] == 2
         with pytest.raises(ConfigurationError):
             client.with_options(limits={"nope": "1/s"})
+
+
+async def test_a_view_of_a_view_keeps_both_limits(tmp_path: Path) -> None:
+    from aioface import LimiterTimeoutError
+
+    async with _client(TimedMock(lambda r: MockResponse(200, content=image_bytes()))) as client:
+        strict = client.with_options(limits={"facestudio": "1/hour"}, acquire_timeout=0.05)
+        looser = strict.with_options(limits={"facestudio": "60/hour"})  # cannot loosen the outer view
+        await looser.facestudio.generate(tmp_path / "a", age=30)
+        with pytest.raises(LimiterTimeoutError):
+            await looser.facestudio.generate(tmp_path / "b", age=30)
+        with pytest.raises(LimiterTimeoutError):  # the outer view's hour was spent by the inner one
+            await strict.facestudio.generate(tmp_path / "c", age=30)
+        assert client.stats("facestudio")["requests"] == 1
