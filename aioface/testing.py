@@ -9,7 +9,7 @@ Installed with aioface (entry point ``pytest11``), so a test file needs no conft
     @pytest.mark.aioface_emulator(time_scale=600, task_duration=0.05)
     async def test_my_service(aioface_client, aioface_emulator, tmp_path):
         face = await aioface_client.facestudio.generate(tmp_path / "face", age=30)
-        assert face.width and aioface_emulator.stats["facestudio"] == 1
+        assert face.width and aioface_emulator.stats["facestudio_images"] == 1
 
 Fixtures:
 
