@@ -111,6 +111,19 @@ class Endpoint:
     gate: asyncio.Semaphore | None = None
 
 
+def _once(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``fn`` awaited on the first call only (retries of one request do not repeat it)."""
+    fired = False
+
+    async def call() -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            await fn()
+
+    return call
+
+
 def generic_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
     """An error for hosts that are not a provider's API (result downloads)."""
     cls = api_error_for_status(status)
@@ -149,14 +162,26 @@ class Dispatch:
         #: The limiters run this much faster than the providers' documented rates.
         self.time_scale = time_scale
 
-    async def call(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
-        """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry."""
+    async def call(
+        self,
+        spec: RequestSpec,
+        endpoint: Endpoint,
+        handle: Callable[[Response], Awaitable[T]],
+        *,
+        on_sent: Callable[[], Awaitable[None]] | None = None,
+    ) -> T:
+        """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry.
+
+        ``on_sent`` is awaited once, when the first attempt has its rate-limit slot (so a task's
+        ``processing`` starts when the request leaves, not while it waits for the limiter)."""
         attempt = 0
+        if on_sent is not None:
+            on_sent = _once(on_sent)
         opts = current_options()
         retry = opts.retry if opts is not None and opts.retry is not None else self.retry
         while True:
             try:
-                return await self._once(spec, endpoint, handle)
+                return await self._once(spec, endpoint, handle, on_sent)
             except AiofaceError as exc:
                 if isinstance(exc, RateLimitError):
                     endpoint.stats["throttled"] += 1
@@ -173,14 +198,26 @@ class Dispatch:
                 else:
                     await anyio.sleep(delay)
 
-    async def _once(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
+    async def _once(
+        self,
+        spec: RequestSpec,
+        endpoint: Endpoint,
+        handle: Callable[[Response], Awaitable[T]],
+        on_sent: Callable[[], Awaitable[None]] | None,
+    ) -> T:
         gate = endpoint.gate
         if gate is None:
             gate = endpoint.gate = asyncio.Semaphore(self.connections)
         async with gate:  # asyncio's: no loop turn when a place is free
-            return await self._send(spec, endpoint, handle)
+            return await self._send(spec, endpoint, handle, on_sent)
 
-    async def _send(self, spec: RequestSpec, endpoint: Endpoint, handle: Callable[[Response], Awaitable[T]]) -> T:
+    async def _send(
+        self,
+        spec: RequestSpec,
+        endpoint: Endpoint,
+        handle: Callable[[Response], Awaitable[T]],
+        on_sent: Callable[[], Awaitable[None]] | None = None,
+    ) -> T:
         queued = time.perf_counter()
         opts = current_options()
         acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
@@ -205,6 +242,8 @@ class Dispatch:
         error: str | None = None
         timeout = spec.timeout if spec.timeout is not None else default_timeout
         try:
+            if on_sent is not None:
+                await on_sent()
             endpoint.stats["requests"] += 1
             async with self.transport.stream(spec, timeout=timeout, connect_timeout=self.connect_timeout) as resp:
                 permit.responded()

@@ -113,3 +113,20 @@ async def test_cli_stages_forget_calls_that_ended_by_an_error() -> None:
     assert stages.counts()["queued"] == 1  # no event said it ended...
     stages.on_status(TaskEvent("ailab", "processing", "t2"))  # ...the next event forgets it
     assert stages.counts() == {"queued": 0, "processing": 1, "downloading": 0}
+
+
+async def test_processing_starts_when_the_request_leaves_not_while_it_waits_for_a_slot(tmp_path: Path) -> None:
+    """A call still waiting for a rate-limit slot is not ``processing`` (``aioface bench`` would
+    count the limiter's wait as the provider's time)."""
+    from aioface import Client, LimiterTimeoutError, MockResponse, MockTransport
+
+    events: list[TaskEvent] = []
+    transport = MockTransport(lambda r: MockResponse(200, content=image_bytes()))
+    async with Client(facestudio_key="k", transport=transport, persist_limits=False, env={},
+                      limits={"facestudio": "1/hour"}, acquire_timeout=0.05, on_status=events.append) as client:  # fmt: skip
+        await client.facestudio.generate(tmp_path / "a", age=30)
+        assert [e.status for e in events] == ["processing", "downloading", "done"]
+        events.clear()
+        with pytest.raises(LimiterTimeoutError):  # never got its slot: never sent, never processing
+            await client.facestudio.generate(tmp_path / "b", age=30)
+        assert events == []

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -207,13 +208,25 @@ class ProviderContext:
         """Send through this provider's limiter, with retries; ``handle`` reads a 2xx answer."""
         return await self._hub.dispatch.call(spec, self.endpoint, handle)
 
-    async def call_json(self, spec: RequestSpec, parse: Callable[[int, Mapping[str, str], bytes], T]) -> T:
-        """Send and parse a small JSON answer with ``parse(status, headers, body)``."""
+    async def call_json(
+        self,
+        spec: RequestSpec,
+        parse: Callable[[int, Mapping[str, str], bytes], T],
+        *,
+        status: TaskStatus | None = None,
+    ) -> T:
+        """Send and parse a small JSON answer with ``parse(status, headers, body)``; ``status``: a
+        task event emitted once the request has its rate-limit slot and leaves."""
 
         async def handle(resp: Response) -> T:
             return parse(resp.status, resp.headers, await resp.read())
 
-        return await self._hub.dispatch.call(spec, self.endpoint, handle)
+        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=self._sent_event(status))
+
+    def _sent_event(self, status: TaskStatus | None) -> Callable[[], Awaitable[None]] | None:
+        if status is None:
+            return None
+        return partial(self.status, status)
 
     async def call_image(
         self,
@@ -245,8 +258,7 @@ class ProviderContext:
             await self.status("done")
             return result
 
-        await self.status("processing")
-        return await self._hub.dispatch.call(spec, self.endpoint, handle)
+        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=self._sent_event("processing"))
 
     def _result(self, saved: Saved, source_url: str | None, fields: Mapping[str, Any]) -> ImageResult:
         dims = saved.dimensions or (image_size(saved.path) if saved.path is not None else None)

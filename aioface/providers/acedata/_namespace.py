@@ -11,7 +11,7 @@ from ..._download import Dest, check_dest
 from ..._errors import InvalidRequestError, TaskTimeoutError
 from ..._net import is_local_url
 from ..._polling import intervals
-from ..._types import FaceAnalysis, ImageResult, Liveness
+from ..._types import FaceAnalysis, ImageResult, Liveness, TaskStatus
 from .._base import ProviderNamespace
 from . import _adapter as _ace
 from ._callbacks import CallbackReceiver
@@ -26,10 +26,12 @@ class AceData(ProviderNamespace):
     (``source_url``, valid for hours) and what it declared (size, width, height).
     """
 
-    async def _post(self, op: str, body: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    async def _post(
+        self, op: str, body: Mapping[str, Any], timeout: float | None = None, *, status: TaskStatus | None = None
+    ) -> dict[str, Any]:
         ctx = self._ctx
         spec = _ace.build_request(ctx.base_url, ctx.key() or "", op, body, timeout)
-        return await ctx.call_json(spec, _ace.parse_result)
+        return await ctx.call_json(spec, _ace.parse_result, status=status)
 
     async def _image(self, data: Mapping[str, Any], dest: Dest, download: bool = True) -> ImageResult:
         url, declared = _ace.image_result_fields(data)
@@ -48,8 +50,7 @@ class AceData(ProviderNamespace):
 
     async def _edit(self, op: str, body: Mapping[str, Any], dest: Dest, download: bool) -> ImageResult:
         """A synchronous image operation: processing, then the result downloaded (unless not)."""
-        await self._ctx.status("processing")
-        return await self._image(await self._post(op, body), dest, download)
+        return await self._image(await self._post(op, body, status="processing"), dest, download)
 
     async def change_age(
         self,
@@ -115,8 +116,7 @@ class AceData(ProviderNamespace):
         if callback is None:
             body = _ace.swap_body(source, target, timeout)
             read = (timeout or _ace.DEFAULT_SWAP_TIMEOUT) + 30.0
-            await self._ctx.status("processing")
-            data = await self._post("swap", body, timeout=read)
+            data = await self._post("swap", body, timeout=read, status="processing")
             if "image_url" not in data and isinstance(data.get("task_id"), str):
                 tid = data["task_id"]
                 raise TaskTimeoutError(
