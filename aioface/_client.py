@@ -60,7 +60,8 @@ def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None)
         from ._redis_store import RedisStore  # the redis extra, imported only when asked for
 
         return RedisStore(url)
-    scheme = url.split("://")[0] + "://..." if "://" in url else url
+    # Never echo the value itself: 'user:password@host' without a scheme would show the password.
+    scheme = url.split("://")[0] + "://..." if "://" in url else "(no scheme)"
     raise ConfigurationError(f"unknown limits store {scheme!r}: use 'local' or a redis:// URL")
 
 

@@ -178,17 +178,18 @@ if ARGV[2] == '1' and now >= cur then
   local a = tonumber(redis.call('HGET', KEYS[1], 'alimit') or ARGV[3])
   redis.call('HSET', KEYS[1], 'alimit', math.max(1, math.floor(a / 2)), 'streak', 0)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[4]), math.ceil(tonumber(ARGV[1]) / 1000) + tonumber(ARGV[4])))
 return 1
 """
 
-# KEYS: l h. ARGV: lease (µs), then permit ids still in flight. Leases already given up stay so.
+# KEYS: l h. ARGV: lease (µs), ttl (ms), then permit ids still in flight. Leases already given up stay so.
 # Returns the state's epoch ('' if there is none: Redis lost it).
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local exp = string.format('%.0f', now + tonumber(ARGV[1]))
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', exp, ARGV[i]) end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], 'XX', exp, ARGV[i]) end
+for i = 1, 2 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return redis.call('HGET', KEYS[2], 'epoch') or ''
 """
 
@@ -440,7 +441,7 @@ class RedisStore:
                 for lim in busy:
                     try:
                         keys = [lim._keys["l"], lim._keys["h"]]
-                        epoch = await self._run("renew", keys, [_us(self.lease), *lim._flight])
+                        epoch = await self._run("renew", keys, [_us(self.lease), lim._ttl_ms(), *lim._flight])
                         if lim._epoch is not None and epoch != lim._epoch:
                             await lim._restore()
                     except self.failures as exc:
@@ -620,8 +621,9 @@ class RedisLimiter:
         if self._waiters:
             self._waiters[0].event.set()
 
-    async def _ask(self, pid: str) -> list[Any]:
-        """One acquire script; a grant that lands after we were cancelled is handed back."""
+    async def _ask(self, pid: str, timeout: float | None = None) -> list[Any]:
+        """One acquire script, given at most ``timeout``; a grant that lands after we were cancelled
+        (or gave up) is handed back, and so is a place in the queue no local waiter still needs."""
         bound = -1 if self.stamp_bound is None else _us(self.stamp_bound)
         args: list[str | int | float] = [
             pid,
@@ -639,13 +641,27 @@ class RedisLimiter:
         keys = [self._keys[r] for r in ("s", "l", "q", "qe", "h", "m")]
         task = asyncio.ensure_future(self._store._run("acquire", keys, args))
         try:
-            return list(await asyncio.shield(task))
+            return list(await asyncio.wait_for(asyncio.shield(task), timeout))
         except asyncio.CancelledError:
             task.add_done_callback(lambda t: self._unclaim(t, pid))
             raise
+        except TimeoutError:
+            if task.done():  # redis-py's own timeout (a RedisError): as it is
+                raise
+            task.add_done_callback(lambda t: self._unclaim(t, pid))
+            raise TimeoutError(f"no answer within {timeout:.2g}s") from None
 
     def _unclaim(self, task: asyncio.Future[Any], pid: str) -> None:
-        if task.cancelled() or task.exception() is not None or not task.result()[0]:
+        if task.cancelled() or task.exception() is not None:
+            return
+        if task.result()[0] == 0:  # it took (or kept) a place in the Redis queue
+            if self._waiters:
+                self._ticket = True  # the next local head uses it, and leaves it when done
+            else:
+                self._ticket = False
+                self._store._spawn(self._leave_queue(), "leave queue")
+            return
+        if task.result()[0] != 1:
             return
         r = self._store._client()
 
@@ -690,7 +706,8 @@ class RedisLimiter:
                         self._seq += 1
                         pid = f"{self._id}:{self._seq}"
                         try:
-                            reply = await self._ask(pid)
+                            budget = None if deadline is None else max(deadline - now, 0.05)
+                            reply = await self._ask(pid, budget)
                             if reply[0] == 3:  # Redis lost the state since we last saw it
                                 if self._busy():
                                     await self._restore()

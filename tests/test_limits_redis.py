@@ -507,3 +507,77 @@ def test_cli_limits_store_option(redis_url: str, tmp_path: Path) -> None:
         assert "pw-secret" not in r.stdout + r.stderr
         r = subprocess.run([*cmd, "--limits-store", redis_url], env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "3 ok, 0 failed" in r.stdout, r.stderr
+
+
+# ------------------------------------------------------------------ audit regressions (issue 15)
+async def test_cancelled_during_the_script_leaves_no_ticket(redis_url: str) -> None:
+    """Cancelled while its first acquire script is in flight: the place it took in the queue goes too."""
+    key = new_key()
+    stores = [RedisStore(redis_url, lease=3.0) for _ in range(3)]
+    a, b, c = (make(s, key, Rate(1, 0.2), stamp_bound=0.0) for s in stores)
+    await a.acquire(timeout=1)
+    real = stores[1]._run
+
+    async def slow(*args: Any, **kw: Any) -> Any:  # the reply arrives 50 ms after the script ran
+        r = await real(*args, **kw)
+        await asyncio.sleep(0.05)
+        return r
+
+    stores[1]._run = slow  # type: ignore[method-assign]
+    t = asyncio.ensure_future(b.acquire(timeout=5))
+    await asyncio.sleep(0.02)
+    t.cancel()
+    await asyncio.gather(t, return_exceptions=True)
+    await asyncio.sleep(0.1)
+    await stores[1].flush()
+    assert await stores[2]._client().zcard(stores[2].keys("test", key)["q"]) == 0
+    t0 = time.monotonic()
+    await c.acquire(timeout=5)
+    assert time.monotonic() - t0 < 0.5  # not the lease (3 s) a stale ticket would cost
+    for s in stores:
+        await s.aclose()
+
+
+@pytest.mark.skipif(redis_server_binary() is None, reason="needs a redis-server binary to stop")
+async def test_hung_redis_acquire_keeps_its_timeout() -> None:
+    with RedisServer() as server:
+        s = RedisStore(server.url)  # socket timeout 5 s, give_up_after 10 s
+        lim = make(s, new_key(), Rate(5, 1.0))
+        (await lim.acquire(timeout=1)).responded()
+        await s.flush()
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(LimiterTimeoutError, match="unreachable"):
+                await lim.acquire(timeout=0.5)
+            assert time.monotonic() - t0 < 1.5
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        await s.aclose()
+
+
+def test_unknown_store_never_echoes_the_value() -> None:
+    from aioface import Client
+
+    with pytest.raises(ConfigurationError) as info:
+        Client(limits_store="default:s3cret@redis.internal:6379", env={}, persist_limits=False)
+    assert "s3cret" not in str(info.value)
+
+
+async def test_a_long_cooldown_outlives_the_idle_expiry(store: RedisStore) -> None:
+    key = new_key()
+    lim = make(store, key, Rate(5, 0.1))
+    lim.cooldown(600.0)  # a Retry-After far longer than window + lease + 60 s
+    await store.flush()
+    assert await store._client().pttl(store.keys("test", key)["h"]) > 600_000
+
+
+async def test_renewal_keeps_the_leases_key_alive(store: RedisStore) -> None:
+    key = new_key()
+    lim = make(store, key, Rate(1, 0.1))  # lease 0.6 s: renewed every 0.2 s
+    permit = await lim.acquire(timeout=1)
+    r, name = store._client(), store.keys("test", key)["l"]
+    await r.pexpire(name, 300)  # as if the idle expiry came while the request is still in flight
+    await asyncio.sleep(0.6)
+    assert await r.exists(name) == 1
+    permit.responded()

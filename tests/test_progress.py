@@ -122,8 +122,8 @@ async def test_processing_starts_when_the_request_leaves_not_while_it_waits_for_
 
     events: list[TaskEvent] = []
     transport = MockTransport(lambda r: MockResponse(200, content=image_bytes()))
-    async with Client(facestudio_key="k", transport=transport, persist_limits=False, env={},
-                      limits={"facestudio": "1/hour"}, acquire_timeout=0.05, on_status=events.append) as client:  # fmt: skip
+    opts = {"persist_limits": False, "env": {}, "acquire_timeout": 0.05, "on_status": events.append}
+    async with Client(facestudio_key="k", transport=transport, limits={"facestudio": "1/hour"}, **opts) as client:
         await client.facestudio.generate(tmp_path / "a", age=30)
         assert [e.status for e in events] == ["processing", "downloading", "done"]
         events.clear()
