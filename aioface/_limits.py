@@ -737,7 +737,9 @@ class LocalStore:
         store = None
         if persist and self.state_dir is not None:
             keep = max(r.period for r in rates) + margin
-            store = _BudgetStore(_budget_file(self.state_dir, provider, key_hash), keep)
+            store = self._facts(provider, key_hash)  # one store per file: a refusing disk warns once
+            assert store is not None
+            store.keep = max(store.keep, keep)
         return RateLimiter(rates, margin=margin, store=store, adaptive=adaptive, stamp_bound=stamp_bound)
 
     def _facts(self, provider: str, key_hash: str) -> _BudgetStore | None:

@@ -284,3 +284,33 @@ async def test_cli_swap_with_a_bomb_image_exits_2(tmp_path: Path) -> None:
         )  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert paid(hits) == 0
+
+
+async def test_a_cache_disk_full_from_the_start_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The stamps and the learned tier live in one file: one store, one warning (not one each)."""
+    hits: Counter[str] = Counter()
+    caplog.set_level(logging.WARNING, logger="aioface")
+    with tmpfs(tmp_path / "cache", "1m") as cache:
+        (cache / "limits").mkdir()
+        fill(cache)
+        async with serve(provider_app(hits, noise_jpeg(64))) as url:
+            limits = {"facestudio": "100/s,100000/day"}
+            async with aioface.Client(facestudio_key="k", facestudio_base_url=url, state_dir=cache, limits=limits,
+                                      persist_limits=True, env={}) as c:  # fmt: skip
+                for i in range(3):
+                    await c.facestudio.generate(tmp_path / "out" / f"f{i}")
+    warned = [r.getMessage() for r in caplog.records if r.name.startswith("aioface") and r.levelno >= logging.WARNING]
+    assert len(warned) == 1, warned
+
+
+def test_the_journal_on_a_full_disk_is_a_storage_error_and_closes_cleanly(tmp_path: Path) -> None:
+    from aioface import StorageError
+    from aioface._batch import Journal
+
+    with tmpfs(tmp_path / "out", "1m") as out:
+        journal = Journal(out)
+        fill(out)
+        with pytest.raises(StorageError):
+            for i in range(2000):
+                journal.append({"id": f"x{i}", "ok": False, "pad": "y" * 200})
+        journal.close()  # must not raise
