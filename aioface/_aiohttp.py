@@ -40,10 +40,11 @@ def map_transport_error(exc: BaseException, what: str) -> TransportError:
 class _View:
     """:class:`aioface._http.Response` over an ``aiohttp.ClientResponse``."""
 
-    __slots__ = ("_resp",)
+    __slots__ = ("_grace", "_resp")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, grace: float | None) -> None:
         self._resp = resp
+        self._grace = grace  # the request's read timeout: then the body must keep a minimum rate
 
     @property
     def status(self) -> int:
@@ -65,7 +66,7 @@ class _View:
         return self._resp.content.iter_chunked(size)
 
     async def read(self, cap: int = MAX_ERROR_BODY) -> bytes:
-        return await read_capped(self._resp.content.iter_chunked(1 << 16), cap)
+        return await read_capped(self._resp.content.iter_chunked(1 << 16), cap, grace=self._grace)
 
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
@@ -142,7 +143,7 @@ class _Stream:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise map_transport_error(exc, self._label) from None
         self._resp = resp
-        return _View(resp)
+        return _View(resp, self._timeout.sock_read)
 
     async def __aexit__(
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -17,16 +17,13 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ._errors import DownloadError, InvalidRequestError, ProtocolError, RequestTimeoutError, StorageError
+from ._http import MIN_RATE
 from ._imagesize import header_size
 
 #: Bytes per read when streaming a result to disk.
 CHUNK = 1 << 18
 FIRST_BYTES = 1 << 16
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-#: A body must keep coming at this many bytes a second on average (after the grace below), so
-#: that a server trickling a byte at a time cannot hold a download open for ever: N bytes get at
-#: most ``grace + N / MIN_RATE`` seconds in all. 4 KiB/s is far below any working link.
-MIN_RATE = 4096.0
 #: Seconds before the rate counts, when the caller gives none (the client's default timeout).
 DEFAULT_GRACE = 60.0
 #: Longest file name most file systems take (ext4, XFS, btrfs, tmpfs: 255 bytes).

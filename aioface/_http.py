@@ -7,6 +7,7 @@ Nothing here imports aiohttp: the layers above the transport see only these type
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from urllib.parse import urlencode
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _json
-from ._errors import ProtocolError
+from ._errors import ProtocolError, RequestTimeoutError
 
 #: Error bodies are read up to this many bytes (they are never trusted to be small).
 MAX_ERROR_BODY = 1 << 20
@@ -95,13 +96,28 @@ class AsyncTransport(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def read_capped(chunks: AsyncIterator[bytes], cap: int) -> bytes:
-    """Join ``chunks`` but stop with :class:`ProtocolError` past ``cap`` bytes."""
+#: A body must keep coming at this many bytes a second on average once ``grace`` seconds have
+#: passed, so that a server trickling a byte at a time cannot hold an answer open for ever: N bytes
+#: get at most ``grace + N / MIN_RATE`` seconds in all. 4 KiB/s is far below any working link.
+MIN_RATE = 4096.0
+
+
+async def read_capped(chunks: AsyncIterator[bytes], cap: int, *, grace: float | None = None) -> bytes:
+    """Join ``chunks`` but stop with :class:`ProtocolError` past ``cap`` bytes, and with
+    :class:`RequestTimeoutError` when, after ``grace`` seconds, they come slower than ``MIN_RATE``."""
     buf = bytearray()
+    start = time.monotonic()
     async for chunk in chunks:
         buf += chunk
         if len(buf) > cap:
             raise ProtocolError(f"answer body larger than {cap} bytes")
+        if grace is not None:
+            elapsed = time.monotonic() - start
+            if elapsed > grace + len(buf) / MIN_RATE:
+                raise RequestTimeoutError(
+                    f"answer body too slow: {len(buf)} bytes in {elapsed:.1f}s "
+                    f"(under {MIN_RATE:g} bytes/s after {grace:g}s)"
+                )
     return bytes(buf)
 
 

@@ -6,6 +6,7 @@ drives aioface through its public API only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -202,6 +203,35 @@ async def test_a_body_trickling_forever_times_out(how: str, tmp_path: Path) -> N
                 await c.download(f"{url}/img.jpg", tmp_path / "r")
             else:
                 await c.facestudio.generate(tmp_path / "face")
+    assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("provider", ["acedata", "ailab"])
+async def test_a_json_answer_trickling_forever_times_out(provider: str, tmp_path: Path) -> None:
+    """Paid JSON answers and poll answers get the same total deadline as result bodies."""
+    answer = {"success": True, "image_url": "http://x/img.jpg", "task_id": "t", "pad": "x" * 4000}
+    if provider == "ailab":
+        answer = {"error_code": 0, "data": {"task_status": 1}, "pad": "x" * 4000}
+    body = json.dumps(answer).encode()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(body))})
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for i in range(len(body)):
+                await resp.write(body[i : i + 1])
+                await anyio.sleep(0.02)
+        return resp
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    async with serve(app) as url, client(url, timeout=0.3, retry=RetryPolicy(max_retries=0)) as c:
+        with anyio.fail_after(8), pytest.raises(RequestTimeoutError, match="too slow"):
+            if provider == "acedata":
+                await c.acedata.change_age("https://cdn.example/a.png", [60], tmp_path / "aged")
+            else:
+                await c.ailab.task("some-task")
     assert files_in(tmp_path) == []
 
 
