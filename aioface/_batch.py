@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from ._client import Client
 from ._download import SUFFIXES, header_dimensions, sniff_format
 from ._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, StorageError, TaskError
 from ._fanout import FanOut, Outcome
-from ._net import safe_name
+from ._net import unique_name
 from ._types import ImageResult, Result
 from .providers import BatchOp, operations
 
@@ -107,14 +106,10 @@ def output_stem(out_dir: Path, job_id: str) -> Path:
     """Where a job's image goes (no suffix yet: the image's own is added).
 
     An id that is a plain name (letters, digits, ``-_``) is the name; any other id (a dot, a
-    slash, a leading dot...) is cleaned, its dots made ``_`` so it never keeps a suffix of its
-    own, and tagged ``~`` plus a hash of the id: ``~`` is never in a plain name, so no two ids
-    share a file, and no id can name the journal or the lock.
+    slash, a leading dot...) is cleaned and tagged with its hash (:func:`unique_name`), so no two
+    ids share a file, none keeps a suffix of its own, and no id can name the journal or the lock.
     """
-    name = safe_name(job_id, default="job").replace(".", "_")
-    if name != job_id:
-        name = f"{name}~{hashlib.sha256(job_id.encode()).hexdigest()[:10]}"
-    return out_dir / name
+    return out_dir / unique_name(job_id, default="job")
 
 
 def recover_output(job: Job, out_dir: Path, present: set[str] | frozenset[str] | None = None) -> ImageResult | None:

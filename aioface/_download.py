@@ -363,16 +363,17 @@ def check_dest(dest: Dest, *, param: str = "dest") -> None:
 def resolve_path(dest: str | os.PathLike[str], name: str | None = None) -> Path:
     """The file (no suffix yet when none was given) a path or folder destination means.
 
-    In a folder the file is named after ``name`` (a task or request id, made safe) or, without
-    one, ``result-0001``, ``result-0002``... skipping names already taken in that folder.
+    In a folder the file is named after ``name`` (a task or request id: kept when plain, else made
+    safe and tagged with its hash, so two ids never share a file) or, without one,
+    ``result-0001``, ``result-0002``... skipping names already taken in that folder.
     """
     if not is_folder(dest):
         return Path(dest)
-    from ._net import safe_name
+    from ._net import unique_name
 
     folder = Path(dest)
     if name:  # no dots: the suffix is the content's
-        return folder / safe_name(name, default="result").replace(".", "_")
+        return folder / unique_name(name, default="result")
     seq = _FOLDER_SEQ.setdefault(os.path.abspath(folder), itertools.count(1))
     taken = {os.path.splitext(n)[0] for n in os.listdir(folder)} if folder.is_dir() else set()
     while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -22,6 +23,18 @@ def safe_name(name: str, *, default: str = "item") -> str:
     """A file name that cannot leave its folder: letters, digits, ``-_.`` only, no leading dot."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120].lstrip(".")
     return cleaned or default
+
+
+def unique_name(name: str, *, default: str = "item") -> str:
+    """A file stem for ``name`` that no other name shares and that never carries a suffix.
+
+    A plain name (letters, digits, ``-_``) is kept; any other (a dot, a slash, a leading dot...) is
+    cleaned, its dots made ``_``, and tagged ``~`` plus a hash of the name: ``~`` is never in a
+    plain name, so ``a.b``, ``a_b`` and ``a/b`` get three files."""
+    stem = safe_name(name, default=default).replace(".", "_")
+    if stem != name:
+        stem = f"{stem}~{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+    return stem
 
 
 def bound_port(site: object) -> int:

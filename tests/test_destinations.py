@@ -66,9 +66,23 @@ async def test_folder_names_from_request_id_or_a_counter(tmp_path: Path) -> None
         a = await client.facestudio.generate(out, age=30)
         b = await client.facestudio.generate(f"{tmp_path}/new/", age=30)  # a trailing slash: a folder
     assert named.path is not None and named.path.parent == out and named.path.suffix == ".jpg"
-    assert named.path.name == "req_.._7".replace(".", "_") + ".jpg"
+    assert named.path.name.startswith("req____7~") and named.path.name.endswith(".jpg")
     assert a.path == out / "result-0002.jpg"
     assert b.path == tmp_path / "new" / "result-0001.jpg"
+
+
+async def test_request_ids_that_clean_to_the_same_name_get_files_of_their_own(tmp_path: Path) -> None:
+    """``a.b``, ``a_b`` and ``a/b`` all clean to ``a_b``: no result may overwrite another."""
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = []
+    for rid in ("a.b", "a_b", "a/b"):
+        async with _client(headers={"X-Request-ID": rid}) as client:
+            r = await client.facestudio.generate(out, age=30)
+            assert r.path is not None
+            paths.append(r.path)
+    assert len(set(paths)) == 3 and sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)
+    assert out / "a_b.jpg" in paths  # a plain id keeps its own name
 
 
 async def test_download_false_gives_the_provider_url_and_metadata(emu: Emulator, tmp_path: Path) -> None:
