@@ -228,7 +228,13 @@ class Dispatch:
         own_permits: list[Slot] = []
         try:
             for lim in own:
-                own_permits.append(await lim.acquire(timeout=acquire_timeout))
+                own_permits.append(
+                    await lim.acquire(
+                        timeout=acquire_timeout,
+                        on_wait=partial(self._announce_wait, endpoint),
+                        notice=self.limit_wait_notice,
+                    )
+                )
             permit = await endpoint.limiter.acquire(
                 timeout=acquire_timeout, on_wait=partial(self._announce_wait, endpoint), notice=self.limit_wait_notice
             )
@@ -287,7 +293,10 @@ class Dispatch:
         )
         log.info("%s", event)
         if self.on_limit_wait is not None:
-            self.on_limit_wait(event)
+            try:
+                self.on_limit_wait(event)
+            except Exception:  # the caller's display must never fail the request
+                log.exception("on_limit_wait callback failed for %s", event)
 
     async def download(
         self,

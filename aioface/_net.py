@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from ._errors import InvalidRequestError
@@ -48,13 +49,18 @@ def bound_port(site: object) -> int:
 
 def is_local_host(host: str) -> bool:
     """True for names and addresses only this machine can reach: loopback, unspecified, link-local."""
-    h = host.strip("[]").lower()
+    h = host.strip("[]").lower().rstrip(".")
     if h in ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback") or h.endswith(".localhost"):
         return True
     try:
-        ip = ipaddress.ip_address(h)
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(h.split("%", 1)[0])
     except ValueError:
-        return False
+        try:  # the forms the resolver also takes: 127.1, 0, 2130706433, 0x7f.1
+            ip = ipaddress.IPv4Address(socket.inet_aton(h))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     return ip.is_loopback or ip.is_unspecified or ip.is_link_local
 
 

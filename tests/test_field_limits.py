@@ -63,6 +63,10 @@ async def test_enterprise_tier_is_remembered_by_the_next_client(tmp_path: Path) 
         assert [o.error for o in outcomes if not o.ok] == []
         # A "day" lasts 144 s here: today's main assumes Basic again, sees 121 sends and waits for tomorrow.
         async with emu.client(facestudio_key="ent-key", state_dir=state, acquire_timeout=5) as c:
+            # Remembered, not merely probed: Enterprise's limits before any answer, and the 120 sends
+            # of today leave it room for a second request without waiting for an answer to confirm.
+            assert [r.limit for r in c.limiter("facestudio").rates] == [120, 6000]
+            assert c.facestudio.tier == "enterprise"
             r = await c.facestudio.generate(tmp_path / "day1-again", resolution=128)
         assert r.user_class == "enterprise"
         assert emu.stats["throttled"] == 0
@@ -209,3 +213,28 @@ def test_cli_progress_bar_shows_the_wait_and_counts_waiting_apart(emulator: Emul
         os.close(master)
     assert NOTICE in seen, seen[-2000:]
     assert "waiting" in seen, seen[-2000:]
+
+
+@pytest.mark.anyio
+async def test_a_failing_wait_hook_never_fails_the_request_and_a_views_own_limit_is_announced(tmp_path: Path) -> None:
+    """The hook is the caller's display: if it raises, the call still goes through (logged). A wait
+    held by a view's own stricter limit (``with_options(limits=...)``) is announced like any other."""
+    from aioface import Client, MockResponse, MockTransport
+
+    from .conftest import image_bytes
+
+    seen: list[Any] = []
+
+    def hook(event: Any) -> None:
+        seen.append(event)
+        raise RuntimeError("display broke")
+
+    transport = MockTransport(lambda r: MockResponse(200, content=image_bytes()))
+    async with Client(facestudio_key="k", transport=transport, persist_limits=False, env={},
+                      on_limit_wait=hook, limit_wait_notice=0.2) as c:  # fmt: skip
+        view = c.with_options(limits={"facestudio": "1/0.6s"})
+        await view.facestudio.generate(tmp_path / "a")
+        with anyio.fail_after(5):
+            r = await view.facestudio.generate(tmp_path / "b")  # waits ~0.6 s on the view's own limit
+    assert r.path is not None and r.path.exists()
+    assert len(seen) == 1 and seen[0].provider == "facestudio" and seen[0].seconds > 0.2

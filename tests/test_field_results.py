@@ -382,3 +382,14 @@ def test_unwrap_callback_parses_and_checks() -> None:
             unwrap(bad)
     with pytest.raises(aioface.AiofaceError):
         unwrap(ok, task_id="another-task")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::ffff:127.0.0.1]:8080", "http://127.1:8080", "http://0:8080", "http://2130706433/", "http://localhost./"],
+)
+def test_other_spellings_of_this_host_are_local(url: str) -> None:
+    from aioface._net import is_local_url
+
+    assert is_local_url(url)
+    assert not is_local_url("https://hooks.example.com/") and not is_local_url("http://10.0.0.1/")
