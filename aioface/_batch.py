@@ -207,9 +207,11 @@ class Journal:
                     continue
                 if rec["id"] in self.done:
                     continue
-                path = out_dir / str(rec.get("path", ""))
-                if path.parent != out_dir or not path.is_file() or path.stat().st_size != rec.get("bytes"):
-                    continue
+                if "path" in rec:  # an image: done while its file is there, whole
+                    path = out_dir / str(rec["path"])
+                    if path.parent != out_dir or not path.is_file() or path.stat().st_size != rec.get("bytes"):
+                        continue
+                # else facts (a face analysis) or a task handed to a webhook: the line itself is the result
                 self.done[rec["id"]] = rec
                 kept.append(_json.dumps_line(rec))
         tmp = self.path.with_name(f".{RESULTS}.tmp")

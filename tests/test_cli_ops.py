@@ -100,6 +100,9 @@ def test_batch_runs_the_family(emulator: EmulatorProcess, tmp_path: Path) -> Non
     assert recs["a"]["face_num"] == 1 and "path" not in recs["a"]
     assert recs["l"]["is_live"] is True
     assert recs["g"]["path"] == "g.png" and recs["r"]["path"] == "r.png"
+    # A rerun pays for nothing again: facts are done by their journal line alone, images by their file.
+    r = aioface("batch", str(jobs), "--out", str(out), "-q", env=emulator.env(tmp_path))
+    assert r.returncode == 0 and "0 ok, 0 failed, 7 already done" in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_name_and_out_are_checked_before_sending(emulator: EmulatorProcess, tmp_path: Path) -> None:
