@@ -154,5 +154,21 @@ class Liveness:
         return ["is_live", "score"], [[self.is_live, self.score]]
 
 
-#: Whatever one operation returns: an image, or facts about one.
-Result = ImageResult | FaceAnalysis | Liveness
+@dataclass(frozen=True)
+class SubmittedTask:
+    """A task started with the caller's own webhook (a batch swap with ``callback_url``): the
+    provider POSTs its result there, so the task id is all there is to keep."""
+
+    provider: str
+    task_id: str
+    callback_url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "task_id": self.task_id, "callback_url": self.callback_url}
+
+    def table(self) -> tuple[list[str], list[list[object]]]:
+        return ["task_id", "callback_url"], [[self.task_id, self.callback_url]]
+
+
+#: Whatever one operation returns: an image, facts about one, or a task handed to a webhook.
+Result = ImageResult | FaceAnalysis | Liveness | SubmittedTask

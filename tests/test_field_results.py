@@ -359,6 +359,38 @@ async def test_own_webhook_submit_returns_the_task_id_at_once_and_the_body_helpe
     assert (event.image_width, event.image_height) == (r.width, r.height) and event.image_size == r.bytes
 
 
+async def test_a_batch_swap_with_a_callback_url_journals_its_task_id_and_is_not_paid_twice(tmp_path: Path) -> None:
+    """Batch jobs use the user's own webhook too: the journal keeps the task id, a rerun skips it."""
+    from aioface._batch import run_batch
+
+    bodies: list[bytes] = []
+    arrived = anyio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        arrived.set()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    jobs = tmp_path / "jobs.jsonl"
+    out = tmp_path / "out"
+    async with serve(app) as mine, Emulator(EmulatorConfig(task_duration=0.2, seed=5)) as emu, emu.client() as c:
+        line = {"id": "s1", "op": "swap", "provider": "acedata", "source": SRC, "target": DST,
+                "callback_url": f"{mine}/hook"}  # fmt: skip
+        jobs.write_text(json.dumps(line) + "\n")
+        first = await run_batch(c, jobs, out)
+        with anyio.fail_after(10):
+            await arrived.wait()
+        again = await run_batch(c, jobs, out)
+        paid = emu.stats["acedata_tasks"]
+    rec = json.loads((out / "results.jsonl").read_text())
+    assert (first.ok, again.ok, again.skipped) == (1, 0, 1)
+    assert rec["ok"] and rec["task_id"] and rec["callback_url"] == f"{mine}/hook" and "path" not in rec
+    assert aioface.AceData.unwrap_callback(bodies[0], task_id=rec["task_id"]).image_url
+    assert paid == 1
+
+
 def test_unwrap_callback_parses_and_checks() -> None:
     ok = {
         "success": True,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..._types import FaceAnalysis, ImageResult, Liveness
+from ..._types import FaceAnalysis, ImageResult, Liveness, SubmittedTask
 from .._base import BatchOp, BenchOp, ProviderSpec
 from . import _adapter as _ace
 from ._callbacks import CallbackReceiver
@@ -32,7 +32,11 @@ async def _cartoon(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult
     return await ns.cartoon(p["image_url"], dest)
 
 
-async def _swap(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
+async def _swap(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult | SubmittedTask:
+    if p.get("callback_url"):  # the result goes to the user's own webhook: keep the task id
+        url = p["callback_url"]
+        tid = await ns.submit_swap(source=p["source"], target=p["target"], callback_url=url, timeout=p.get("timeout"))
+        return SubmittedTask("acedata", tid, url)
     return await ns.swap(
         dest, source=p["source"], target=p["target"], timeout=p.get("timeout"), callback=p.get("callback")
     )
@@ -59,7 +63,7 @@ def _check_image(p: Mapping[str, Any]) -> None:
 
 
 def _check_swap(p: Mapping[str, Any]) -> None:
-    _ace.swap_body(p["source"], p["target"], p.get("timeout"))
+    _ace.swap_body(p["source"], p["target"], p.get("timeout"), p.get("callback_url"))
 
 
 def _age_alias(p: dict[str, Any]) -> dict[str, Any]:
@@ -129,10 +133,10 @@ SPEC = ProviderSpec(
             "swap",
             _swap,
             required=frozenset({"source", "target"}),
-            optional=frozenset({"timeout"}),
+            optional=frozenset({"timeout", "callback_url"}),
             precheck=_check_swap,
             extras=frozenset({"callback"}),
-            help="Swap the face of source into target (both URLs).",
+            help="Swap the face of source into target (both URLs); with callback_url, the result goes to your webhook.",
         ),
     ),
     bench=BenchOp(
