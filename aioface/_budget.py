@@ -2,7 +2,9 @@
 
 Reads the files the limiter keeps in ``<state dir>/limits/`` (send times of windows of an hour or
 more, and the tier last learned) without changing them; :func:`reset` removes one key's files.
-Keys only ever appear hashed, as in the file names.
+With a Redis limits store, :func:`redis_views` reads every window, the requests in flight and a
+429 pause from Redis instead (:func:`redis_reset` forgets a key there). Keys only ever appear
+hashed, as in the file names and the Redis keys.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _json
 from ._limits import Rate, budget_path, parse_limits
 from .providers import providers
+
+if TYPE_CHECKING:
+    from ._redis_store import RedisStore
 
 #: Windows shorter than this live in memory only (the client persists the long ones).
 PERSISTED_FROM = 3600.0
@@ -46,9 +52,14 @@ class BudgetView:
     limits_from: str
     windows: tuple[WindowUse, ...]
     last_send: float | None
-    path: Path
+    #: The local budget file; None for state kept in Redis.
+    path: Path | None
     #: True when this is the key the environment names for the provider.
     current: bool = False
+    #: Seconds left of a pause after a 429 (known with Redis only).
+    paused_for: float = 0.0
+    #: Requests sent and not yet answered (known with Redis only).
+    in_flight: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -58,6 +69,8 @@ class BudgetView:
             "tier": self.tier,
             "limits_from": self.limits_from,
             "last_send": self.last_send,
+            "in_flight": self.in_flight,
+            "paused_for": self.paused_for,
             "windows": [
                 {"rate": str(w.rate), "limit": w.rate.limit, "period": w.rate.period, "used": w.used,
                  "next_free_in": w.next_free_in}
@@ -136,18 +149,9 @@ def views(state_dir: Path, *, env: Mapping[str, str] | None = None, now: float |
         if m is None or m["provider"] not in specs:
             continue
         provider, digest = m["provider"], m["digest"]
-        spec = specs[provider]
         path = folder / fname
         tier = _tier(path)
-        explicit = env.get(f"{spec.env_prefix}LIMITS")
-        if explicit:
-            rates, source = parse_limits(explicit), "env"
-        elif tier is not None and tier.lower() in spec.tiers:
-            rates, source = spec.tiers[tier.lower()], "tier"
-        elif mine[provider] == digest:  # the environment's key: the limits a client would start with
-            rates, source = _client_rates(provider, env), "client"
-        else:
-            rates, source = parse_limits(spec.default_limits), "default"
+        rates, source = _rates(provider, env, tier, current=mine[provider] == digest)
         stamps = _stamps(path)
         windows = tuple(window_use(r, stamps, now) for r in rates)
         out.append(
@@ -156,6 +160,68 @@ def views(state_dir: Path, *, env: Mapping[str, str] | None = None, now: float |
             )
         )
     return out
+
+
+def _rates(provider: str, env: Mapping[str, str], tier: str | None, *, current: bool) -> tuple[tuple[Rate, ...], str]:
+    """The limits a client would hold (provider, key) to, and where they come from."""
+    spec = providers()[provider]
+    explicit = env.get(f"{spec.env_prefix}LIMITS")
+    if explicit:
+        return parse_limits(explicit), "env"
+    if tier is not None and tier.lower() in spec.tiers:
+        return spec.tiers[tier.lower()], "tier"
+    if current:  # the environment's key: the limits a client would start with
+        return _client_rates(provider, env), "client"
+    return parse_limits(spec.default_limits), "default"
+
+
+def shared_window_use(rate: Rate, ages: Sequence[float], in_flight: int) -> WindowUse:
+    """Use of ``rate`` by sends ``ages`` seconds old (oldest first) plus ``in_flight`` unanswered ones,
+    each of which holds a slot until a window after its answer (next slot unknown: None)."""
+    inside = [a for a in ages if a < rate.period]
+    used = len(inside) + in_flight
+    if used < rate.limit:
+        return WindowUse(rate, used, 0.0)
+    leave = used - rate.limit + 1  # how many must leave the window, oldest first
+    if leave > len(inside):
+        return WindowUse(rate, used, None)
+    return WindowUse(rate, used, max(0.0, rate.period - inside[leave - 1]))
+
+
+async def redis_views(store: RedisStore, *, env: Mapping[str, str] | None = None) -> list[BudgetView]:
+    """Every (provider, key) the Redis limits store holds, every window of it (all are shared)."""
+    env = os.environ if env is None else env
+    specs = providers()
+    mine = current_hashes(env)
+    out: list[BudgetView] = []
+    wall = time.time()
+    for st in await store.states():
+        if st.provider not in specs:
+            continue
+        tier = st.meta.get("tier") or None
+        rates, source = _rates(st.provider, env, tier, current=mine[st.provider] == st.key_hash)
+        windows = tuple(shared_window_use(r, st.ages, st.in_flight) for r in rates)
+        last = wall - st.ages[-1] if st.ages else None
+        out.append(
+            BudgetView(
+                st.provider,
+                st.key_hash,
+                tier,
+                source,
+                windows,
+                last,
+                None,
+                mine[st.provider] == st.key_hash,
+                st.paused_for,
+                st.in_flight,
+            )
+        )
+    return out
+
+
+async def redis_reset(store: RedisStore, view: BudgetView) -> int:
+    """Forget (provider, key) in Redis (every window, the pause, the learned tier); keys removed."""
+    return await store.forget(view.provider, view.key_hash)
 
 
 def _client_rates(provider: str, env: Mapping[str, str]) -> tuple[Rate, ...]:
@@ -167,7 +233,9 @@ def _client_rates(provider: str, env: Mapping[str, str]) -> tuple[Rate, ...]:
 
 def reset(view: BudgetView) -> list[Path]:
     """Remove one key's persisted state (send times and learned tier); the files removed."""
-    removed = []
+    removed: list[Path] = []
+    if view.path is None:
+        return removed
     for p in (view.path, view.path.with_name(view.path.name + ".tier")):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
@@ -175,4 +243,15 @@ def reset(view: BudgetView) -> list[Path]:
     return removed
 
 
-__all__ = ["BudgetView", "WindowUse", "current_hashes", "default_state_dir", "reset", "views", "window_use"]
+__all__ = [
+    "BudgetView",
+    "WindowUse",
+    "current_hashes",
+    "default_state_dir",
+    "redis_reset",
+    "redis_views",
+    "reset",
+    "shared_window_use",
+    "views",
+    "window_use",
+]

@@ -30,11 +30,13 @@ import contextlib
 import logging
 import math
 import random
+import re
 import secrets
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,7 +48,7 @@ from ._limits import Rate
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisStore"]
+__all__ = ["KeyState", "RedisStore"]
 
 log = logging.getLogger("aioface")
 
@@ -235,6 +237,22 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+@dataclass(frozen=True)
+class KeyState:
+    """One (provider, hashed key) as Redis holds it (for ``aioface limits``)."""
+
+    provider: str
+    key_hash: str
+    #: Shared facts, such as the learned ``tier``.
+    meta: dict[str, str]
+    #: Seconds since each send was stamped, oldest first (negative: counted from a moment to come).
+    ages: tuple[float, ...]
+    #: Requests sent and not yet answered (each holds a slot in every window).
+    in_flight: int
+    #: Seconds left of a pause after a 429.
+    paused_for: float
+
+
 class RedisStore:
     """Limits in Redis, shared by every process and host using the same key.
 
@@ -345,6 +363,45 @@ class RedisStore:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+    # -- the budget view (``aioface limits``) ------------------------------------------
+    async def states(self) -> list[KeyState]:
+        """What Redis holds for every (provider, hashed key) under this prefix, timed by Redis's clock."""
+        r = self._client()
+        try:
+            sec, usec = await r.time()
+            now = sec * 1_000_000 + usec
+            pattern = re.compile(rf"^{re.escape(self.prefix)}:\{{([a-z][a-z0-9_]*):([0-9a-f]+)\}}:[a-z]+$")
+            pairs: set[tuple[str, str]] = set()
+            async for name in r.scan_iter(match=f"{self.prefix}:{{*", count=500):
+                m = pattern.match(str(name))
+                if m is not None:
+                    pairs.add((m[1], m[2]))
+            out = []
+            for provider, key_hash in sorted(pairs):
+                k = self.keys(provider, key_hash)
+                stamps: list[Any] = list(await r.zrange(k["s"], 0, -1, withscores=True))
+                pause = float(await r.hget(k["h"], "pause") or 0)
+                out.append(
+                    KeyState(
+                        provider,
+                        key_hash,
+                        {str(a): str(b) for a, b in (await r.hgetall(k["m"])).items()},
+                        tuple(sorted(((now - float(item[1])) / 1e6 for item in stamps), reverse=True)),
+                        int(await r.zcard(k["l"])),
+                        max(0.0, (pause - now) / 1e6),
+                    )
+                )
+            return out
+        except self.failures as exc:
+            raise ConfigurationError(f"cannot reach the limits store at {self.safe_url}: {exc}") from None
+
+    async def forget(self, provider: str, key_hash: str) -> int:
+        """Remove everything Redis keeps for (provider, key): every process starts afresh. Keys removed."""
+        try:
+            return int(await self._client().delete(*self.keys(provider, key_hash).values()))
+        except self.failures as exc:
+            raise ConfigurationError(f"cannot reach the limits store at {self.safe_url}: {exc}") from None
 
     # -- keys and shared facts -----------------------------------------------------------
     def keys(self, provider: str, key_hash: str) -> dict[str, str]:

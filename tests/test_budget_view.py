@@ -81,3 +81,46 @@ def aioface_input(text: str, *args: str, env: dict[str, str]) -> object:
     return subprocess.run(
         [sys.executable, "-m", "aioface", *args], env=env, input=text, capture_output=True, text=True, timeout=60
     )
+
+
+def test_cli_shows_and_resets_the_budget_kept_in_redis(redis_url: str, tmp_path: Path) -> None:
+    """With a Redis limits store the view reads Redis: every window (short ones too), the tier every
+    process shares; --reset forgets the key there for all of them."""
+    import asyncio
+
+    import redis
+
+    from aioface import Client, MockResponse, MockTransport
+
+    from .conftest import image_bytes
+
+    url = redis_url.rsplit("/", 1)[0] + "/9"  # a database of its own
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+
+    async def three_faces() -> None:
+        transport = MockTransport(
+            lambda req: MockResponse(200, content=image_bytes(), headers={"X-User-Class": "Professional"})
+        )
+        async with Client(facestudio_key=KEY, transport=transport, limits_store=url, env={}) as client:
+            for i in range(3):
+                await client.facestudio.generate(tmp_path / f"f{i}", age=30)
+
+    asyncio.run(three_faces())
+    env = {**os.environ, "AIOFACE_CACHE_DIR": str(tmp_path / "cache"), "AIOFACE_FACESTUDIO_KEY": KEY,
+           "AIOFACE_LIMITS_STORE": url, "COLUMNS": "200"}  # fmt: skip
+    shown = aioface("limits", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    line = json.loads(shown.stdout)
+    assert line["current"] and line["tier"] == "professional" and line["limits_from"] == "tier"
+    assert [(w["limit"], w["used"]) for w in line["windows"]] == [(30, 3), (1000, 3)]
+    assert KEY not in shown.stdout + shown.stderr
+    table = aioface("limits", env=env)
+    assert "3/30" in table.stdout and "limits store redis://" in table.stdout, table.stdout
+    assert r.keys("aioface:{facestudio:*") != []
+    gone = aioface("limits", "--reset", "facestudio", "--yes", env=env)
+    assert gone.returncode == 0 and "Redis key" in gone.stdout, gone.stdout + gone.stderr
+    assert r.keys("aioface:{facestudio:*") == []
+    assert aioface("limits", "--json", env=env).stdout == ""
+    bad = aioface("limits", "--limits-store", "redis://127.0.0.1:1/0", env=env)
+    assert bad.returncode == 2 and "cannot reach the limits store at redis://127.0.0.1:1/0" in bad.stderr
