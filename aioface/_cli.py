@@ -37,7 +37,7 @@ from ._bench import bench_ops, benchable
 from ._client import Client
 from ._core import LimitWait, RequestTiming
 from ._download import check_destination
-from ._errors import AiofaceError, ConfigurationError, InvalidRequestError
+from ._errors import AiofaceError, ConfigurationError, InvalidRequestError, TaskTimeoutError
 from ._fanout import FanOut
 from ._limits import parse_limits
 from ._options import Options, applied
@@ -388,6 +388,11 @@ def _run(coro: Awaitable[int]) -> None:
             code: int = runner.run(_cancel_on_sigterm(coro))
     except AiofaceError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        if isinstance(exc, TaskTimeoutError) and exc.task_id and exc.provider:
+            err_console.print(
+                f"the task may still finish: aioface result --task-id {exc.task_id} --provider {exc.provider}",
+                highlight=False,
+            )
         code = EXIT_USAGE if isinstance(exc, (InvalidRequestError, ConfigurationError)) else EXIT_SOME_FAILED
     except KeyboardInterrupt:
         err_console.print("interrupted: finished files are kept, partial ones removed; rerun to resume")

@@ -114,3 +114,35 @@ def test_name_and_out_are_checked_before_sending(emulator: EmulatorProcess, tmp_
     assert r.returncode == 2 and "--out" in r.stderr
     r = aioface("analyze", URL, "--out", str(tmp_path / "afile" / "sub"), "--json", env=env)
     assert r.returncode == 0, r.stderr  # facts write nothing: --out is not checked
+
+
+def test_result_goes_on_waiting_for_a_task_submitted_earlier(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """A swap whose run ended (or timed out) is not paid again: ``aioface result`` fetches it by id,
+    and batch takes the same operation."""
+    import asyncio
+
+    import aioface as lib
+
+    from .conftest import image_bytes
+
+    env = emulator.env(tmp_path)
+
+    async def submit() -> tuple[str, str]:
+        async with lib.Client(env=env) as c:
+            ace = await c.acedata.submit_swap(source=URL, target=URL, callback_url=f"{emulator.url}/nowhere")
+            ailab = await c.ailab.submit(source=image_bytes(), target=image_bytes("PNG"))
+        return ace, ailab
+
+    ace_id, ailab_id = asyncio.run(submit())
+    out = tmp_path / "out"
+    r = aioface("result", "--task-id", ace_id, "--provider", "acedata", "--name", "ace", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    r = aioface("result", "--task-id", ailab_id, "--provider", "ailab", "--name", "lab", "--out", str(out), env=env)
+    assert r.returncode == 0, r.stderr
+    assert files_in(out) == ["ace.png", "lab.jpg"]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"id": "again", "op": "result", "provider": "ailab", "task_id": ailab_id}) + "\n")
+    r = aioface("batch", str(jobs), "--out", str(tmp_path / "b"), "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    r = aioface("result", "--task-id", "no-such-task", "--provider", "ailab", "--out", str(out), env=env)
+    assert r.returncode == 1 and "no-such-task" in r.stderr

@@ -425,3 +425,20 @@ def test_other_spellings_of_this_host_are_local(url: str) -> None:
 
     assert is_local_url(url)
     assert not is_local_url("https://hooks.example.com/") and not is_local_url("http://10.0.0.1/")
+
+
+async def test_cli_swap_past_its_timeout_says_how_to_go_on_waiting(tmp_path: Path) -> None:
+    """The CLI user gets the task id and the command that fetches the paid result."""
+    from .hostile_util import cli_env, run_cli
+
+    async def swap(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"task_id": "t-late-9"})  # the provider's timeout passed
+
+    app = web.Application()
+    app.router.add_post("/face/swap", swap)
+    async with serve(app) as url:
+        r = await run_cli("swap", "--source", SRC, "--target", DST, "--timeout", "5", "--out", str(tmp_path),
+                          env=cli_env(tmp_path, url))  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert "aioface result --task-id t-late-9 --provider acedata" in r.stderr

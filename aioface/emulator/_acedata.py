@@ -99,7 +99,9 @@ async def acedata_face(request: web.Request) -> web.StreamResponse:
             if not _is_url(cb):
                 return _ace_error(400, "token_mismatched", "callback_url must be an http(s) URL")
             task_id = str(uuid.uuid4())
-            st.spawn(_ace_callback(st, origin(request), task_id, cb, seed))
+            # Retrievable by id too (POST /face/tasks), as any task of the provider's.
+            task = st.tasks[task_id] = Task(st.now(), st.task_duration(), fail=False, stuck=False, seed=seed)
+            st.spawn(_ace_callback(st, origin(request), task, task_id, cb, seed))
             st.stats["acedata_tasks"] += 1
             await st.latency()
             return json_response({"task_id": task_id})
@@ -130,9 +132,9 @@ def _ace_image(st: State, origin: str, seed: int, task_id: str) -> dict[str, Any
     }
 
 
-async def _ace_callback(st: State, origin: str, task_id: str, url: str, seed: int) -> None:
+async def _ace_callback(st: State, origin: str, task: Task, task_id: str, url: str, seed: int) -> None:
     cfg = st.config
-    await asyncio.sleep(st.task_duration())
+    await asyncio.sleep(task.duration)
     f = cfg.faults
     if st.rng.random() < f.callback_lost:
         st.stats["acedata_callbacks_lost"] += 1
@@ -146,6 +148,7 @@ async def _ace_callback(st: State, origin: str, task_id: str, url: str, seed: in
         }
     else:
         payload = {"success": True, **_ace_image(st, origin, seed, task_id)}
+    task.answer = payload
     times = 2 if st.rng.random() < f.callback_twice else 1
     async with aiohttp.ClientSession() as session:
         for _ in range(times):

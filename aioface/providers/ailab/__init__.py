@@ -19,6 +19,16 @@ async def _swap(ns: AILab, p: Mapping[str, Any], dest: Path) -> ImageResult:
     return await ns.swap(dest, source=p["source"], target=p["target"])
 
 
+async def _result(ns: AILab, p: Mapping[str, Any], dest: Path) -> ImageResult:
+    return await ns.result(str(p["task_id"]), dest)
+
+
+def _precheck_task(p: Mapping[str, Any]) -> None:
+    tid = p["task_id"]
+    if isinstance(tid, bool) or not isinstance(tid, (str, int)) or not str(tid).strip():
+        raise InvalidRequestError("task_id must be a non-empty string", param="task_id")
+
+
 def _precheck_swap(p: Mapping[str, Any]) -> None:
     for name in ("source", "target"):
         v = p[name]
@@ -47,7 +57,16 @@ SPEC = ProviderSpec(
     parse_error=_ailab.parse_error,
     default_base_url=_ailab.DEFAULT_BASE_URL,
     key_env="AIOFACE_AILAB_KEY",
-    batch_ops=(BatchOp("swap", _swap, required=frozenset({"source", "target"}), precheck=_precheck_swap),),
+    batch_ops=(
+        BatchOp("swap", _swap, required=frozenset({"source", "target"}), precheck=_precheck_swap),
+        BatchOp(
+            "result",
+            _result,
+            required=frozenset({"task_id"}),
+            precheck=_precheck_task,
+            help="Go on waiting for a task submitted earlier and save its image (nothing is paid again).",
+        ),
+    ),
     bench=BenchOp("face swap (upload, poll, download)", _bench, op="swap"),
     emulator="aioface.emulator._ailab:setup",
 )

@@ -179,3 +179,12 @@ class AILab(ProviderNamespace):
         # The submit answer's ids: that request created (and billed) the task.
         ids = _ailab.answer_ids(answer)
         return await self._ctx.save_result(url, dest, download=download, task_id=task_id, **ids)
+
+    async def result(
+        self, task_id: str, dest: Dest = None, *, poll: PollPolicy | None = None, download: bool = True
+    ) -> ImageResult:
+        """Go on waiting for task ``task_id`` (a swap submitted earlier, e.g. by a run that ended or
+        timed out) and save its image: polled at once, then with backoff; nothing is paid again."""
+        check_dest(dest)
+        url = await self.wait(task_id, poll=poll, first_delay=False)
+        return await self._ctx.save_result(url, dest, download=download, task_id=task_id)
