@@ -283,6 +283,10 @@ class RedisStore:
             raise ConfigurationError(
                 f"the Redis limits store needs redis-py: pip install 'aioface[redis]' ({exc})"
             ) from None
+        try:
+            _ = urlsplit(url).port  # a port that is not a number raises here, not deep inside redis-py
+        except ValueError:
+            raise ConfigurationError(f"bad limits store URL {safe_url(url)!r}: the port is not a number") from None
         #: What a lost or refused connection raises.
         self.failures: tuple[type[BaseException], ...] = (RedisError, OSError)
         self.url = url

@@ -284,6 +284,9 @@ async def test_unreachable_at_start_names_the_url_without_password() -> None:
     assert f"redis://127.0.0.1:{port}/3" in str(info.value) and "hunter2" not in str(info.value)
     with pytest.raises(ConfigurationError, match="limits store"):
         Client(limits_store="memcached://x", **client_kw)
+    with pytest.raises(ConfigurationError, match="port is not a number") as bad:
+        Client(limits_store="redis://app:hunter2@127.0.0.1:63x9/0", **client_kw)
+    assert "hunter2" not in str(bad.value)
 
 
 @pytest.mark.skipif(redis_server_binary() is None, reason="needs a redis-server binary to stop")
@@ -453,7 +456,7 @@ def test_four_processes_one_key_zero_429s_at_full_rate(strict_server: EmulatorPr
     assert throttled(strict_server) == before  # the server refused nothing
     figures = check_exact(reports, N_PROC * N_REQ)
     print("redis store, 4 processes x 40:", figures)
-    assert figures["ratio"] <= 1.2  # typically 1.02-1.09: a window + margin + the answers' latency per cycle
+    assert figures["ratio"] <= 1.15  # typically 1.02-1.09: a window + margin + the answers' latency per cycle
 
 
 @pytest.mark.slow
@@ -480,7 +483,7 @@ def test_clocks_half_a_second_apart_still_zero_429s(strict_server: EmulatorProce
     # never seen without it. Still bounded: at most one window missed.
     figures = check_exact(reports, N_PROC * N_REQ, max_gap=2.2)
     print("redis store, clocks 0.5 s apart:", figures)
-    assert figures["ratio"] <= 1.2  # typically 1.02-1.09: a window + margin + the answers' latency per cycle
+    assert figures["ratio"] <= 1.15  # typically 1.02-1.09: a window + margin + the answers' latency per cycle
 
 
 @pytest.mark.slow
