@@ -584,3 +584,26 @@ async def test_renewal_keeps_the_leases_key_alive(store: RedisStore) -> None:
     await asyncio.sleep(0.6)
     assert await r.exists(name) == 1
     permit.responded()
+
+
+async def test_a_day_budget_is_shared_by_stores_of_separate_processes(redis_url: str) -> None:
+    """Two stores (two connections, as two processes or hosts would have): a fast window and a day
+    budget of 5; together they get 5 grants, the sixth waits for tomorrow (here: times out)."""
+    key = new_key()
+    stores = [RedisStore(redis_url, lease=0.6) for _ in range(2)]
+    for s in stores:
+        await s.open()
+    try:
+        lims = [make(s, key, Rate(100, 1.0), Rate(5, 86400.0), stamp_bound=0.0) for s in stores]
+        granted = 0
+        for i in range(5):
+            permit = await lims[i % 2].acquire(timeout=1.0)
+            permit.release()
+            granted += 1
+        for lim in lims:
+            with pytest.raises(LimiterTimeoutError):
+                await lim.acquire(timeout=0.3)
+        assert granted == 5
+    finally:
+        for s in stores:
+            await s.aclose()
