@@ -317,6 +317,8 @@ class Dispatch:
         """
         check_http_url(url, param="result url")
         spec = RequestSpec("GET", url, {"Accept-Encoding": "identity", **(headers or {})})
+        opts = current_options()
+        grace = opts.timeout if opts is not None and opts.timeout is not None else self.default_timeout
 
         async def handle(resp: Response) -> Saved:
             return await save_stream(
@@ -327,7 +329,7 @@ class Dispatch:
                 content_encoding=resp.headers.get("Content-Encoding"),
                 expected_size=expected_size,
                 max_bytes=max_bytes,
-                timeout=self.default_timeout,
+                timeout=grace,  # the call's own timeout (with_options) before the minimum rate counts
             )
 
         return await self.call(spec, endpoint, handle)

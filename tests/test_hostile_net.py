@@ -206,6 +206,16 @@ async def test_a_body_trickling_forever_times_out(how: str, tmp_path: Path) -> N
     assert files_in(tmp_path) == []
 
 
+async def test_a_views_own_timeout_bounds_a_trickling_download(tmp_path: Path) -> None:
+    """``with_options(timeout=...)`` is the grace before the minimum rate counts, for downloads too."""
+    seen: Counter[str] = Counter()
+    body = JPEG + b"\0" * 100_000
+    async with serve(_trickler(body, seen)) as url, client(url, timeout=60, retry=RetryPolicy(max_retries=0)) as c:
+        with anyio.fail_after(8), pytest.raises(RequestTimeoutError):
+            await c.with_options(timeout=0.3).download(f"{url}/img.jpg", tmp_path / "r")
+    assert files_in(tmp_path) == []
+
+
 @pytest.mark.parametrize("provider", ["acedata", "ailab"])
 async def test_a_json_answer_trickling_forever_times_out(provider: str, tmp_path: Path) -> None:
     """Paid JSON answers and poll answers get the same total deadline as result bodies."""
