@@ -360,13 +360,16 @@ async def _cancel_on_sigterm(coro: Awaitable[int]) -> int:
 
     loop.add_signal_handler(signal.SIGTERM, on_term)
     try:
-        return await coro
-    except asyncio.CancelledError:
-        if terminated:
+        code = await coro
+    except (asyncio.CancelledError, Exception):
+        if terminated:  # whatever the cancelled run ended with, it ended because of SIGTERM
             raise _Terminated from None
         raise
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+    if terminated:  # a run that swallowed the cancellation still exits 143
+        raise _Terminated
+    return code
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
