@@ -7,9 +7,12 @@ library carries them is the transport's business (``_aiohttp``, or ``MockTranspo
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -94,6 +97,111 @@ def _duration(seconds: float) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
+class Gate:
+    """At most ``capacity`` holders; waiters are let in first come, first served, and a waiter may
+    ask to come in no earlier than a time (``acquire(at=)``, ``loop.time()`` seconds).
+
+    A timed waiter is a future in a heap of due times, woken once, when it is due *and* holds a
+    place: 100,000 polls falling due together cost one timer and, as places free up, one wake
+    each, instead of 100,000 timers each waking a task that builds its request only to queue here.
+    A due timed waiter counts from its due time and an untimed one from when it asked: whichever
+    is earlier goes first. Cancelling a waiter (a deadline) removes it; a place handed to a waiter
+    cancelled before it ran is passed on.
+    """
+
+    __slots__ = ("_free", "_loop", "_seq", "_timed", "_timer", "_waiters", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._free = capacity
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()  # (asked at, future)
+        self._timed: list[tuple[float, int, asyncio.Future[None]]] = []  # heap of (due, seq, future)
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def free(self) -> int:
+        """Places free right now."""
+        return self._free
+
+    @property
+    def waiting(self) -> int:
+        """Waiters, timed ones included (a cancelled one may count until its turn)."""
+        return len(self._waiters) + len(self._timed)
+
+    async def acquire(self, at: float | None = None) -> None:
+        """Take a place, no earlier than ``at`` (``loop.time()``) when given. No loop turn when a
+        place is free, the time has come and nobody is ahead."""
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        now = loop.time()
+        if at is None or at <= now:
+            if self._free > 0 and not self._waiters and not (self._timed and self._timed[0][0] <= now):
+                self._free -= 1
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((now, fut))
+        else:
+            fut = loop.create_future()
+            heapq.heappush(self._timed, (at, next(self._seq), fut))
+            if self._free > 0:
+                self._arm()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed a place, then cancelled before it ran: pass it on
+            raise
+
+    def release(self) -> None:
+        """Give a place back: to the first waiter in line, or free."""
+        self._free += 1
+        self._grant()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def _grant(self) -> None:
+        waiters, timed = self._waiters, self._timed
+        now = self._loop.time() if self._loop is not None else 0.0
+        while self._free > 0:
+            while waiters and waiters[0][1].done():
+                waiters.popleft()
+            while timed and timed[0][2].done():
+                heapq.heappop(timed)
+            due = timed and timed[0][0] <= now
+            if waiters and (not due or waiters[0][0] <= timed[0][0]):
+                fut = waiters.popleft()[1]
+            elif due:
+                fut = heapq.heappop(timed)[2]
+            else:
+                break
+            self._free -= 1
+            fut.set_result(None)
+        if self._free > 0 and timed:
+            self._arm()
+
+    def _arm(self) -> None:
+        """A timer for the earliest timed waiter (the one armed is kept if it is not later)."""
+        assert self._loop is not None
+        at = self._timed[0][0]
+        if self._timer is not None:
+            if self._timer.when() <= at:
+                return
+            self._timer.cancel()
+        self._timer = self._loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._grant()
+
+
 @dataclass
 class Endpoint:
     """One provider as the core sees it: its name, its limiter, how to read its errors."""
@@ -108,7 +216,7 @@ class Endpoint:
     stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "retries": 0, "throttled": 0})
     #: At most as many requests of this provider past this point as the pool has connections, so
     #: that 50,000 polls falling due together do not each build a request and queue for a socket.
-    gate: asyncio.Semaphore | None = None
+    gate: Gate | None = None
 
 
 def _once(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -169,11 +277,15 @@ class Dispatch:
         handle: Callable[[Response], Awaitable[T]],
         *,
         on_sent: Callable[[], Awaitable[None]] | None = None,
+        admitted: bool = False,
     ) -> T:
         """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry.
 
         ``on_sent`` is awaited once, when the first attempt has its rate-limit slot (so a task's
-        ``processing`` starts when the request leaves, not while it waits for the limiter)."""
+        ``processing`` starts when the request leaves, not while it waits for the limiter).
+        ``admitted``: the caller holds a place in the endpoint's gate (``await
+        dispatch.gate(endpoint).acquire(at=due)``, for a poll: it wakes once, when its time has come
+        and a connection is free); the first attempt uses it and gives it back, whatever happens."""
         attempt = 0
         if on_sent is not None:
             on_sent = _once(on_sent)
@@ -181,7 +293,7 @@ class Dispatch:
         retry = opts.retry if opts is not None and opts.retry is not None else self.retry
         while True:
             try:
-                return await self._once(spec, endpoint, handle, on_sent)
+                return await self._once(spec, endpoint, handle, on_sent, admitted and attempt == 0)
             except AiofaceError as exc:
                 if isinstance(exc, RateLimitError):
                     endpoint.stats["throttled"] += 1
@@ -204,12 +316,22 @@ class Dispatch:
         endpoint: Endpoint,
         handle: Callable[[Response], Awaitable[T]],
         on_sent: Callable[[], Awaitable[None]] | None,
+        admitted: bool = False,
     ) -> T:
+        gate = self.gate(endpoint)
+        if not admitted:
+            await gate.acquire()  # no loop turn when a place is free
+        try:
+            return await self._send(spec, endpoint, handle, on_sent)
+        finally:
+            gate.release()
+
+    def gate(self, endpoint: Endpoint) -> Gate:
+        """``endpoint``'s gate: at most as many of its requests past it as the pool has connections."""
         gate = endpoint.gate
         if gate is None:
-            gate = endpoint.gate = asyncio.Semaphore(self.connections)
-        async with gate:  # asyncio's: no loop turn when a place is free
-            return await self._send(spec, endpoint, handle, on_sent)
+            gate = endpoint.gate = Gate(self.connections)
+        return gate
 
     async def _send(
         self,
@@ -335,4 +457,4 @@ class Dispatch:
         return await self.call(spec, endpoint, handle)
 
 
-__all__ = ["Dispatch", "Endpoint", "ErrorParser", "LimitWait", "RequestTiming", "generic_error"]
+__all__ = ["Dispatch", "Endpoint", "Gate", "ErrorParser", "LimitWait", "RequestTiming", "generic_error"]

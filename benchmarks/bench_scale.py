@@ -1,17 +1,28 @@
 """5. Scale: N AILab tasks polled at once on one event loop; memory per task and event-loop lag.
 
 N tasks are submitted (tiny JPEGs), then all N are awaited together with backoff polling through one
-Client (100 connections). A ticker measures how late a 10 ms sleep wakes up (event-loop lag) while
-they run; RSS is sampled to get the memory each in-flight task costs.
+Client (100 connections). A ticker measures how late a 10 ms sleep wakes up (event-loop lag) from
+the first submission to the last result, reported per phase (submit, wait) and overall; RSS is
+sampled to get the memory each in-flight task costs. ``gc.callbacks`` record every collection, so
+that lag spikes can be told apart from the cyclic GC's pauses (``gc_*`` columns: full (gen 2)
+collections, their longest and total pause).
 
-    python benchmarks/bench_scale.py [--quick] [-n 10000]
+Lag over 50 ms: the seconds of lag in ticks over 50 ms late, and how much of it GC pauses explain.
+
+``--gc freeze`` calls ``gc.freeze()`` every half second (everything alive then is never scanned
+again; what dies later is still freed, only cyclic garbage among it waits for ``gc.unfreeze()``),
+``--gc off`` disables the cyclic GC for the run; the default leaves it alone.
+
+    python benchmarks/bench_scale.py [--quick] [-n 10000] [--gc default|freeze|off]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import io
+import json
 import time
 
 import psutil
@@ -28,10 +39,75 @@ def _jpeg() -> bytes:
     return buf.getvalue()
 
 
-async def run(url: str, n: int, task_seconds: float) -> dict[str, float]:
+class GCWatch:
+    """Every cyclic-GC collection: (generation, start, seconds), via ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float, float]] = []
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], self._t0, time.perf_counter() - self._t0))
+
+    def __enter__(self) -> GCWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def overlap(self, start: float, end: float) -> float:
+        """Seconds of GC pause inside [start, end]."""
+        return sum(max(0.0, min(end, t + s) - max(start, t)) for _, t, s in self.pauses if t < end and t + s > start)
+
+    def summary(self, start: float, end: float) -> dict[str, float]:
+        full = [s for g, t, s in self.pauses if g == 2 and start <= t < end]
+        every = [s for _, t, s in self.pauses if start <= t < end]
+        return {
+            "gc_full": len(full),
+            "gc_full_max_ms": max(full, default=0.0) * 1000,
+            "gc_total_ms": sum(every) * 1000,
+        }
+
+
+def _lag(lags: list[float], prefix: str) -> dict[str, float]:
+    s = sorted(lags) or [0.0]
+    return {
+        f"{prefix}lag_p50_ms": s[len(s) // 2] * 1000,
+        f"{prefix}lag_p99_ms": s[int(len(s) * 0.99)] * 1000,
+        f"{prefix}lag_max_ms": s[-1] * 1000,
+    }
+
+
+async def run(
+    url: str, n: int, task_seconds: float, gc_mode: str, traces: list[dict[str, object]]
+) -> dict[str, float | str]:
     proc = psutil.Process()
     img = _jpeg()
     policy = aioface.PollPolicy(initial=task_seconds / 2, factor=1.5, max_interval=4.0, deadline=600)
+    lags: list[tuple[float, float]] = []  # (tick start, lag)
+    peak_rss = proc.memory_info().rss
+    peak_waiting = 0
+    done = 0
+    waiting = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal peak_rss, peak_waiting
+        ticks = 0
+        while not stop.is_set():
+            ticks += 1
+            if gc_mode == "freeze" and ticks % 50 == 0:
+                gc.freeze()  # what has lived half a second is never scanned again (O(1))
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append((t0, time.perf_counter() - t0 - 0.01))
+            peak_rss = max(peak_rss, proc.memory_info().rss)
+            peak_waiting = max(peak_waiting, waiting - done)
+
     async with aioface.Client(
         ailab_key=KEY,
         ailab_base_url=url,
@@ -41,60 +117,64 @@ async def run(url: str, n: int, task_seconds: float) -> dict[str, float]:
         connections=100,
         timeout=120,
     ) as client:
-        t = time.perf_counter()
+        if gc_mode == "off":
+            gc.disable()
+        with GCWatch() as watch:
+            tick = asyncio.ensure_future(ticker())
+            t_submit = time.perf_counter()
 
-        async def submit(_: int) -> tuple[str, float]:
-            task_id = await client.ailab.submit(source=img, target=img)
-            return task_id, asyncio.get_running_loop().time()  # polls and learning count from here
+            async def submit(_: int) -> tuple[str, float]:
+                task_id = await client.ailab.submit(source=img, target=img)
+                return task_id, asyncio.get_running_loop().time()  # polls and learning count from here
 
-        submitted = await client.map(submit, range(n), concurrency=200)
-        submit_s = time.perf_counter() - t
-        ids = [o.unwrap() for o in submitted]
-        del submitted
-        base_rss = proc.memory_info().rss
-        lags: list[float] = []
-        peak_rss = base_rss
-        peak_waiting = 0
-        done = 0
-        stop = asyncio.Event()
+            submitted = await client.map(submit, range(n), concurrency=200)
+            t_wait = time.perf_counter()
+            ids = [o.unwrap() for o in submitted]
+            del submitted
+            if gc_mode == "freeze":
+                gc.freeze()
+            base_rss = proc.memory_info().rss
+            peak_rss = base_rss
 
-        async def ticker() -> None:
-            nonlocal peak_rss, peak_waiting
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                await asyncio.sleep(0.01)
-                lags.append(time.perf_counter() - t0 - 0.01)
-                peak_rss = max(peak_rss, proc.memory_info().rss)
-                peak_waiting = max(peak_waiting, n - done)
+            async def wait(item: tuple[str, float]) -> str:
+                nonlocal done
+                task_id, submitted_at = item
+                try:
+                    return await client.ailab.wait(task_id, poll=policy, submitted_at=submitted_at)
+                finally:
+                    done += 1
 
-        async def wait(item: tuple[str, float]) -> str:
-            nonlocal done
-            task_id, submitted_at = item
-            try:
-                return await client.ailab.wait(task_id, poll=policy, submitted_at=submitted_at)
-            finally:
-                done += 1
-
-        tick = asyncio.ensure_future(ticker())
-        t = time.perf_counter()
-        results = await client.map(wait, ids, concurrency=n)
-        wait_s = time.perf_counter() - t
-        stop.set()
-        await tick
+            waiting = n
+            results = await client.map(wait, ids, concurrency=n)
+            t_end = time.perf_counter()
+            stop.set()
+            await tick
+        gc.enable()
+        gc.unfreeze()
         polls = client.stats("ailab")["requests"] - n
     failed = sum(not o.ok for o in results)
-    lags.sort()
+    spikes = [(t, lag) for t, lag in lags if lag > 0.05]
+    spike_s = sum(lag for _, lag in spikes)
+    spike_gc = sum(watch.overlap(t, t + 0.01 + lag) for t, lag in spikes)
+    traces.append({"t_submit": t_submit, "t_wait": t_wait, "t_end": t_end, "lags": lags, "gc": watch.pauses})
+    submit_lags = [lag for t, lag in lags if t < t_wait]
+    wait_lags = [lag for t, lag in lags if t >= t_wait]
     return {
         "tasks": n,
+        "gc": gc_mode,
         "failed": failed,
-        "submit_seconds": submit_s,
-        "wait_seconds": wait_s,
+        "submit_seconds": t_wait - t_submit,
+        "wait_seconds": t_end - t_wait,
         "polls_per_task": polls / n,
         "peak_in_flight": peak_waiting,
         "memory_per_task_kb": (peak_rss - base_rss) / n / 1024,
-        "loop_lag_p50_ms": lags[len(lags) // 2] * 1000,
-        "loop_lag_p99_ms": lags[int(len(lags) * 0.99)] * 1000,
-        "loop_lag_max_ms": lags[-1] * 1000,
+        **_lag([lag for _, lag in lags], ""),
+        **_lag(submit_lags, "submit_"),
+        **_lag(wait_lags, "wait_"),
+        **{f"submit_{k}": v for k, v in watch.summary(t_submit, t_wait).items()},
+        **{f"wait_{k}": v for k, v in watch.summary(t_wait, t_end).items()},
+        "lag_over_50ms_s": spike_s,
+        "of_which_gc_s": spike_gc,
     }
 
 
@@ -102,10 +182,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("-n", type=int, default=10_000)
+    ap.add_argument("--gc", choices=["default", "freeze", "off"], default="default")
+    ap.add_argument("--trace", help="write every tick's lag and every GC pause to this JSON file")
     a = ap.parse_args()
     n, seconds = (300, 1.0) if a.quick else (a.n, 8.0)
     with ChildEmulator("--task-duration", str(seconds), "--task-jitter", "2") as emu:
-        row = asyncio.run(run(emu.url, n, seconds))
+        traces: list[dict[str, object]] = []
+        row = asyncio.run(run(emu.url, n, seconds, a.gc, traces))
+    if a.trace:
+        with open(a.trace, "w") as f:
+            json.dump(traces[0], f)
     cols = list(row)
     report("scale", [row], cols)
 

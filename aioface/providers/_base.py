@@ -208,20 +208,34 @@ class ProviderContext:
         """Send through this provider's limiter, with retries; ``handle`` reads a 2xx answer."""
         return await self._hub.dispatch.call(spec, self.endpoint, handle)
 
+    def admit(self, at: float) -> Awaitable[None]:
+        """Wait for a place in this provider's gate, no earlier than ``at`` (``anyio.current_time()``):
+        the task wakes once, when its time has come and a connection is free. The place is then
+        the caller's to pass to the next :meth:`call_json` (``admitted=True``) or to :meth:`release`."""
+        return self._hub.dispatch.gate(self.endpoint).acquire(at)
+
+    def release(self) -> None:
+        """Give back a place taken with :meth:`admit` that no request used."""
+        self._hub.dispatch.gate(self.endpoint).release()
+
     async def call_json(
         self,
         spec: RequestSpec,
         parse: Callable[[int, Mapping[str, str], bytes], T],
         *,
         status: TaskStatus | None = None,
+        admitted: bool = False,
     ) -> T:
         """Send and parse a small JSON answer with ``parse(status, headers, body)``; ``status``: a
-        task event emitted once the request has its rate-limit slot and leaves."""
+        task event emitted once the request has its rate-limit slot and leaves; ``admitted``:
+        through the gate place the caller took with :meth:`admit` (given back whatever happens)."""
 
         async def handle(resp: Response) -> T:
             return parse(resp.status, resp.headers, await resp.read())
 
-        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=self._sent_event(status))
+        return await self._hub.dispatch.call(
+            spec, self.endpoint, handle, on_sent=self._sent_event(status), admitted=admitted
+        )
 
     def _sent_event(self, status: TaskStatus | None) -> Callable[[], Awaitable[None]] | None:
         if status is None:

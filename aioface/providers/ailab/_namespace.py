@@ -91,6 +91,19 @@ class AILab(ProviderNamespace):
         spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
         return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
 
+    async def _poll_at(self, task_id: str, at: float) -> tuple[int, str | None]:
+        """One poll, sent no earlier than ``at`` (``anyio.current_time()``). The wait is spent in the
+        provider's gate, which wakes this task once, when its time has come and a connection is
+        free: 100,000 waits do not each wake on a timer only to queue for one of 100 connections."""
+        ctx = self._ctx
+        await ctx.admit(at)
+        try:
+            spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
+        except BaseException:
+            ctx.release()
+            raise
+        return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result, admitted=True))
+
     async def wait(
         self,
         task_id: str,
@@ -124,8 +137,7 @@ class AILab(ProviderNamespace):
                 if delay is None:
                     delay = 0.0  # waited for after its deadline: one poll still
                 while delay is not None:
-                    await anyio.sleep(delay)
-                    status, url = await self.task(task_id)
+                    status, url = await self._poll_at(task_id, anyio.current_time() + delay)
                     at = anyio.current_time() - start  # the answer's time: after any wait for the limiter
                     if status != seen and status in (_ailab.QUEUED, _ailab.PROCESSING):
                         if status == _ailab.QUEUED:
