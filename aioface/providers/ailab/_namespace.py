@@ -122,6 +122,17 @@ class AILab(ProviderNamespace):
         ``first_delay=False`` checks at once (for a task of unknown age: it is polled with backoff
         and teaches nothing).
         """
+        return await self._wait(task_id, poll, first_delay, submitted_at, None)
+
+    async def _wait(
+        self,
+        task_id: str,
+        poll: PollPolicy | None,
+        first_delay: bool,
+        submitted_at: float | None,
+        seen: int | None,
+    ) -> str:
+        """:meth:`wait`; ``seen``: the status already announced (a swap announces ``queued`` at submit)."""
         policy = poll or self._ctx.settings.poll
         rng = self._ctx.settings.rng
         known_age = first_delay or submitted_at is not None
@@ -130,7 +141,6 @@ class AILab(ProviderNamespace):
         start = anyio.current_time() if submitted_at is None else submitted_at
         pending = 0.0  # seconds after submission of the last poll that found the task running
         ended = False
-        seen: int | None = None
         try:
             with anyio.move_on_after(policy.deadline):
                 delay = next_delay(policy, anyio.current_time() - start, learner, rng) if first_delay else 0.0
@@ -187,7 +197,7 @@ class AILab(ProviderNamespace):
         answer = await self._submit(source, target)
         task_id = _ailab.task_id_of(answer)
         await self._ctx.status("queued", task_id=task_id)
-        url = await self.wait(task_id, poll=poll)
+        url = await self._wait(task_id, poll, True, None, _ailab.QUEUED)  # a poll saying 0 repeats nothing
         # The submit answer's ids: that request created (and billed) the task.
         ids = _ailab.answer_ids(answer)
         return await self._ctx.save_result(url, dest, download=download, task_id=task_id, **ids)
