@@ -65,8 +65,8 @@ async def test_enterprise_tier_is_remembered_by_the_next_client(tmp_path: Path) 
         async with emu.client(facestudio_key="ent-key", state_dir=state, acquire_timeout=5) as c:
             # Remembered, not merely probed: Enterprise's limits before any answer, and the 120 sends
             # of today leave it room for a second request without waiting for an answer to confirm.
+            assert c.facestudio.tier == "enterprise"  # known before any limiter or request
             assert [r.limit for r in c.limiter("facestudio").rates] == [120, 6000]
-            assert c.facestudio.tier == "enterprise"
             r = await c.facestudio.generate(tmp_path / "day1-again", resolution=128)
         assert r.user_class == "enterprise"
         assert emu.stats["throttled"] == 0

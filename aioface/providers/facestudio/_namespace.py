@@ -27,20 +27,30 @@ class FaceStudio(ProviderNamespace):
 
             raise ConfigurationError(f"facestudio_tier must be one of {', '.join(_fs.TIERS)}")
         self._given_tier: str | None = str(tier).lower() if tier else None
-        #: The tier an earlier client learned for this key (read before the first request), or None.
+        #: The tier an earlier client learned for this key (read once, when first needed), or None.
         self._remembered: str | None = None
+        self._recalled = False
 
     # -- tiers ------------------------------------------------------------------------------
     @property
     def tier(self) -> str:
         """The tier whose limits are in force: given, learned from X-User-Class, remembered from an
         earlier run with this key, or assumed (Basic with a key, Anon without)."""
-        return self._given_tier or self.user_class or self._remembered or ("basic" if self._ctx.has_key else "anon")
+        if self._given_tier or self.user_class:
+            return self._given_tier or self.user_class or ""
+        self._recall()
+        return self._remembered or ("basic" if self._ctx.has_key else "anon")
 
-    def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
-        if self.rates_assumed():
+    def _recall(self, *, again: bool = False) -> None:
+        """Read the tier an earlier client learned for this key (only while none is known; once, or
+        ``again`` when the limiter is made: a shared store may have been opened since)."""
+        if (again or not self._recalled) and self.rates_assumed():
+            self._recalled = True
             kept = self._ctx.load_meta().get("tier")
             self._remembered = kept if kept in _fs.TIERS else None
+
+    def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
+        self._recall(again=True)
         return _fs.TIERS[self.tier], False
 
     def rates_assumed(self) -> bool:
