@@ -389,6 +389,29 @@ class BatchOp:
     writes_image: bool = True
 
 
+def result_op() -> BatchOp:
+    """The ``result`` operation (``aioface result --task-id ID``, batch op ``result``) of a provider
+    whose namespace has ``async def result(task_id, dest)``: go on waiting for a task submitted
+    earlier and save its image, paying nothing again."""
+
+    async def run(ns: Any, p: Mapping[str, Any], dest: Path) -> Result:
+        result: Result = await ns.result(str(p["task_id"]), dest)
+        return result
+
+    def check(p: Mapping[str, Any]) -> None:
+        tid = p["task_id"]
+        if isinstance(tid, bool) or not isinstance(tid, (str, int)) or not str(tid).strip():
+            raise InvalidRequestError("task_id must be a non-empty string", param="task_id")
+
+    return BatchOp(
+        "result",
+        run,
+        required=frozenset({"task_id"}),
+        precheck=check,
+        help="Go on waiting for a task submitted earlier and save its image (nothing is paid again).",
+    )
+
+
 #: ``make(namespace)`` returns ``call(dest)``: one benchmarked call.
 BenchMake = Callable[[Any], Callable[[Path], Awaitable[Result]]]
 
@@ -503,5 +526,6 @@ __all__ = [
     "decode_json",
     "header",
     "require_choice",
+    "result_op",
     "require_int",
 ]

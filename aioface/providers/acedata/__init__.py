@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..._errors import InvalidRequestError
 from ..._types import FaceAnalysis, ImageResult, Liveness, SubmittedTask
-from .._base import BatchOp, BenchOp, ProviderSpec
+from .._base import BatchOp, BenchOp, ProviderSpec, result_op
 from . import _adapter as _ace
 from ._callbacks import CallbackReceiver
 from ._namespace import AceData
@@ -41,16 +40,6 @@ async def _swap(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult | 
     return await ns.swap(
         dest, source=p["source"], target=p["target"], timeout=p.get("timeout"), callback=p.get("callback")
     )
-
-
-async def _result(ns: AceData, p: Mapping[str, Any], dest: Path) -> ImageResult:
-    return await ns.result(str(p["task_id"]), dest)
-
-
-def _check_task(p: Mapping[str, Any]) -> None:
-    tid = p["task_id"]
-    if isinstance(tid, bool) or not isinstance(tid, (str, int)) or not str(tid).strip():
-        raise InvalidRequestError("task_id must be a non-empty string", param="task_id")
 
 
 async def _analyze(ns: AceData, p: Mapping[str, Any], dest: Path) -> FaceAnalysis:
@@ -149,13 +138,7 @@ SPEC = ProviderSpec(
             extras=frozenset({"callback"}),
             help="Swap the face of source into target (both URLs); with callback_url, the result goes to your webhook.",
         ),
-        BatchOp(
-            "result",
-            _result,
-            required=frozenset({"task_id"}),
-            precheck=_check_task,
-            help="Go on waiting for a task submitted earlier and save its image (nothing is paid again).",
-        ),
+        result_op(),
     ),
     bench=BenchOp(
         "change-age (one age)",

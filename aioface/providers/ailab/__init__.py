@@ -10,23 +10,13 @@ from typing import Any
 from ..._errors import InvalidRequestError
 from ..._net import check_http_url
 from ..._types import ImageResult
-from .._base import BatchOp, BenchOp, ProviderSpec
+from .._base import BatchOp, BenchOp, ProviderSpec, result_op
 from . import _adapter as _ailab
 from ._namespace import AILab, ImageInput
 
 
 async def _swap(ns: AILab, p: Mapping[str, Any], dest: Path) -> ImageResult:
     return await ns.swap(dest, source=p["source"], target=p["target"])
-
-
-async def _result(ns: AILab, p: Mapping[str, Any], dest: Path) -> ImageResult:
-    return await ns.result(str(p["task_id"]), dest)
-
-
-def _precheck_task(p: Mapping[str, Any]) -> None:
-    tid = p["task_id"]
-    if isinstance(tid, bool) or not isinstance(tid, (str, int)) or not str(tid).strip():
-        raise InvalidRequestError("task_id must be a non-empty string", param="task_id")
 
 
 def _precheck_swap(p: Mapping[str, Any]) -> None:
@@ -59,13 +49,7 @@ SPEC = ProviderSpec(
     key_env="AIOFACE_AILAB_KEY",
     batch_ops=(
         BatchOp("swap", _swap, required=frozenset({"source", "target"}), precheck=_precheck_swap),
-        BatchOp(
-            "result",
-            _result,
-            required=frozenset({"task_id"}),
-            precheck=_precheck_task,
-            help="Go on waiting for a task submitted earlier and save its image (nothing is paid again).",
-        ),
+        result_op(),
     ),
     bench=BenchOp("face swap (upload, poll, download)", _bench, op="swap"),
     emulator="aioface.emulator._ailab:setup",
