@@ -146,3 +146,35 @@ def test_result_goes_on_waiting_for_a_task_submitted_earlier(emulator: EmulatorP
     assert r.returncode == 0, r.stderr
     r = aioface("result", "--task-id", "no-such-task", "--provider", "ailab", "--out", str(out), env=env)
     assert r.returncode == 1 and "no-such-task" in r.stderr
+
+
+@pytest.mark.anyio
+async def test_face_rects_and_swap_timeout_reach_the_provider(tmp_path: Path) -> None:
+    """What the options put on the wire, seen by a server of the test's own (not only file names)."""
+    from aiohttp import web
+
+    from ._servers import picture, serve
+    from .hostile_util import cli_env, run_cli
+
+    bodies: dict[str, dict[str, object]] = {}
+
+    async def face(request: web.Request) -> web.Response:
+        bodies[request.match_info["op"]] = await request.json()
+        return web.json_response({"success": True, "image_url": f"{base}/img.png", "task_id": "t1"})
+
+    async def img(request: web.Request) -> web.Response:
+        return web.Response(body=picture(), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_post("/face/{op}", face)
+    app.router.add_get("/img.png", img)
+    async with serve(app) as base:
+        env = cli_env(tmp_path, base)
+        out = str(tmp_path / "o")
+        r = await run_cli("change-age", URL, "--age", "60", "--face-rect", "10,20,100,120", "--out", out, env=env)
+        assert r.returncode == 0, r.stderr
+        r = await run_cli("swap", "--source", URL, "--target", URL, "--timeout", "30", "--out", out, env=env)
+        assert r.returncode == 0, r.stderr
+    rect = {"x": 10, "y": 20, "width": 100, "height": 120}
+    assert bodies["change-age"]["age_infos"] == [{"age": 60, "face_rect": rect}]
+    assert bodies["swap"]["timeout"] == 30
