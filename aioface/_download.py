@@ -228,7 +228,6 @@ async def stream_to_file(
     f = _open_part(dest, tmp)
     size = 0
     fmt: str | None = None
-    head = b""
     first = b""
     ok = False
     try:
@@ -240,12 +239,15 @@ async def stream_to_file(
             start = time.monotonic()
             async for chunk in chunks:  # type: ignore[attr-defined]
                 assert isinstance(chunk, bytes | bytearray | memoryview)
-                if fmt is None and len(head) < 16:
-                    head += bytes(chunk[: 16 - len(head)])
                 if len(first) < FIRST_BYTES:
-                    first += bytes(chunk[: FIRST_BYTES - len(first)])
-                    if len(head) >= 12:
-                        fmt = sniff_format(head)
+                    # The first bytes, kept for the sniff and the header; a first chunk that is
+                    # bytes is kept as is (slicing bytes within their length copies nothing).
+                    if not first and type(chunk) is bytes:
+                        first = chunk[:FIRST_BYTES]
+                    else:
+                        first += bytes(chunk[: FIRST_BYTES - len(first)])
+                    if fmt is None and len(first) >= 12:
+                        fmt = sniff_format(first)
                         if fmt is None:
                             raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
                 size += len(chunk)
@@ -259,7 +261,7 @@ async def stream_to_file(
                         f"(under {min_rate:g} bytes/s after {grace:g}s)"
                     )
         if fmt is None:
-            fmt = sniff_format(head)
+            fmt = sniff_format(first)
             if fmt is None:
                 raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
         if content_length is not None and size != content_length and is_identity(content_encoding):
