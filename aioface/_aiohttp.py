@@ -76,7 +76,7 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
 class _Stream:
     """``async with transport.stream(spec, ...) as response``: send, follow redirects, map errors."""
 
-    __slots__ = ("_label", "_proxy", "_resp", "_session", "_spec", "_timeout")
+    __slots__ = ("_proxy", "_resp", "_session", "_spec", "_timeout")
 
     def __init__(
         self,
@@ -90,7 +90,11 @@ class _Stream:
         self._spec = spec
         self._timeout = timeout
         self._resp: aiohttp.ClientResponse | None = None
-        self._label = f"{spec.method} {spec.url}"
+
+    @property
+    def _label(self) -> str:
+        """``GET https://...``, for errors (made only when one is raised)."""
+        return f"{self._spec.method} {self._spec.url}"
 
     def _body(self) -> tuple[Any, dict[str, str]]:
         spec = self._spec
@@ -176,6 +180,7 @@ class AiohttpTransport:
         self._connector_kwargs = dict(connector_kwargs or {})
         self._proxies = urllib.request.getproxies_environment() if trust_env else {}
         self._proxy_for: dict[tuple[str, str], str | None] = {}
+        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -197,12 +202,14 @@ class AiohttpTransport:
         return self._proxy_for[key]
 
     def stream(self, spec: RequestSpec, *, timeout: float, connect_timeout: float) -> _Stream:
-        return _Stream(
-            self.session,
-            spec,
-            aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout),
-            self._proxy,
-        )
+        t = self._timeouts.get((timeout, connect_timeout))
+        if t is None:  # the same few pairs again and again: one (frozen) ClientTimeout each
+            if len(self._timeouts) > 64:
+                self._timeouts.clear()
+            t = self._timeouts[timeout, connect_timeout] = aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout, sock_read=timeout
+            )
+        return _Stream(self.session, spec, t, self._proxy)
 
     async def aclose(self) -> None:
         """Close the session if this transport made it."""

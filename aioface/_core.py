@@ -25,6 +25,7 @@ from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_statu
 from ._http import AsyncTransport, RequestSpec, Response
 from ._limits import Limiter, Rate, Slot
 from ._net import check_http_url
+from ._options import Options
 from ._options import current as current_options
 from ._retry import RetryPolicy, is_retryable, retry_delay
 
@@ -217,6 +218,8 @@ class Endpoint:
     #: At most as many requests of this provider past this point as the pool has connections, so
     #: that 50,000 polls falling due together do not each build a request and queue for a socket.
     gate: Gate | None = None
+    #: ``on_wait`` for this endpoint's limiter waits (made once, not per request).
+    announce: Callable[[float, Rate | None], None] | None = field(default=None, repr=False, compare=False)
 
 
 def _once(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -293,7 +296,7 @@ class Dispatch:
         retry = opts.retry if opts is not None and opts.retry is not None else self.retry
         while True:
             try:
-                return await self._once(spec, endpoint, handle, on_sent, admitted and attempt == 0)
+                return await self._once(spec, endpoint, handle, on_sent, admitted and attempt == 0, opts)
             except AiofaceError as exc:
                 if isinstance(exc, RateLimitError):
                     endpoint.stats["throttled"] += 1
@@ -317,12 +320,13 @@ class Dispatch:
         handle: Callable[[Response], Awaitable[T]],
         on_sent: Callable[[], Awaitable[None]] | None,
         admitted: bool = False,
+        opts: Options | None = None,
     ) -> T:
         gate = self.gate(endpoint)
         if not admitted:
             await gate.acquire()  # no loop turn when a place is free
         try:
-            return await self._send(spec, endpoint, handle, on_sent)
+            return await self._send(spec, endpoint, handle, on_sent, opts)
         finally:
             gate.release()
 
@@ -339,26 +343,26 @@ class Dispatch:
         endpoint: Endpoint,
         handle: Callable[[Response], Awaitable[T]],
         on_sent: Callable[[], Awaitable[None]] | None = None,
+        opts: Options | None = None,
     ) -> T:
+        """One attempt; ``opts``: the options in force (read once per call by :meth:`call`)."""
         queued = time.perf_counter()
-        opts = current_options()
         acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
         default_timeout = self.default_timeout if opts is None or opts.timeout is None else opts.timeout
         # A view's own limits (``client.with_options(limits=...)``, a view of a view adds its own)
         # first, then the shared one.
         own = opts.limiters.get(endpoint.name, ()) if opts is not None and opts.limiters else ()
         own_permits: list[Slot] = []
+        announce = endpoint.announce
+        if announce is None:
+            announce = endpoint.announce = partial(self._announce_wait, endpoint)
         try:
             for lim in own:
                 own_permits.append(
-                    await lim.acquire(
-                        timeout=acquire_timeout,
-                        on_wait=partial(self._announce_wait, endpoint),
-                        notice=self.limit_wait_notice,
-                    )
+                    await lim.acquire(timeout=acquire_timeout, on_wait=announce, notice=self.limit_wait_notice)
                 )
             permit = await endpoint.limiter.acquire(
-                timeout=acquire_timeout, on_wait=partial(self._announce_wait, endpoint), notice=self.limit_wait_notice
+                timeout=acquire_timeout, on_wait=announce, notice=self.limit_wait_notice
             )
         except BaseException:
             for p in own_permits:

@@ -9,6 +9,7 @@ import inspect
 import itertools
 import os
 import secrets
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -104,12 +105,13 @@ _SUFFIX_LIST = tuple(SUFFIXES.values())
 _LONGEST_SUFFIX = max(len(s) for s in _SUFFIX_LIST)
 
 
-def check_destination(dest: str | os.PathLike[str], *, param: str = "dest") -> None:
+def check_destination(dest: str | os.PathLike[str], *, param: str = "dest", isdir: bool | None = None) -> None:
     """Refuse, before anything is sent and paid for, a destination no result could be saved to:
     no file name, a name the file system will not take, a folder in the way, a parent that is a
     file, a read-only or unwritable folder, a full disk. :class:`InvalidRequestError` (``param``).
 
-    A few ``stat`` calls on strings (no ``Path`` objects): cheap enough to run before every request.
+    A few system calls on strings (no ``Path`` objects): cheap enough to run before every request.
+    ``isdir``: whether ``dest`` itself is a folder, when the caller has just looked (one stat less).
     """
     text = os.fspath(dest)
     name = os.path.basename(text)
@@ -119,16 +121,25 @@ def check_destination(dest: str | os.PathLike[str], *, param: str = "dest") -> N
     has_suffix = ext not in ("", ".")
     if len(os.fsencode(name)) + (0 if has_suffix else _LONGEST_SUFFIX) > NAME_MAX:
         raise InvalidRequestError(f"{param}: file name longer than {NAME_MAX} bytes: {name[:40]}...", param=param)
-    for candidate in (text,) if has_suffix else [text + s for s in _SUFFIX_LIST]:
-        if os.path.isdir(candidate):
-            raise InvalidRequestError(f"{param}: {candidate} is a folder", param=param)
+    if has_suffix:
+        if _isdir(text) if isdir is None else isdir:
+            raise InvalidRequestError(f"{param}: {text} is a folder", param=param)
+    else:
+        for candidate in [text + s for s in _SUFFIX_LIST]:
+            if _isdir(candidate):
+                raise InvalidRequestError(f"{param}: {candidate} is a folder", param=param)
     folder = os.path.dirname(text) or "."
-    while not os.path.exists(folder):
+    while True:  # the nearest folder that exists (the missing ones will be made)
+        try:
+            mode: int | None = os.stat(folder).st_mode
+            break
+        except (OSError, ValueError):
+            mode = None
         up = os.path.dirname(folder.rstrip(os.sep)) or "."
         if up == folder:
             break
-        folder = up  # it will be made: check the nearest folder that exists
-    if not os.path.isdir(folder):
+        folder = up
+    if mode is None or not stat.S_ISDIR(mode):
         raise InvalidRequestError(f"{param}: {folder} is not a folder", param=param)
     try:
         st = os.statvfs(folder)
@@ -141,6 +152,17 @@ def check_destination(dest: str | os.PathLike[str], *, param: str = "dest") -> N
     free = st.f_bavail * st.f_frsize
     if free < MIN_FREE:
         raise InvalidRequestError(f"{param}: no space left on the disk of {folder} ({free} bytes free)", param=param)
+
+
+def _isdir(text: str) -> bool:
+    """``os.path.isdir``, cheaper for a path that does not exist (the usual case for a new file):
+    ``access`` answers that without the exception ``stat`` raises."""
+    if not os.access(text, os.F_OK):
+        return False
+    try:
+        return stat.S_ISDIR(os.stat(text).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _storage_error(exc: OSError, what: str | os.PathLike[str]) -> StorageError:
@@ -206,7 +228,6 @@ async def stream_to_file(
     f = _open_part(dest, tmp)
     size = 0
     fmt: str | None = None
-    head = b""
     first = b""
     ok = False
     try:
@@ -218,12 +239,15 @@ async def stream_to_file(
             start = time.monotonic()
             async for chunk in chunks:  # type: ignore[attr-defined]
                 assert isinstance(chunk, bytes | bytearray | memoryview)
-                if fmt is None and len(head) < 16:
-                    head += bytes(chunk[: 16 - len(head)])
                 if len(first) < FIRST_BYTES:
-                    first += bytes(chunk[: FIRST_BYTES - len(first)])
-                    if len(head) >= 12:
-                        fmt = sniff_format(head)
+                    # The first bytes, kept for the sniff and the header; a first chunk that is
+                    # bytes is kept as is (slicing bytes within their length copies nothing).
+                    if not first and type(chunk) is bytes:
+                        first = chunk[:FIRST_BYTES]
+                    else:
+                        first += bytes(chunk[: FIRST_BYTES - len(first)])
+                    if fmt is None and len(first) >= 12:
+                        fmt = sniff_format(first)
                         if fmt is None:
                             raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
                 size += len(chunk)
@@ -237,7 +261,7 @@ async def stream_to_file(
                         f"(under {min_rate:g} bytes/s after {grace:g}s)"
                     )
         if fmt is None:
-            fmt = sniff_format(head)
+            fmt = sniff_format(first)
             if fmt is None:
                 raise DownloadError("result is not a JPEG, PNG, WebP or GIF image")
         if content_length is not None and size != content_length and is_identity(content_encoding):
@@ -346,46 +370,77 @@ Dest = str | os.PathLike[str] | SyncSink | AsyncSink | None
 _FOLDER_SEQ: dict[str, itertools.count[int]] = {}
 
 
+class _File(str):
+    """A file destination already checked and resolved (suffix included when one was due): the
+    steps after the check take it as it is, without looking at the disk again."""
+
+    __slots__ = ()
+
+
+_IMAGE_SUFFIXES = (*SUFFIXES.values(), ".jpeg")
+
+
 def is_folder(dest: str | os.PathLike[str]) -> bool:
     """True for a path written with a trailing separator, or an existing folder whose name has no
     image suffix (a folder named ``x.jpg`` is in the way of a file, not a place for results)."""
+    if isinstance(dest, _File):
+        return False
     text = os.fspath(dest)
     if text.endswith(("/", os.sep)):
         return True
-    return os.path.isdir(text) and os.path.splitext(text)[1].lower() not in (*SUFFIXES.values(), ".jpeg")
+    return _isdir(text) and os.path.splitext(text)[1].lower() not in _IMAGE_SUFFIXES
+
+
+def prepare_dest(dest: Dest, fmt: str | None = None, *, param: str = "dest") -> Dest:
+    """:func:`check_dest`, returning what to hand on to :func:`save_stream`: a file path gets the
+    suffix of ``fmt`` when it has none (and ``fmt`` is given) and comes back marked as checked, so
+    that nothing after looks at the disk again (one ``stat`` of ``dest`` decides folder or file);
+    a folder, None, a file object or a sink come back as they are."""
+    if dest is None or not isinstance(dest, str | os.PathLike):
+        return dest
+    if isinstance(dest, _File):
+        return dest
+    text = os.fspath(dest)
+    if text.endswith(("/", os.sep)):
+        check_destination(os.path.join(text, "result"), param=param)
+        return dest
+    d_isdir = _isdir(text)
+    if d_isdir and os.path.splitext(text)[1].lower() not in _IMAGE_SUFFIXES:
+        check_destination(os.path.join(text, "result"), param=param)
+        return dest
+    target = with_suffix(text, fmt) if fmt is not None else text
+    check_destination(target, param=param, isdir=d_isdir if target is text else None)
+    return _File(target)
 
 
 def check_dest(dest: Dest, *, param: str = "dest") -> None:
     """:func:`check_destination` for any :data:`Dest` (memory and sinks need no check; a folder is
     checked as the place of a file in it)."""
-    if dest is None or not isinstance(dest, str | os.PathLike):
-        return
-    if is_folder(dest):
-        check_destination(os.path.join(dest, "result"), param=param)
-    else:
-        check_destination(dest, param=param)
+    prepare_dest(dest, param=param)
 
 
-def resolve_path(dest: str | os.PathLike[str], name: str | None = None) -> Path:
+def resolve_path(dest: str | os.PathLike[str], name: str | None = None) -> str:
     """The file (no suffix yet when none was given) a path or folder destination means.
 
     In a folder the file is named after ``name`` (a task or request id: kept when plain, else made
     safe and tagged with its hash, so two ids never share a file) or, without one,
     ``result-0001``, ``result-0002``... skipping names already taken in that folder.
     """
+    if isinstance(dest, _File):
+        return dest
     if not is_folder(dest):
-        return Path(dest)
+        return os.fspath(dest)
     from ._net import unique_name
 
-    folder = Path(dest)
+    folder = os.fspath(dest)
     if name:  # no dots: the suffix is the content's
-        return folder / unique_name(name, default="result")
+        return os.path.join(folder, unique_name(name, default="result"))
     seq = _FOLDER_SEQ.setdefault(os.path.abspath(folder), itertools.count(1))
-    taken = {os.path.splitext(n)[0] for n in os.listdir(folder)} if folder.is_dir() else set()
+    taken = {os.path.splitext(n)[0] for n in os.listdir(folder)} if os.path.isdir(folder) else set()
     while True:
         stem = f"result-{next(seq):04d}"
         if stem not in taken:
-            return folder / stem
+            return os.path.join(folder, stem)
 
 
 async def save_stream(

@@ -7,6 +7,7 @@ reason to cancel the others. Leaving the ``async with`` block early cancels what
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -65,7 +66,10 @@ class FanOut(Generic[T, R]):
         self._recv: MemoryObjectReceiveStream[Outcome[T, R]] | None = None
         self._exhausted = False
         self._fed = False
-        self._room: anyio.Event | None = None
+        self._room: asyncio.Future[None] | None = None
+        #: The item tasks still running (plain asyncio tasks: an anyio task and its cancel scope
+        #: per item cost more than many a call; _feed waits for them, so the group still does).
+        self._tasks: set[asyncio.Task[None]] = set()
         #: Calls running right now.
         self.in_flight = 0
 
@@ -109,26 +113,30 @@ class FanOut(Generic[T, R]):
             pass  # the consumer left the block (a call that finished shielded): nobody wants it
         finally:
             self.in_flight -= 1
-            if self._room is not None:
-                self._room.set()
+            room = self._room
+            if room is not None and not room.done():
+                room.set_result(None)
             if self._fed and self.in_flight == 0:
                 send.close()
 
     async def _feed(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
         """Start one task per item, never more than ``concurrency`` at once, and only as items come:
         a huge concurrency costs nothing until there is work for it."""
-        assert self._tg is not None
+        loop = asyncio.get_running_loop()
+        tasks = self._tasks
         started = 0
         try:
             while True:
                 while self.in_flight >= self._concurrency:
-                    self._room = anyio.Event()
-                    await self._room.wait()
+                    self._room = loop.create_future()
+                    await self._room
                 nxt = await self._next_item()
                 if nxt is None:
-                    return
+                    break
                 self.in_flight += 1
-                self._tg.start_soon(self._one, nxt[0], nxt[1], send)
+                task = loop.create_task(self._one(nxt[0], nxt[1], send))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
                 started += 1
                 if started % 256 == 0:
                     await anyio.lowlevel.checkpoint()  # let the started ones run: the loop never stalls
@@ -136,6 +144,15 @@ class FanOut(Generic[T, R]):
             self._fed = True
             if self.in_flight == 0:
                 send.close()
+            try:
+                if tasks:  # the group ends when every item has: wait for them here
+                    await asyncio.wait(list(tasks))
+            finally:
+                if tasks:  # cancelled (the block was left early): cancel the items, wait for them
+                    for t in tasks:
+                        t.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await asyncio.wait(list(tasks))
 
     async def __aenter__(self) -> FanOut[T, R]:
         if isinstance(self._items, AsyncIterable):

@@ -18,6 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from .. import _json
 from .._core import Dispatch, Endpoint, ErrorParser
 from .._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
@@ -30,6 +32,7 @@ from .._retry import RetryPolicy
 from .._types import ImageResult, Result, TaskEvent, TaskStatus
 
 T = TypeVar("T")
+_CASELESS = (CIMultiDict, CIMultiDictProxy)
 log = logging.getLogger("aioface")
 
 #: ``on_status(event)``: called (or awaited, if it returns an awaitable) on each task status change.
@@ -253,26 +256,32 @@ class ProviderContext:
         suffix comes from the content when it has none, a folder, None for memory, a file object
         or sink); ``fields(headers)`` adds result fields such as a request id, which also names
         the file in a folder."""
-        max_bytes = self.settings.max_download_bytes
-        timeout = spec.timeout if spec.timeout is not None else self.settings.timeout
+        settings = self.settings  # read once: the options in force do not change during a call
+        max_bytes = settings.max_download_bytes
+        timeout = spec.timeout if spec.timeout is not None else settings.timeout
+        told = settings.on_status is not None  # no callback: no status events to build
 
         async def handle(resp: Response) -> ImageResult:
-            await self.status("downloading")
-            extra = dict(fields(resp.headers)) if fields is not None else {}
+            if told:
+                await self.status("downloading")
+            headers = resp.headers
+            extra = dict(fields(headers)) if fields is not None else {}
             saved = await save_stream(
                 resp.iter_chunks(CHUNK),
                 dest,
                 name=extra.get("task_id") or extra.get("request_id"),
                 content_length=resp.content_length,
-                content_encoding=header(resp.headers, "Content-Encoding"),
+                content_encoding=header(headers, "Content-Encoding"),
                 max_bytes=max_bytes,
                 timeout=timeout,
             )
             result = self._result(saved, None, extra)
-            await self.status("done")
+            if told:
+                await self.status("done")
             return result
 
-        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=self._sent_event("processing"))
+        on_sent = self._sent_event("processing") if told else None
+        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=on_sent)
 
     def _result(self, saved: Saved, source_url: str | None, fields: Mapping[str, Any]) -> ImageResult:
         dims = saved.dimensions or (image_size(saved.path) if saved.path is not None else None)
@@ -488,8 +497,8 @@ def decode_json(provider: str, status: int, body: bytes) -> Any:
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive header lookup that works on plain dicts too."""
     v = headers.get(name)
-    if v is not None:
-        return v
+    if v is not None or isinstance(headers, _CASELESS):
+        return v  # a case-insensitive mapping (aiohttp's headers) has said all there is
     low = name.lower()
     for k, val in headers.items():
         if k.lower() == low:

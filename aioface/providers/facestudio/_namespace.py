@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..._download import Dest, check_dest, is_folder, with_suffix
+from ..._download import Dest, prepare_dest
 from ..._errors import InvalidRequestError
 from ..._limits import Rate
 from ..._types import ImageResult
@@ -136,10 +135,7 @@ class FaceStudio(ProviderNamespace):
         ctx = self._ctx
         self._check_tier(params)
         spec = _fs.build_request(ctx.base_url, ctx.key(required=False), params, ctx.settings.timeout)
-        target: Dest = dest
-        if isinstance(dest, str | os.PathLike) and not is_folder(dest):
-            target = with_suffix(dest, params.get("image_format", "jpeg"))
-        check_dest(target)
+        target = prepare_dest(dest, params.get("image_format", "jpeg"))  # one look at the disk
 
         def fields(headers: Mapping[str, str]) -> dict[str, str | None]:
             return {"request_id": headers.get("X-Request-ID"), "user_class": _fs.user_class(headers)}
