@@ -87,7 +87,13 @@ def _lag(lags: list[float], prefix: str) -> dict[str, float]:
 
 
 async def run(
-    url: str, n: int, task_seconds: float, gc_mode: str, waiter: str, traces: list[dict[str, object]]
+    url: str,
+    n: int,
+    task_seconds: float,
+    gc_mode: str,
+    waiter: str,
+    workers: int | None,
+    traces: list[dict[str, object]],
 ) -> dict[str, float | str]:
     proc = psutil.Process()
     img = _jpeg()
@@ -162,7 +168,8 @@ async def run(
                 failed = sum(not o.ok for o in results)
                 del results
             else:
-                async with client.ailab.wait_many(zip(ids, times, strict=True), poll=policy) as waits:
+                pairs = zip(ids, times, strict=True)
+                async with client.ailab.wait_many(pairs, poll=policy, concurrency=workers) as waits:
                     async for o in waits:
                         done += 1
                         failed += not o.ok
@@ -181,7 +188,7 @@ async def run(
     return {
         "tasks": n,
         "gc": gc_mode,
-        "waiter": waiter,
+        "waiter": waiter if workers is None else f"{waiter}/{workers}",
         "failed": failed,
         "submit_seconds": t_wait - t_submit,
         "wait_seconds": t_end - t_wait,
@@ -209,12 +216,13 @@ def main() -> None:
         default="many",
         help="many: one client.ailab.wait_many for all tasks (default); each: a wait() per task via client.map",
     )
+    ap.add_argument("--workers", type=int, help="wait_many's workers (default: the 100 connections)")
     ap.add_argument("--trace", help="write every tick's lag and every GC pause to this JSON file")
     a = ap.parse_args()
     n, seconds = (300, 1.0) if a.quick else (a.n, 8.0)
     with ChildEmulator("--task-duration", str(seconds), "--task-jitter", "2") as emu:
         traces: list[dict[str, object]] = []
-        row = asyncio.run(run(emu.url, n, seconds, a.gc, a.waiter, traces))
+        row = asyncio.run(run(emu.url, n, seconds, a.gc, a.waiter, a.workers, traces))
     if a.trace:
         with open(a.trace, "w") as f:
             json.dump(traces[0], f)
