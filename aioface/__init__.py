@@ -45,6 +45,7 @@ from ._types import FaceInfo as FaceInfo
 from ._types import ImageResult as ImageResult
 from ._types import Liveness as Liveness
 from ._types import TaskEvent as TaskEvent
+from ._waitmany import WaitMany as WaitMany
 from .providers.acedata import AceData as AceData
 from .providers.acedata import CallbackReceiver as CallbackReceiver
 from .providers.ailab import AILab as AILab
@@ -108,5 +109,6 @@ __all__ = [
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",
+    "WaitMany",
     "parse_limits",
 ]

@@ -211,6 +211,11 @@ class ProviderContext:
         """Send through this provider's limiter, with retries; ``handle`` reads a 2xx answer."""
         return await self._hub.dispatch.call(spec, self.endpoint, handle)
 
+    @property
+    def connections(self) -> int:
+        """The connection pool's size (and each provider's gate): how many requests can be in flight."""
+        return self._hub.dispatch.connections
+
     def admit(self, at: float) -> Awaitable[None]:
         """Wait for a place in this provider's gate, no earlier than ``at`` (``anyio.current_time()``):
         the task wakes once, when its time has come and a connection is free. The place is then
