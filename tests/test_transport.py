@@ -73,7 +73,7 @@ def test_public_api_is_pinned() -> None:
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter", "RedisStore",
         "RequestTimeoutError", "RequestTiming", "RetryPolicy", "ServerError", "StorageError", "TaskError", "TaskEvent",
-        "TaskFailedError", "TaskTimeoutError", "TransportError", "parse_limits",
+        "TaskFailedError", "TaskTimeoutError", "TransportError", "WaitMany", "parse_limits",
     }  # fmt: skip
     for name in aioface.__all__:
         assert getattr(getattr(aioface, name), "__module__", "aioface").startswith("aioface"), name
