@@ -409,6 +409,14 @@ class _Waiter:
         self.event = anyio.Event()
 
 
+def check_limiter_args(margin: float, stamp_bound: float | None) -> None:
+    """Refuse a negative margin or stamp bound (every limiter, local or shared)."""
+    if margin < 0:
+        raise ConfigurationError("margin must be >= 0")
+    if stamp_bound is not None and stamp_bound < 0:
+        raise ConfigurationError("stamp_bound must be >= 0")
+
+
 class RateLimiter:
     """Several windows at once (``5/minute`` AND ``120/day``), FIFO, cancellation-safe.
 
@@ -427,10 +435,7 @@ class RateLimiter:
         adaptive: bool = False,
         stamp_bound: float | None = None,
     ) -> None:
-        if margin < 0:
-            raise ConfigurationError("margin must be >= 0")
-        if stamp_bound is not None and stamp_bound < 0:
-            raise ConfigurationError("stamp_bound must be >= 0")
+        check_limiter_args(margin, stamp_bound)
         self.margin = margin
         #: None: a slot is held until T after the answer (exact whatever the server does).
         #: A number: the server is trusted to count a request within that many seconds of its

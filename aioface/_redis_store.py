@@ -43,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 
 from ._errors import ConfigurationError, LimiterTimeoutError
-from ._limits import Rate
+from ._limits import Rate, check_limiter_args
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -556,10 +556,7 @@ class RedisLimiter:
         adaptive: bool = False,
         stamp_bound: float | None = None,
     ) -> None:
-        if margin < 0:
-            raise ConfigurationError("margin must be >= 0")
-        if stamp_bound is not None and stamp_bound < 0:
-            raise ConfigurationError("stamp_bound must be >= 0")
+        check_limiter_args(margin, stamp_bound)
         self._store = store
         self.provider = provider
         self.key_hash = key_hash

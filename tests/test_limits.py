@@ -357,3 +357,17 @@ def test_a_limit_wait_reads_as_a_sentence() -> None:
     assert str(LimitWait("myface", "5/second", None, 4.25)) == "myface 5/second: next slot in 4.2s"
     assert str(LimitWait("p", None, None, 754)).endswith("paused after HTTP 429: next slot in 12m 34s")
     assert str(LimitWait("p", "120/day", "Basic", 83_000)).endswith("next slot in 23h 03m")
+
+
+@pytest.mark.parametrize(("margin", "stamp_bound"), [(-0.1, None), (0.0, -1.0)])
+def test_negative_margin_or_stamp_bound_is_refused_by_local_and_shared_limiters(
+    margin: float, stamp_bound: float | None
+) -> None:
+    from aioface._redis_store import RedisLimiter, RedisStore
+
+    rates = [Rate(1, 1.0)]
+    with pytest.raises(ConfigurationError, match=">= 0"):
+        RateLimiter(rates, margin=margin, stamp_bound=stamp_bound)
+    # The shared limiter checks before it ever talks to Redis: nothing listens on this URL.
+    with pytest.raises(ConfigurationError, match=">= 0"):
+        RedisLimiter(RedisStore("redis://127.0.0.1:1/0"), "p", "h", rates, margin=margin, stamp_bound=stamp_bound)

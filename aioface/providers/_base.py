@@ -499,6 +499,14 @@ def decode_json(provider: str, status: int, body: bytes) -> Any:
         raise ProtocolError(f"{provider} sent a non-JSON answer (HTTP {status}): {snippet!r}") from None
 
 
+def decode_json_object(provider: str, status: int, body: bytes, what: str = "an object") -> dict[str, Any]:
+    """Parse a JSON object (``what`` names it in the error) or raise ProtocolError naming the provider."""
+    data = decode_json(provider, status, body)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{provider} sent {type(data).__name__} where {what} was expected")
+    return data
+
+
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive header lookup that works on plain dicts too."""
     v = headers.get(name)
@@ -538,6 +546,7 @@ __all__ = [
     "Secret",
     "Settings",
     "decode_json",
+    "decode_json_object",
     "header",
     "require_choice",
     "result_op",

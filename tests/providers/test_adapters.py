@@ -179,3 +179,13 @@ def test_ailab_image_checks() -> None:
     with pytest.raises(ImageRejectedError) as ei:
         ailab.check_image(b"\xff\xd8\xff" + bytes(5 * 1024 * 1024), "target")
     assert ei.value.rule == "max_bytes"
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"done"', b"null"])
+def test_json_that_is_not_an_object_is_a_protocol_error_naming_the_provider(body: bytes) -> None:
+    with pytest.raises(ProtocolError, match=r"acedata .* where an object was expected"):
+        acedata.parse_result(200, {}, body)
+    with pytest.raises(ProtocolError, match=r"ailab .* where an object was expected"):
+        ailab.parse_result(200, {}, body)
+    with pytest.raises(ProtocolError, match=r"acedata .* where a task was expected"):
+        acedata.parse_task(200, {}, body)

@@ -25,7 +25,7 @@ from ..._http import RequestSpec
 from ..._net import check_http_url
 from ..._retry import parse_retry_after
 from ..._types import FaceAnalysis, FaceInfo, Liveness
-from .._base import decode_json, header, require_int
+from .._base import decode_json, decode_json_object, header, require_int
 
 PROVIDER = "acedata"
 DEFAULT_BASE_URL = "https://api.acedata.cloud"
@@ -164,9 +164,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> APIErro
 
 def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """A 2xx answer: the result dict, or a typed error when it says ``success: false``."""
-    data = decode_json(PROVIDER, status, body)
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{PROVIDER} sent {type(data).__name__} where an object was expected")
+    data = decode_json_object(PROVIDER, status, body)
     if data.get("success") is False or "error" in data:
         raise _error_from(status if status >= 400 else 500, headers, data)
     return data
@@ -291,9 +289,7 @@ def task_request(base_url: str, token: str, task_id: str) -> RequestSpec:
 
 def parse_task(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
     """The task's final answer, or None while it runs."""
-    data = decode_json(PROVIDER, status, body)
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{PROVIDER} sent {type(data).__name__} where a task was expected")
+    data = decode_json_object(PROVIDER, status, body, "a task")
     response = data.get("response")
     if response is None:
         return None

@@ -17,7 +17,7 @@ from ..._errors import (
 )
 from ..._http import FormFile, RequestSpec
 from ..._retry import parse_retry_after
-from .._base import decode_json
+from .._base import decode_json, decode_json_object
 
 PROVIDER = "ailab"
 DEFAULT_BASE_URL = "https://www.ailabapi.com"
@@ -133,9 +133,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> APIErro
 
 def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """A 2xx answer: the dict, or a typed error when ``error_code`` is not 0."""
-    data = decode_json(PROVIDER, status, body)
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{PROVIDER} sent {type(data).__name__} where an object was expected")
+    data = decode_json_object(PROVIDER, status, body)
     if data.get("error_code", 0) != 0:
         raise _error_from(status, headers, data)
     return data
