@@ -359,11 +359,11 @@ class RedisStore:
         """Send the releases still pending, stop renewing leases, close the connections."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self._socket_timeout)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(BaseException):
-                await self._heartbeat
-            self._heartbeat = None
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            # Bounded: closing never hangs on a renewal, whatever the Redis client does with a cancel.
+            await asyncio.wait({heartbeat}, timeout=self._socket_timeout)
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -493,8 +493,10 @@ class RedisStore:
             self._heartbeat = asyncio.get_running_loop().create_task(self._renew_loop())
 
     async def _renew_loop(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
         try:
-            while True:
+            while not me.cancelling():
                 await asyncio.sleep(self.lease / 3)
                 busy = [lim for lim in self._limiters if lim._busy()]
                 if not busy:
@@ -506,9 +508,12 @@ class RedisStore:
                         if lim._epoch is not None and epoch != lim._epoch:
                             await lim._restore()
                     except self.failures as exc:
+                        if me.cancelling():  # the client turned our cancellation into an error: stop
+                            raise asyncio.CancelledError from exc
                         log.warning("limits store %s: lease renewal failed (%s)", self.safe_url, exc)
         finally:
-            self._heartbeat = None
+            if self._heartbeat is me:
+                self._heartbeat = None
 
 
 class _Waiter:

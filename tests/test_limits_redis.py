@@ -607,3 +607,44 @@ async def test_a_day_budget_is_shared_by_stores_of_separate_processes(redis_url:
     finally:
         for s in stores:
             await s.aclose()
+
+
+async def test_aclose_stops_the_lease_renewal_even_when_the_client_turns_its_cancel_into_an_error(
+    redis_url: str,
+) -> None:
+    """Seen in CI: the heartbeat was cancelled mid-renewal, the Redis client raised a connection error
+    instead of the cancellation, the loop logged it and went on renewing, and aclose() waited forever."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    s = RedisStore(redis_url, lease=0.3)
+    await s.open()
+    lim = make(s, new_key(), Rate(1, 0.1))
+    await lim.acquire(timeout=1)  # in flight, never answered: the heartbeat keeps renewing its lease
+    real = s._run
+    renewing = asyncio.Event()
+
+    async def swallowing(script: str, keys: Any, args: Any) -> Any:
+        if script != "renew":
+            return await real(script, keys, args)
+        renewing.set()
+        try:
+            await asyncio.sleep(5)  # a reply slow to come
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Connection closed by server.") from None
+        return await real(script, keys, args)
+
+    s._run = swallowing  # type: ignore[method-assign]
+    await asyncio.wait_for(renewing.wait(), 2)
+    heartbeat = s._heartbeat
+    assert heartbeat is not None
+    t0 = time.monotonic()
+    closing = asyncio.ensure_future(s.aclose())  # a task of its own: a close that hangs fails, not hangs, the test
+    await asyncio.wait({closing}, timeout=4)
+    if not closing.done():  # let a stuck loop end (nothing left to renew), so the failure is reported
+        s._limiters.clear()
+        s._run = real  # type: ignore[method-assign]
+        await asyncio.wait({closing}, timeout=2)
+        pytest.fail("aclose() waited for a heartbeat that swallowed its cancellation")
+    await asyncio.sleep(0.3)  # a loop that swallowed its cancel would be asleep or renewing again by now
+    assert heartbeat.done() and time.monotonic() - t0 < 1.5
+    assert s._redis is None  # and no renewal reopened a connection after close
