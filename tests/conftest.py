@@ -11,6 +11,13 @@ from aioface.emulator import Emulator, EmulatorConfig
 from aioface.emulator import EmulatorProcess as _EmulatorProcess
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Name the test in its captured output: pytest-timeout's dump (thread method) shows that output,
+    not the test's name, and an async test's stack shows only the event loop."""
+    print(f"[test] {item.nodeid}")
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
