@@ -1,9 +1,8 @@
 """aioface: an asyncio-native, rate-limit-exact client for face-image AI APIs."""
 
-from ._aiohttp import AiohttpTransport as AiohttpTransport
 from ._client import Client as Client
-from ._core import LimitWait as LimitWait
-from ._core import RequestTiming as RequestTiming
+from ._dispatch import LimitWait as LimitWait
+from ._dispatch import RequestTiming as RequestTiming
 from ._errors import AiofaceError as AiofaceError
 from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
@@ -26,31 +25,32 @@ from ._errors import TaskError as TaskError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import TransportError as TransportError
-from ._fanout import FanOut as FanOut
-from ._fanout import Outcome as Outcome
-from ._http import MockRequest as MockRequest
-from ._http import MockResponse as MockResponse
-from ._http import MockTransport as MockTransport
-from ._limits import LimitsStore as LimitsStore
-from ._limits import LocalStore as LocalStore
-from ._limits import Rate as Rate
-from ._limits import RateLimiter as RateLimiter
-from ._limits import parse_limits as parse_limits
-from ._polling import DurationLearners as DurationLearners
-from ._polling import PollPolicy as PollPolicy
-from ._redis_store import RedisStore as RedisStore
 from ._retry import RetryPolicy as RetryPolicy
 from ._types import FaceAnalysis as FaceAnalysis
 from ._types import FaceInfo as FaceInfo
 from ._types import ImageResult as ImageResult
 from ._types import Liveness as Liveness
 from ._types import TaskEvent as TaskEvent
-from ._waitmany import WaitMany as WaitMany
+from .limits import LimitsStore as LimitsStore
+from .limits import LocalStore as LocalStore
+from .limits import Rate as Rate
+from .limits import RateLimiter as RateLimiter
+from .limits import RedisStore as RedisStore
+from .limits import parse_limits as parse_limits
 from .providers.acedata import AceData as AceData
 from .providers.acedata import CallbackReceiver as CallbackReceiver
 from .providers.ailab import AILab as AILab
 from .providers.facestudio import TIERS as TIERS
 from .providers.facestudio import FaceStudio as FaceStudio
+from .tasks._fanout import FanOut as FanOut
+from .tasks._fanout import Outcome as Outcome
+from .tasks._polling import DurationLearners as DurationLearners
+from .tasks._polling import PollPolicy as PollPolicy
+from .tasks._waitmany import WaitMany as WaitMany
+from .transports import AiohttpTransport as AiohttpTransport
+from .transports import MockRequest as MockRequest
+from .transports import MockResponse as MockResponse
+from .transports import MockTransport as MockTransport
 
 try:
     from importlib.metadata import version as _version

@@ -1,3 +1,3 @@
-from aioface._cli_ops import main
+from aioface.cli import main
 
 main()

@@ -14,12 +14,12 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.to_thread
 
-from ._core import Dispatch, Endpoint, LimitWait, RequestTiming, generic_error
-from ._download import DEFAULT_MAX_BYTES, Dest, image_size
+from ._dispatch import Dispatch, Endpoint, LimitWait, RequestTiming, generic_error
 from ._errors import ConfigurationError
-from ._fanout import FanOut, Outcome, map_all
-from ._http import AsyncTransport
-from ._limits import (
+from ._options import Options, OptionsProxy, applied
+from ._retry import RetryPolicy
+from ._types import ImageResult, TaskEvent
+from .limits._local import (
     Limiter,
     LimitsStore,
     LocalStore,
@@ -29,15 +29,15 @@ from ._limits import (
     key_digest,
     parse_limits,
 )
-from ._options import Options, OptionsProxy, applied
-from ._polling import DurationLearners, PollPolicy
-from ._retry import RetryPolicy
-from ._types import ImageResult, TaskEvent
 from .providers import ProviderContext, ProviderNamespace, providers
 from .providers._base import Secret, Settings
 from .providers.acedata import AceData
 from .providers.ailab import AILab
 from .providers.facestudio import FaceStudio
+from .results._download import DEFAULT_MAX_BYTES, Dest, image_size
+from .tasks._fanout import FanOut, Outcome, map_all
+from .tasks._polling import DurationLearners, PollPolicy
+from .transports._base import AsyncTransport
 
 log = logging.getLogger("aioface")
 T = TypeVar("T")
@@ -57,7 +57,7 @@ def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None)
     if url in ("", "local"):
         return LocalStore(state_dir)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from ._redis_store import RedisStore  # the redis extra, imported only when asked for
+        from .limits.redis._store import RedisStore  # the redis extra, imported only when asked for
 
         return RedisStore(url)
     # Never echo the value itself: 'user:password@host' without a scheme would show the password.
@@ -305,7 +305,7 @@ class Client:
         if self._transport_given is not None:
             self._transport = self._transport_given
         else:
-            from ._aiohttp import AiohttpTransport
+            from .transports._aiohttp import AiohttpTransport
 
             self._transport = AiohttpTransport(connections=self._connections)
         self._hub.current = Dispatch(

@@ -15,10 +15,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ._limits import RateLimiter
-from ._polling import PollPolicy
 from ._retry import RetryPolicy
 from ._types import TaskEvent
+from .limits._local import RateLimiter
+from .tasks._polling import PollPolicy
 
 
 @dataclass(frozen=True)

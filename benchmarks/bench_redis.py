@@ -40,7 +40,7 @@ from _common import ChildEmulator, report
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests._redis import RedisServer  # noqa: E402  (the tests' redis-server starter)
+from tests.support.redis import RedisServer  # noqa: E402  (the tests' redis-server starter)
 
 RATE = 30
 LIBS = ("aioface redis", "aioface redis bound", "pyrate-limiter redis", "limits redis", "aioface local")
@@ -212,7 +212,7 @@ def run(lib: str, procs: int, total: int, skew: float, emu: Any, redis_url: str,
 async def overhead(redis_url: str, calls: int) -> dict[str, dict[str, float]]:
     """µs per acquire+release on limiters that never wait (p50, p99)."""
     import aioface
-    from aioface._redis_store import RedisStore
+    from aioface.limits.redis._store import RedisStore
 
     def pct(xs: list[float]) -> dict[str, float]:
         xs.sort()

@@ -4,9 +4,9 @@ Each built-in provider is a package here (``facestudio``, ``acedata``, ``ailab``
 adds one through the ``aioface.providers`` entry-point group or :func:`register`.
 """
 
-from .._http import FormFile as FormFile
-from .._http import RequestSpec as RequestSpec
-from .._http import Response as Response
+from ..transports._base import FormFile as FormFile
+from ..transports._base import RequestSpec as RequestSpec
+from ..transports._base import Response as Response
 from ._base import BatchOp as BatchOp
 from ._base import BenchOp as BenchOp
 from ._base import ProviderContext as ProviderContext

@@ -21,15 +21,15 @@ from typing import Any, Protocol, TypeVar
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .. import _json
-from .._core import Dispatch, Endpoint, ErrorParser
-from .._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
+from .._dispatch import Dispatch, Endpoint, ErrorParser
 from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
-from .._http import RequestSpec, Response
-from .._limits import Limiter, Rate, parse_limits
 from .._options import current as current_options
-from .._polling import DurationLearners, PollPolicy
 from .._retry import RetryPolicy
 from .._types import ImageResult, Result, TaskEvent, TaskStatus
+from ..limits._local import Limiter, Rate, parse_limits
+from ..results._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
+from ..tasks._polling import DurationLearners, PollPolicy
+from ..transports._base import RequestSpec, Response
 
 T = TypeVar("T")
 _CASELESS = (CIMultiDict, CIMultiDictProxy)

@@ -21,10 +21,10 @@ from ..._errors import (
     TaskFailedError,
     api_error_for_status,
 )
-from ..._http import RequestSpec
 from ..._net import check_http_url
 from ..._retry import parse_retry_after
 from ..._types import FaceAnalysis, FaceInfo, Liveness
+from ...transports._base import RequestSpec
 from .._base import decode_json, decode_json_object, header, require_int
 
 PROVIDER = "acedata"

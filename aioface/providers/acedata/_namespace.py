@@ -7,11 +7,11 @@ from typing import Any
 
 import anyio
 
-from ..._download import Dest, check_dest
 from ..._errors import InvalidRequestError, TaskTimeoutError
 from ..._net import is_local_url
-from ..._polling import intervals
 from ..._types import FaceAnalysis, ImageResult, Liveness, TaskStatus
+from ...results._download import Dest, check_dest
+from ...tasks._polling import intervals
 from .._base import ProviderNamespace
 from . import _adapter as _ace
 from ._callbacks import CallbackReceiver

@@ -15,8 +15,8 @@ from ..._errors import (
     QuotaExceededError,
     api_error_for_status,
 )
-from ..._http import FormFile, RequestSpec
 from ..._retry import parse_retry_after
+from ...transports._base import FormFile, RequestSpec
 from .._base import decode_json, decode_json_object
 
 PROVIDER = "ailab"

@@ -10,12 +10,12 @@ from typing import Any
 
 import anyio
 
-from ..._download import Dest, check_dest
 from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
-from ..._http import RequestSpec, Response
-from ..._polling import PollPolicy, next_delay
 from ..._types import ImageResult
-from ..._waitmany import PollKind, TaskRef, WaitMany
+from ...results._download import Dest, check_dest
+from ...tasks._polling import PollPolicy, next_delay
+from ...tasks._waitmany import PollKind, TaskRef, WaitMany
+from ...transports._base import RequestSpec, Response
 from .._base import ProviderNamespace
 from . import _adapter as _ailab
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..._download import Dest, prepare_dest
 from ..._errors import InvalidRequestError
-from ..._limits import Rate
 from ..._types import ImageResult
+from ...limits._local import Rate
+from ...results._download import Dest, prepare_dest
 from .._base import ProviderContext, ProviderNamespace
 from . import _adapter as _fs
 

@@ -1,0 +1,464 @@
+"""The core: take a slot from the provider's limiter, send through the transport, retry what is safe.
+
+It sees requests as :class:`RequestSpec` and answers as the :class:`Response` view; which HTTP
+library carries them is the transport's business (``_aiohttp``, or ``MockTransport`` in tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+import anyio
+
+from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
+from ._net import check_http_url
+from ._options import Options
+from ._options import current as current_options
+from ._retry import RetryPolicy, is_retryable, retry_delay
+from .limits._local import Limiter, Rate, Slot
+from .results._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, save_stream
+from .transports._base import AsyncTransport, RequestSpec, Response
+
+log = logging.getLogger("aioface")
+T = TypeVar("T")
+
+ErrorParser = Callable[[int, Mapping[str, str], bytes], APIError]
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """One HTTP exchange as seen by the client (for metrics and ``aioface bench``).
+
+    Times are ``time.perf_counter()`` seconds: ``queued`` when the caller asked, ``sent`` when the
+    rate limiter let it go, ``headers`` when the response headers arrived (None if none did), ``done``
+    when the body was handled or the attempt failed.
+    """
+
+    provider: str
+    method: str
+    path: str
+    queued: float
+    sent: float
+    headers: float | None
+    done: float
+    status: int | None
+    error: str | None
+
+    @property
+    def total(self) -> float:
+        """Seconds from send to done (limiter wait excluded)."""
+        return self.done - self.sent
+
+    @property
+    def ttfb(self) -> float | None:
+        """Seconds from send to response headers."""
+        return None if self.headers is None else self.headers - self.sent
+
+
+@dataclass(frozen=True)
+class LimitWait:
+    """A request is about to wait for a rate-limit slot longer than the client's ``limit_wait_notice``.
+
+    ``limit`` is the provider's own rate that holds it back, as its docs write it (``"1/minute"``,
+    whatever the client's ``time_scale``; None for a pause after a 429); ``tier`` names the limits in
+    force (``"Anon"``; None for a provider without tiers); ``seconds`` is real time to the next slot.
+    ``str(event)`` reads ``facestudio 1/minute (Anon): next slot in 59s``.
+    """
+
+    provider: str
+    limit: str | None
+    tier: str | None
+    seconds: float
+
+    def __str__(self) -> str:
+        what = self.limit or "paused after HTTP 429"
+        tier = f" ({self.tier})" if self.tier else ""
+        return f"{self.provider} {what}{tier}: next slot in {_duration(self.seconds)}"
+
+
+def _duration(seconds: float) -> str:
+    """``4.2s``, ``59s``, ``12m 05s``, ``23h 04m``."""
+    if seconds < 9.95:
+        return f"{seconds:.1f}s"
+    s = round(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+class Gate:
+    """At most ``capacity`` holders; waiters are let in first come, first served, and a waiter may
+    ask to come in no earlier than a time (``acquire(at=)``, ``loop.time()`` seconds).
+
+    A timed waiter is a future in a heap of due times, woken once, when it is due *and* holds a
+    place: 100,000 polls falling due together cost one timer and, as places free up, one wake
+    each, instead of 100,000 timers each waking a task that builds its request only to queue here.
+    A due timed waiter counts from its due time and an untimed one from when it asked: whichever
+    is earlier goes first. Cancelling a waiter (a deadline) removes it; a place handed to a waiter
+    cancelled before it ran is passed on.
+    """
+
+    __slots__ = ("_free", "_loop", "_seq", "_timed", "_timer", "_waiters", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._free = capacity
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()  # (asked at, future)
+        self._timed: list[tuple[float, int, asyncio.Future[None]]] = []  # heap of (due, seq, future)
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def free(self) -> int:
+        """Places free right now."""
+        return self._free
+
+    @property
+    def waiting(self) -> int:
+        """Waiters, timed ones included (a cancelled one may count until its turn)."""
+        return len(self._waiters) + len(self._timed)
+
+    async def acquire(self, at: float | None = None) -> None:
+        """Take a place, no earlier than ``at`` (``loop.time()``) when given. No loop turn when a
+        place is free, the time has come and nobody is ahead."""
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        now = loop.time()
+        if at is None or at <= now:
+            if self._free > 0 and not self._waiters and not (self._timed and self._timed[0][0] <= now):
+                self._free -= 1
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((now, fut))
+        else:
+            fut = loop.create_future()
+            heapq.heappush(self._timed, (at, next(self._seq), fut))
+            if self._free > 0:
+                self._arm()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed a place, then cancelled before it ran: pass it on
+            raise
+
+    def release(self) -> None:
+        """Give a place back: to the first waiter in line, or free."""
+        self._free += 1
+        self._grant()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def _grant(self) -> None:
+        waiters, timed = self._waiters, self._timed
+        now = self._loop.time() if self._loop is not None else 0.0
+        while self._free > 0:
+            while waiters and waiters[0][1].done():
+                waiters.popleft()
+            while timed and timed[0][2].done():
+                heapq.heappop(timed)
+            due = timed and timed[0][0] <= now
+            if waiters and (not due or waiters[0][0] <= timed[0][0]):
+                fut = waiters.popleft()[1]
+            elif due:
+                fut = heapq.heappop(timed)[2]
+            else:
+                break
+            self._free -= 1
+            fut.set_result(None)
+        if self._free > 0 and timed:
+            self._arm()
+
+    def _arm(self) -> None:
+        """A timer for the earliest timed waiter (the one armed is kept if it is not later)."""
+        assert self._loop is not None
+        at = self._timed[0][0]
+        if self._timer is not None:
+            if self._timer.when() <= at:
+                return
+            self._timer.cancel()
+        self._timer = self._loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._grant()
+
+
+@dataclass
+class Endpoint:
+    """One provider as the core sees it: its name, its limiter, how to read its errors."""
+
+    name: str
+    limiter: Limiter
+    parse_error: ErrorParser
+    on_headers: Callable[[Mapping[str, str]], None] | None = None
+    #: What the provider calls the limits in force (a tier), for :class:`LimitWait`.
+    tier_label: Callable[[], str | None] | None = None
+    #: Counters for reporting: requests sent, retries, 429s received.
+    stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "retries": 0, "throttled": 0})
+    #: At most as many requests of this provider past this point as the pool has connections, so
+    #: that 50,000 polls falling due together do not each build a request and queue for a socket.
+    gate: Gate | None = None
+    #: ``on_wait`` for this endpoint's limiter waits (made once, not per request).
+    announce: Callable[[float, Rate | None], None] | None = field(default=None, repr=False, compare=False)
+
+
+def _once(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``fn`` awaited on the first call only (retries of one request do not repeat it)."""
+    fired = False
+
+    async def call() -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            await fn()
+
+    return call
+
+
+def generic_error(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    """An error for hosts that are not a provider's API (result downloads)."""
+    cls = api_error_for_status(status)
+    return cls(f"download failed with HTTP {status}", provider="download", status=status, code=f"http_{status}")
+
+
+class Dispatch:
+    """Sends :class:`RequestSpec` through a transport with limits and retries."""
+
+    def __init__(
+        self,
+        transport: AsyncTransport,
+        *,
+        retry: RetryPolicy,
+        default_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        acquire_timeout: float | None = None,
+        rng: random.Random | None = None,
+        on_request: Callable[[RequestTiming], None] | None = None,
+        connections: int = 100,
+        on_limit_wait: Callable[[LimitWait], None] | None = None,
+        limit_wait_notice: float = 3.0,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.transport = transport
+        self.connections = connections
+        self.retry = retry
+        self.default_timeout = default_timeout
+        self.connect_timeout = connect_timeout
+        self.acquire_timeout = acquire_timeout
+        self.rng = rng or random.Random()
+        self.on_request = on_request
+        self.on_limit_wait = on_limit_wait
+        #: Waits longer than this many seconds are announced (INFO log and ``on_limit_wait``).
+        self.limit_wait_notice = limit_wait_notice
+        #: The limiters run this much faster than the providers' documented rates.
+        self.time_scale = time_scale
+
+    async def call(
+        self,
+        spec: RequestSpec,
+        endpoint: Endpoint,
+        handle: Callable[[Response], Awaitable[T]],
+        *,
+        on_sent: Callable[[], Awaitable[None]] | None = None,
+        admitted: bool = False,
+    ) -> T:
+        """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry.
+
+        ``on_sent`` is awaited once, when the first attempt has its rate-limit slot (so a task's
+        ``processing`` starts when the request leaves, not while it waits for the limiter).
+        ``admitted``: the caller holds a place in the endpoint's gate (``await
+        dispatch.gate(endpoint).acquire(at=due)``, for a poll: it wakes once, when its time has come
+        and a connection is free); the first attempt uses it and gives it back, whatever happens."""
+        attempt = 0
+        if on_sent is not None:
+            on_sent = _once(on_sent)
+        opts = current_options()
+        retry = opts.retry if opts is not None and opts.retry is not None else self.retry
+        while True:
+            try:
+                return await self._once(spec, endpoint, handle, on_sent, admitted and attempt == 0, opts)
+            except AiofaceError as exc:
+                if isinstance(exc, RateLimitError):
+                    endpoint.stats["throttled"] += 1
+                if attempt >= retry.max_retries or not is_retryable(exc, idempotent=spec.idempotent):
+                    raise
+                delay = retry_delay(exc, attempt, retry, self.rng)
+                if delay is None:
+                    raise
+                attempt += 1
+                endpoint.stats["retries"] += 1
+                log.info("%s %s: %s; retry %d in %.2fs", endpoint.name, spec.method, exc.code, attempt, delay)
+                if isinstance(exc, RateLimitError):
+                    endpoint.limiter.cooldown(delay)  # everyone on this key waits, not just us
+                else:
+                    await anyio.sleep(delay)
+
+    async def _once(
+        self,
+        spec: RequestSpec,
+        endpoint: Endpoint,
+        handle: Callable[[Response], Awaitable[T]],
+        on_sent: Callable[[], Awaitable[None]] | None,
+        admitted: bool = False,
+        opts: Options | None = None,
+    ) -> T:
+        gate = self.gate(endpoint)
+        if not admitted:
+            await gate.acquire()  # no loop turn when a place is free
+        try:
+            return await self._send(spec, endpoint, handle, on_sent, opts)
+        finally:
+            gate.release()
+
+    def gate(self, endpoint: Endpoint) -> Gate:
+        """``endpoint``'s gate: at most as many of its requests past it as the pool has connections."""
+        gate = endpoint.gate
+        if gate is None:
+            gate = endpoint.gate = Gate(self.connections)
+        return gate
+
+    async def _send(
+        self,
+        spec: RequestSpec,
+        endpoint: Endpoint,
+        handle: Callable[[Response], Awaitable[T]],
+        on_sent: Callable[[], Awaitable[None]] | None = None,
+        opts: Options | None = None,
+    ) -> T:
+        """One attempt; ``opts``: the options in force (read once per call by :meth:`call`)."""
+        queued = time.perf_counter()
+        acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
+        default_timeout = self.default_timeout if opts is None or opts.timeout is None else opts.timeout
+        # A view's own limits (``client.with_options(limits=...)``, a view of a view adds its own)
+        # first, then the shared one.
+        own = opts.limiters.get(endpoint.name, ()) if opts is not None and opts.limiters else ()
+        own_permits: list[Slot] = []
+        announce = endpoint.announce
+        if announce is None:
+            announce = endpoint.announce = partial(self._announce_wait, endpoint)
+        try:
+            for lim in own:
+                own_permits.append(
+                    await lim.acquire(timeout=acquire_timeout, on_wait=announce, notice=self.limit_wait_notice)
+                )
+            permit = await endpoint.limiter.acquire(
+                timeout=acquire_timeout, on_wait=announce, notice=self.limit_wait_notice
+            )
+        except BaseException:
+            for p in own_permits:
+                p.release()
+            raise
+        sent = time.perf_counter()
+        headers_at: float | None = None
+        status: int | None = None
+        error: str | None = None
+        timeout = spec.timeout if spec.timeout is not None else default_timeout
+        try:
+            if on_sent is not None:
+                await on_sent()
+            endpoint.stats["requests"] += 1
+            async with self.transport.stream(spec, timeout=timeout, connect_timeout=self.connect_timeout) as resp:
+                permit.responded()
+                for p in own_permits:
+                    p.responded()
+                headers_at, status = time.perf_counter(), resp.status
+                if endpoint.on_headers is not None:
+                    endpoint.on_headers(resp.headers)
+                if status >= 400:
+                    raise endpoint.parse_error(status, resp.headers, await resp.read())
+                return await handle(resp)
+        except AiofaceError as exc:
+            error = str(exc.code)
+            raise
+        finally:
+            permit.release()
+            for p in own_permits:
+                p.release()
+            if self.on_request is not None:
+                self.on_request(
+                    RequestTiming(
+                        endpoint.name,
+                        spec.method,
+                        spec.url.split("?")[0],
+                        queued,
+                        sent,
+                        headers_at,
+                        time.perf_counter(),
+                        status,
+                        error,
+                    )
+                )
+
+    def _announce_wait(self, endpoint: Endpoint, seconds: float, rate: Rate | None) -> None:
+        """The limiter says a request will wait ``seconds`` for ``rate`` (scaled): log it, tell the caller."""
+        event = LimitWait(
+            endpoint.name,
+            None if rate is None else rate.scaled(1 / self.time_scale).label(),
+            endpoint.tier_label() if endpoint.tier_label is not None else None,
+            seconds,
+        )
+        log.info("%s", event)
+        if self.on_limit_wait is not None:
+            try:
+                self.on_limit_wait(event)
+            except Exception:  # the caller's display must never fail the request
+                log.exception("on_limit_wait callback failed for %s", event)
+
+    async def download(
+        self,
+        url: str,
+        dest: Dest,
+        endpoint: Endpoint,
+        *,
+        expected_size: int | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        headers: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> Saved:
+        """GET ``url`` (http/https only, redirects kept to http/https) and stream it into ``dest``.
+
+        Asks for the image as is (``Accept-Encoding: identity``: images gain nothing from gzip); a
+        server that compresses anyway is still accepted (see :func:`stream_to_file`). ``dest`` is any
+        :data:`~aioface.results._download.Dest`; ``name`` names the file when it is a folder.
+        """
+        check_http_url(url, param="result url")
+        spec = RequestSpec("GET", url, {"Accept-Encoding": "identity", **(headers or {})})
+        opts = current_options()
+        grace = opts.timeout if opts is not None and opts.timeout is not None else self.default_timeout
+
+        async def handle(resp: Response) -> Saved:
+            return await save_stream(
+                resp.iter_chunks(CHUNK),
+                dest,
+                name=name,
+                content_length=resp.content_length,
+                content_encoding=resp.headers.get("Content-Encoding"),
+                expected_size=expected_size,
+                max_bytes=max_bytes,
+                timeout=grace,  # the call's own timeout (with_options) before the minimum rate counts
+            )
+
+        return await self.call(spec, endpoint, handle)
+
+
+__all__ = ["Dispatch", "Endpoint", "Gate", "ErrorParser", "LimitWait", "RequestTiming", "generic_error"]

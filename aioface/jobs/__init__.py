@@ -1,0 +1,1 @@
+"""Library code the CLI calls: batches (a journal, resumable), benchmarks, the budget view."""
