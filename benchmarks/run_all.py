@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_streaming.py",
     "bench_scale.py",
     "bench_redis.py",
+    "bench_peers.py",
 ]
 
 
