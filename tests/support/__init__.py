@@ -1,0 +1,1 @@
+"""Reusable test infrastructure (test doubles and their helpers)."""
