@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
@@ -35,6 +36,8 @@ import psutil
 from aioface.emulator._process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+#: urllib without the environment's proxies: the double is on loopback.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 Accounts = Mapping[str, Mapping[str, Any]]  # {"acme": {"user_class": "Basic", "keys": ["k1", "k2"]}}
 
 
@@ -43,6 +46,20 @@ def write_accounts(path: Path, accounts: Accounts) -> None:
     tmp = path.with_name(path.name + f".{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(json.dumps(accounts), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def get(url: str, key: str | None = None, *, timeout: float = 10.0, **params: str) -> tuple[int, dict[str, str], bytes]:
+    """``GET url/v1/generate?params`` with ``Authorization: Token key`` (none if key is None):
+    (status, headers, body), for errors too."""
+    query = "?" + urllib.parse.urlencode(params) if params else ""
+    headers = {"Authorization": f"Token {key}"} if key is not None else {}
+    req = urllib.request.Request(url.rstrip("/") + "/v1/generate" + query, headers=headers)
+    try:
+        with OPENER.open(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, dict(e.headers), e.read()
 
 
 def read_log(path: Path | str, event: str = "request") -> list[dict[str, Any]]:
@@ -205,7 +222,7 @@ class DrfFaceStudio:
 
     def _probe(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+            with OPENER.open(self.url + "/-/ready", timeout=2) as r:
                 return bool(r.status == 200)
         except (OSError, urllib.error.URLError):
             return False

@@ -126,7 +126,7 @@ class GenerateParams(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class Generate(APIView):
-    authentication_classes = [TableTokenAuthentication]
+    authentication_classes = (TableTokenAuthentication,)
 
     def get_throttles(self) -> list[BaseThrottle]:
         user = self.request.user
