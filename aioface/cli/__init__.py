@@ -1,5 +1,9 @@
-"""The ``aioface`` command, a thin layer over the library: ``main`` (the console script), the command
-group, and the one map from how a run ended to the exit code."""
+"""The ``aioface`` command: ``main`` (the console script), the command group, the one error -> exit code map.
+
+A thin layer over the library: each command is a module of this package (``_generate``, ``_edit``,
+``_swap``, ``_batch``, ``_bench``, ``_limits``, ``_emulator``, ``_demo``) over shared options
+(``_params``), progress (``_progress``, ``_fanout``) and the event loop (``_runner``).
+"""
 
 from __future__ import annotations
 

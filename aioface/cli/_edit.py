@@ -1,9 +1,10 @@
-"""``aioface change-age`` and the commands made from the registry: one ``aioface <op>`` per batch
-operation that has no hand-written command (``change-gender``, ``beautify``, ``cartoon``, ``analyze``,
-``detect-live``, ``result``, and any a plug-in provider adds). Each takes its image URLs as arguments
-(several run concurrently within the limits) and the operation's other parameters as options; images
-go to ``--out``, facts (a face analysis, a liveness check) are printed as a table or, with ``--json``,
-one JSON object a line.
+"""``aioface change-age`` and the commands made from the provider registry's batch operations.
+
+One ``aioface <op>`` per batch operation that has no hand-written command (``change-gender``,
+``beautify``, ``cartoon``, ``analyze``, ``detect-live``, ``result``, and any a plug-in provider adds).
+Each takes its image URLs as arguments (several run concurrently within the limits) and the
+operation's other parameters as options; images go to ``--out``, facts (a face analysis, a liveness
+check) are printed as a table or, with ``--json``, one JSON object a line.
 """
 
 from __future__ import annotations

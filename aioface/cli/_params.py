@@ -1,5 +1,7 @@
-"""Shared options and parsers of the commands: --out, --concurrency, --limit, --limits-store, --quiet,
-file names, ranges, --param, and the registry's operations as usage errors."""
+"""Shared options and parsers: --out, --concurrency, --limit, --limits-store, --quiet, --param, names.
+
+Bad values are usage errors (exit 2) raised before anything is sent, the registry's checks included.
+"""
 
 from __future__ import annotations
 
