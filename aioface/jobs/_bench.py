@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import stat
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from .. import _json
 from .._client import Client
 from .._dispatch import RequestTiming
-from .._errors import ConfigurationError, TaskError
+from .._errors import ConfigurationError, InvalidRequestError, StorageError, TaskError
 from .._options import Options, applied
 from .._types import Result, TaskEvent
 from ..providers import get, providers
+from ..results._download import check_destination
 from ..tasks._fanout import FanOut
 
 #: The phases of a call, from its task events (plus ``limiter wait`` from the HTTP timings).
@@ -297,10 +303,7 @@ def write_png(report: BenchReport, path: Path) -> None:
         draw.ellipse([box[0] + 10, box[1] + 10 + 16 * i, box[0] + 16, box[1] + 16 + 16 * i], fill=color)
         draw.text((box[0] + 22, box[1] + 13 + 16 * i), label, fill=_INK, anchor="lm")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    im.save(tmp, format="PNG")
-    tmp.replace(path)
+    replace_regular_file(path, lambda f: im.save(f, format="PNG"))
 
 
 _PALETTE = ((68, 119, 170), (238, 119, 51), (34, 136, 51), (170, 51, 119), (102, 204, 238), (187, 187, 187))
@@ -375,7 +378,56 @@ def write_comparison_png(reports: Sequence[BenchReport], path: Path) -> None:
         line = f"{r.provider} ({r.operation}): {r.ok} ok, {r.failed} failed, {r.throughput:.2f}/s; {errs}{price}"
         draw.text((70, 400 + 18 * i), line, fill=_PALETTE[i % len(_PALETTE)])
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    im.save(tmp, format="PNG")
-    tmp.replace(path)
+    replace_regular_file(path, lambda f: im.save(f, format="PNG"))
+
+
+def check_report_path(path: Path, *, param: str) -> None:
+    """Refuse, before the run is paid for, a report path no report could be written to: a folder in
+    the way, a parent that is a file, a read-only folder, a full disk, or something there that is
+    not a regular file (a device, a FIFO, a symlink: never replaced). :class:`InvalidRequestError`."""
+    check_destination(path, param=param)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InvalidRequestError(f"{param}: {path}: {exc.strerror or exc}", param=param) from None
+    if not stat.S_ISREG(mode):
+        raise InvalidRequestError(f"{param}: {path} is not a regular file", param=param)
+
+
+def write_json(reports: Sequence[BenchReport], path: Path) -> None:
+    """The report (one provider) or the reports (``{"providers": [...]}``) as JSON, atomically."""
+    doc = reports[0].to_json() if len(reports) == 1 else {"providers": [r.to_json() for r in reports]}
+    data = _json.dumps(doc)
+    replace_regular_file(path, lambda f: f.write(data))
+
+
+def replace_regular_file(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write ``path`` through a temporary file in its folder, renamed over it only when ``path`` is
+    absent or a regular file (a device node, a FIFO or a symlink there stays as it was).
+    :class:`StorageError` when it cannot be written; no temporary file is left."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to any file
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}", errno=exc.errno) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        try:
+            mode: int | None = os.lstat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise StorageError(f"cannot write {path}: it is not a regular file (left as it is)")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}", errno=exc.errno) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

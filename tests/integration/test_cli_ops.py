@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aioface.cli._ops import app
+from aioface.cli import app
 from aioface.providers import operations
 from tests.conftest import EmulatorProcess, files_in
 from tests.integration.test_cli import aioface

@@ -77,16 +77,16 @@ async def test_no_callback_no_cost(emu: Emulator, tmp_path: Path) -> None:
 async def test_cli_progress_counts_queued_processing_downloading(
     emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aioface.cli import _commands as _cli
+    from aioface.cli import _fanout, _progress
 
     shown: list[str] = []
-    monkeypatch.setattr(_cli._Tracker, "_show_stages", lambda self, text: shown.append(text))
+    monkeypatch.setattr(_progress.Tracker, "show_stages", lambda self, text: shown.append(text))
 
     async def swap(i: int) -> object:
         return await client.ailab.swap(tmp_path / f"s{i}", source=image_bytes(), target=image_bytes("PNG"))
 
     async with emu.client(poll=FAST_POLL) as client:
-        oks, fails = await _cli._fan(client, swap, list(range(4)), 4, "swap", quiet=True)  # type: ignore[arg-type]
+        oks, fails = await _fanout.fan_out(client, swap, list(range(4)), 4, "swap", quiet=True)  # type: ignore[arg-type]
     assert len(oks) == 4 and not fails
     assert "queued 4 processing 0 downloading 0" in shown
     assert any(t.startswith("queued 0 processing 4") for t in shown)
@@ -97,10 +97,10 @@ async def test_cli_progress_counts_queued_processing_downloading(
 async def test_cli_stages_forget_calls_that_ended_by_an_error() -> None:
     import asyncio
 
-    from aioface.cli import _commands as _cli
+    from aioface.cli import _progress
 
     shown: list[str] = []
-    stages = _cli._Stages(shown.append)
+    stages = _progress.Stages(shown.append)
 
     async def fails_while_queued() -> None:
         stages.on_status(TaskEvent("ailab", "queued", "t1"))

@@ -1,0 +1,72 @@
+"""Running a command's coroutine: the event loop (uvloop when installed), Ctrl-C and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) stopped the run (raised instead of KeyboardInterrupt, which click would swallow)."""
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: the run was cancelled as Ctrl-C cancels it."""
+
+
+async def cancel_on_sigterm(coro: Awaitable[int]) -> int:
+    """Run ``coro``; SIGTERM cancels it (part files removed, journal closed) and raises Terminated."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def on_term() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        code = await coro
+    except (asyncio.CancelledError, Exception):
+        if terminated:  # whatever the cancelled run ended with, it ended because of SIGTERM
+            raise Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    if terminated:  # a run that swallowed the cancellation still exits 143
+        raise Terminated
+    return code
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when ``aioface[speed]`` is installed (``AIOFACE_LOOP=asyncio`` turns it off)."""
+    if os.environ.get("AIOFACE_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_command(coro: Awaitable[int]) -> NoReturn:
+    """Run a command's coroutine to its exit code and exit with it.
+
+    Errors go up to the command group, which prints them and maps them to exit codes:
+    :class:`Interrupted` for Ctrl-C, :class:`Terminated` for SIGTERM, aioface's errors as they are.
+    """
+    factory = loop_factory()
+    logging.getLogger("aioface").debug("event loop: %s", "uvloop" if factory else "asyncio")
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            code: int = runner.run(cancel_on_sigterm(coro))
+    except KeyboardInterrupt:
+        raise Interrupted from None
+    sys.exit(code)

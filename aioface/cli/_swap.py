@@ -1,0 +1,98 @@
+"""``aioface swap``: one face into another image, by the provider's polling or by callback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import CallbackReceiver
+from .._client import Client
+from . import EXIT_OK
+from ._fanout import image_of
+from ._params import (
+    check_out,
+    file_name,
+    limit_option,
+    operation,
+    out_option,
+    parse_limit_options,
+    precheck,
+    providers_of,
+    store_option,
+)
+from ._progress import announce_wait, out_console, print_summary
+from ._runner import run_command
+
+
+@click.command()
+@click.option("--source", required=True, help="Image giving the face (URL; a path or URL for ailab).")
+@click.option("--target", required=True, help="Image whose face is replaced (URL; a path or URL for ailab).")
+@click.option(
+    "--provider", type=click.Choice(providers_of("swap")), default=None, help="Default: the first offering swap."
+)
+@click.option(
+    "--name",
+    default="swapped",
+    show_default=True,
+    callback=lambda c, p, v: file_name(v),
+    help="File name (suffix from the content).",
+)
+@click.option("--callback-host", help="acedata: receive the result by callback, listening on this host.")
+@click.option("--callback-port", type=int, default=0, help="Port for the callback receiver (0: any free one).")
+@click.option("--callback-url", help="Public base URL that reaches the receiver (default http://HOST:PORT).")
+@click.option(
+    "--timeout",
+    type=click.IntRange(1),
+    help="acedata: seconds the provider may take (its default 120); past it the task id is printed.",
+)
+@out_option
+@limit_option
+@store_option
+def swap(
+    source: str,
+    target: str,
+    provider: str | None,
+    name: str,
+    callback_host: str | None,
+    callback_port: int,
+    callback_url: str | None,
+    timeout: int | None,
+    out: Path,
+    limits: tuple[str, ...],
+    limits_store: str | None,
+) -> None:
+    """Swap the face of SOURCE into TARGET.
+
+    \b
+    Example: aioface swap --source https://cdn.acedata.cloud/n1lmd8.png \\
+                          --target https://cdn.acedata.cloud/3np95r.png --out swapped
+    """
+    prov, bop = operation("swap", provider)
+    params: dict[str, Any] = {"source": source, "target": target}
+    if timeout is not None:
+        if "timeout" not in bop.optional:
+            raise click.BadParameter(f"{prov} takes no timeout", param_hint="--timeout")
+        params["timeout"] = timeout
+    precheck(bop, params)
+    check_out(out)
+    if callback_host and "callback" not in bop.extras:
+        raise click.BadParameter(f"{prov} does not answer by callback", param_hint="--callback-host")
+    lim = parse_limit_options(limits, prov)
+
+    async def go() -> int:
+        start = time.monotonic()
+        async with Client(limits=lim, limits_store=limits_store, on_limit_wait=announce_wait) as client:
+            ns = client.provider(prov)
+            if callback_host:
+                async with CallbackReceiver(host=callback_host, port=callback_port, public_url=callback_url) as rx:
+                    r = image_of(await bop.run(ns, {**params, "callback": rx}, out / name))
+            else:
+                r = image_of(await bop.run(ns, params, out / name))
+        out_console.print(f"saved {r.path} ({r.bytes} bytes, task {r.task_id})", highlight=False)
+        print_summary(1, 0, time.monotonic() - start, None)
+        return EXIT_OK
+
+    run_command(go())
