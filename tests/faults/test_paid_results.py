@@ -66,9 +66,9 @@ async def _cut(request: web.Request, body: bytes) -> web.StreamResponse:
     return resp
 
 
-def cutting_app(hits: Counter[str], body: bytes, *, cut_first: int = 1) -> web.Application:
+def cutting_app(hits: Counter[str], body: bytes, *, cut_first: int = 1, poll_fails: bool = False) -> web.Application:
     """All three providers; every image answer (Face Studio's, the result URL's) is cut the first
-    ``cut_first`` times, then whole."""
+    ``cut_first`` times, then whole. ``poll_fails``: AILab's task polls answer 500."""
     app = web.Application()
 
     async def image(request: web.Request) -> web.StreamResponse:
@@ -90,6 +90,8 @@ def cutting_app(hits: Counter[str], body: bytes, *, cut_first: int = 1) -> web.A
 
     async def ailab_poll(request: web.Request) -> web.Response:
         hits[request.path] += 1
+        if poll_fails:
+            return web.json_response({"error": "busy"}, status=500)
         img = f"http://{request.host}/img.jpg"
         return web.json_response({"error_code": 0, "task_status": 2, "data": {"image": img}})
 
@@ -226,6 +228,15 @@ async def test_the_batch_journal_records_the_ids_of_a_result_it_could_not_keep(t
     assert errors["b"]["task_id"] == "ace-t" and errors["b"]["request_id"] == "trace-1"
     assert errors["b"]["result_url"] == f"{url}/img.jpg"
     assert errors["a"]["code"] == "download_error"
+
+
+async def test_an_ailab_swap_whose_polls_fail_after_submission_keeps_its_task_id() -> None:
+    """The submission was paid for: a poll that fails for good must not lose the task."""
+    hits: Counter[str] = Counter()
+    async with serve(cutting_app(hits, IMAGE, poll_fails=True)) as url, client(url) as c:
+        with anyio.fail_after(15), pytest.raises(aioface.ServerError) as exc:
+            await c.ailab.swap(None, source=IMAGE, target=IMAGE, poll=FAST)
+    assert exc.value.task_id == "t-1"
 
 
 # ------------------------------------------------------------------------------ 3. sinks see what files see
