@@ -1,5 +1,8 @@
-"""The names other modules imported from here before ``results/`` was split (kept so that they go
-on working): destinations are in ``_dest``, the body checks in ``_check``, the writers in ``_stream``."""
+"""The old import path: what other modules imported from here before ``results/`` was split.
+
+Destinations are in ``_dest``, the body checks in ``_check``, the writers in ``_stream``; import
+from those. This module goes once ``_client.py``, ``cli/`` and the provider namespaces do.
+"""
 
 from __future__ import annotations
 
