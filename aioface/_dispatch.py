@@ -26,7 +26,9 @@ from ._options import Options
 from ._options import current as current_options
 from ._retry import RetryPolicy, is_retryable, retry_delay
 from .limits._local import Limiter, Rate, Slot
-from .results._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, save_stream
+from .results._check import DEFAULT_MAX_BYTES
+from .results._dest import Dest
+from .results._stream import CHUNK, Saved, save_stream, sink_writer
 from .transports._base import AsyncTransport, RequestSpec, Response
 
 log = logging.getLogger("aioface")
@@ -439,9 +441,12 @@ class Dispatch:
 
         Asks for the image as is (``Accept-Encoding: identity``: images gain nothing from gzip); a
         server that compresses anyway is still accepted (see :func:`stream_to_file`). ``dest`` is any
-        :data:`~aioface.results._download.Dest`; ``name`` names the file when it is a folder.
+        :data:`~aioface.results._dest.Dest`; ``name`` names the file when it is a folder. A file
+        object or sink is never written twice: a retry rewinds a seekable one, and any other that
+        has received bytes ends the call with a :class:`DownloadError`.
         """
         check_http_url(url, param="result url")
+        dest = sink_writer(dest)  # one for every attempt
         spec = RequestSpec("GET", url, {"Accept-Encoding": "identity", **(headers or {})})
         opts = current_options()
         grace = opts.timeout if opts is not None and opts.timeout is not None else self.default_timeout

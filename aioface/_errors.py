@@ -22,10 +22,14 @@
     │   ├── TaskFailedError         the provider says the task failed
     │   └── TaskTimeoutError        no result before the deadline
     ├── DownloadError               a result could not be saved (size, scheme, not an image, a bomb); no file is left
+    │                               (after paid work: task_id / request_id and result_url, to fetch it again)
     │   └── StorageError            the disk refused it (full, read-only, name too long): errno says why
     └── LimiterTimeoutError         no rate-limit slot within the acquire timeout
 
-No exception carries an API key: messages are built from provider answers and our own text only.
+Any error raised after a provider did paid work carries what is needed to fetch the result again:
+``task_id`` and/or ``request_id``, and ``result_url`` where the provider gave one (see
+:meth:`AiofaceError.add_ids`). No exception carries an API key: messages are built from provider
+answers and our own text only.
 """
 
 from __future__ import annotations
@@ -61,10 +65,28 @@ class AiofaceError(Exception):
     """Base class of every error aioface raises."""
 
     code: str = "aioface_error"
+    #: Set on an error raised after a provider did paid work (a result that could not be
+    #: delivered, say): the provider's task id, its request or trace id, and the URL of the
+    #: result where it gave one, so that the result can still be fetched
+    #: (``client.download(result_url)``, ``aioface result --task-id``). None when not known.
+    task_id: str | None = None
+    request_id: str | None = None
+    result_url: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def add_ids(
+        self, *, task_id: str | None = None, request_id: str | None = None, result_url: str | None = None
+    ) -> None:
+        """Record the ids of the paid work this error concerns (an id already set is kept)."""
+        if task_id and not self.task_id:
+            self.task_id = task_id
+        if request_id and not self.request_id:
+            self.request_id = request_id
+        if result_url and not self.result_url:
+            self.result_url = result_url
 
 
 class ConfigurationError(AiofaceError, ValueError):
@@ -192,6 +214,7 @@ class TaskError(AiofaceError):
     """An asynchronous task gave no result."""
 
     code = "task_error"
+    task_id: str
 
     def __init__(self, message: str, *, provider: str, task_id: str) -> None:
         super().__init__(message)
@@ -212,7 +235,8 @@ class TaskTimeoutError(TaskError):
 
 
 class DownloadError(AiofaceError):
-    """A result could not be saved; no partial file is left behind."""
+    """A result could not be saved; no partial file is left behind. After paid work it carries
+    ``task_id`` / ``request_id`` and ``result_url`` (where the provider gave them)."""
 
     code = "download_error"
 

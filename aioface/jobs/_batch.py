@@ -12,18 +12,21 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from .. import _json
 from .._client import Client
-from .._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, StorageError, TaskError
+from .._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, StorageError
 from .._net import unique_name
 from .._types import ImageResult, Result
 from ..providers import BatchOp, operations
-from ..results._download import SUFFIXES, header_dimensions, sniff_format
+from ..results._check import header_dimensions, sniff_format
+from ..results._dest import MIN_FREE, SUFFIXES, free_space
 from ..tasks._fanout import FanOut, Outcome
 
 MAX_LINE = 64 * 1024
@@ -145,7 +148,9 @@ async def run_job(client: Client, job: Job, out_dir: Path) -> Result:
 
 
 def error_record(exc: BaseException) -> dict[str, Any]:
-    """``{"type", "code", "message"}`` for results.jsonl (never a key: messages carry none)."""
+    """``{"type", "code", "message"}`` for results.jsonl (never a key: messages carry none), with
+    ``task_id``, ``request_id`` and ``result_url`` when the error carries them (a result paid for
+    but not saved: ``aioface result --task-id`` or ``client.download(result_url)`` fetches it)."""
     code = getattr(exc, "code", None) if isinstance(exc, AiofaceError) else None
     rec: dict[str, Any] = {
         "type": type(exc).__name__,
@@ -155,10 +160,10 @@ def error_record(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, APIError):
         rec["status"] = exc.status
         rec["provider"] = exc.provider
-        if exc.request_id:
-            rec["request_id"] = exc.request_id
-    if isinstance(exc, TaskError):
-        rec["task_id"] = exc.task_id
+    if isinstance(exc, AiofaceError):  # paid work not delivered: what fetches it again
+        for k in ("task_id", "request_id", "result_url"):
+            if v := getattr(exc, k):
+                rec[k] = v
     return rec
 
 
@@ -284,6 +289,7 @@ async def run_batch(
     summary = BatchSummary()
     seen: set[str] = set()
     start = time.monotonic()
+    room = _Room(out_dir)
 
     async def one(item: tuple[int, bytes]) -> Result | Skipped:
         line, raw = item
@@ -296,7 +302,18 @@ async def run_batch(
         adopted = recover_output(job, out_dir, journal.present) if journal.present else None
         if adopted is not None:
             return adopted
-        return await run_job(client, job, out_dir)
+        if not _op(job.op, job.provider).writes_image:
+            return await run_job(client, job, out_dir)
+        async with room.claim():  # before sending: waits, or refuses, when the disk cannot take one more result
+            try:
+                result = await run_job(client, job, out_dir)
+            except StorageError as exc:
+                if _disk_refused(exc):
+                    room.refused = exc  # no job starts after this one: nothing more is paid for
+                raise
+        if isinstance(result, ImageResult) and result.bytes:
+            room.saw(result.bytes)
+        return result
 
     try:
         async with FanOut(one, _lines(jobs_path), concurrency=concurrency) as results:
@@ -344,6 +361,51 @@ def _refuse_own_journal(jobs_path: Path, out_dir: Path) -> None:
 
 
 _DISK_REFUSED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+class _Room:
+    """The space a batch's results need on the disk of its folder, checked before each job is sent.
+
+    A job that writes an image is sent only when the disk has room for a result of the largest
+    size seen so far, for it and for each job already running (their part files still grow),
+    plus :data:`MIN_FREE`. Short of that it waits for a running job to end and looks again; with
+    none running, :class:`StorageError` (``ENOSPC``) before anything is paid for. Once a result
+    was refused for want of space (``refused``), no job is sent at all: at most the jobs already
+    in flight were paid for in vain.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.largest = 0
+        self.running = 0
+        self.refused: StorageError | None = None
+        self._ended = anyio.Event()
+
+    def saw(self, size: int) -> None:
+        self.largest = max(self.largest, size)
+
+    @contextlib.asynccontextmanager
+    async def claim(self) -> AsyncIterator[None]:
+        while True:
+            if self.refused is not None:
+                raise StorageError(f"not sent: {self.refused.message}", errno=self.refused.errno)
+            free = free_space(self.folder) if self.largest else None
+            if free is None or free >= self.largest * (self.running + 1) + MIN_FREE:
+                break
+            if not self.running:
+                raise StorageError(
+                    f"not sent: not enough space left in {self.folder} for another result "
+                    f"({free} bytes free; results here take up to {self.largest} bytes)",
+                    errno=errno.ENOSPC,
+                )
+            await self._ended.wait()
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._ended.set()
+            self._ended = anyio.Event()
 
 
 def _disk_refused(exc: BaseException) -> bool:

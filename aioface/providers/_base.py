@@ -22,12 +22,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from .. import _json
 from .._dispatch import Dispatch, Endpoint, ErrorParser
-from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
+from .._errors import AiofaceError, ConfigurationError, InvalidRequestError, ProtocolError
 from .._options import current as current_options
 from .._retry import RetryPolicy
 from .._types import ImageResult, Result, TaskEvent, TaskStatus
 from ..limits._local import Limiter, Rate, parse_limits
-from ..results._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
+from ..results._check import DEFAULT_MAX_BYTES, image_size
+from ..results._dest import Dest
+from ..results._stream import CHUNK, Saved, save_stream, sink_writer
 from ..tasks._polling import DurationLearners, PollPolicy
 from ..transports._base import RequestSpec, Response
 
@@ -260,26 +262,31 @@ class ProviderContext:
         """Send ``spec`` and stream its image answer to ``dest`` (any :data:`Dest`: a file whose
         suffix comes from the content when it has none, a folder, None for memory, a file object
         or sink); ``fields(headers)`` adds result fields such as a request id, which also names
-        the file in a folder."""
+        the file in a folder, and is set on an error that keeps the (paid) image from ``dest``."""
         settings = self.settings  # read once: the options in force do not change during a call
         max_bytes = settings.max_download_bytes
         timeout = spec.timeout if spec.timeout is not None else settings.timeout
         told = settings.on_status is not None  # no callback: no status events to build
+        dest = sink_writer(dest)  # one for every attempt: a retry never writes after the last one's bytes
 
         async def handle(resp: Response) -> ImageResult:
             if told:
                 await self.status("downloading")
             headers = resp.headers
             extra = dict(fields(headers)) if fields is not None else {}
-            saved = await save_stream(
-                resp.iter_chunks(CHUNK),
-                dest,
-                name=extra.get("task_id") or extra.get("request_id"),
-                content_length=resp.content_length,
-                content_encoding=header(headers, "Content-Encoding"),
-                max_bytes=max_bytes,
-                timeout=timeout,
-            )
+            try:
+                saved = await save_stream(
+                    resp.iter_chunks(CHUNK),
+                    dest,
+                    name=extra.get("task_id") or extra.get("request_id"),
+                    content_length=resp.content_length,
+                    content_encoding=header(headers, "Content-Encoding"),
+                    max_bytes=max_bytes,
+                    timeout=timeout,
+                )
+            except AiofaceError as exc:
+                exc.add_ids(task_id=extra.get("task_id"), request_id=extra.get("request_id"))
+                raise
             result = self._result(saved, None, extra)
             if told:
                 await self.status("done")
@@ -332,7 +339,9 @@ class ProviderContext:
 
         ``download=False`` fetches nothing: the result carries ``url`` (as ``source_url``), the
         ``expected_size`` and ``dimensions`` the provider declared, and ``fields``.
-        Tells ``on_status`` ``downloading`` before and ``done`` after."""
+        Tells ``on_status`` ``downloading`` before and ``done`` after. An error that keeps the
+        image from ``dest`` carries ``task_id`` / ``request_id`` (from ``fields``) and ``url``
+        as ``result_url``."""
         task_id = fields.get("task_id")
         if not download:
             result = ImageResult(
@@ -341,7 +350,12 @@ class ProviderContext:
             await self.status("done", task_id=task_id)
             return result
         await self.status("downloading", task_id=task_id)
-        saved = await self.save(url, dest, expected_size=expected_size, name=task_id or fields.get("request_id"))
+        request_id = fields.get("request_id")
+        try:
+            saved = await self.save(url, dest, expected_size=expected_size, name=task_id or request_id)
+        except AiofaceError as exc:  # paid work whose result is not delivered: say how to fetch it again
+            exc.add_ids(task_id=task_id, request_id=request_id, result_url=url)
+            raise
         result = self._result(saved, url, fields)
         await self.status("done", task_id=task_id)
         return result

@@ -10,7 +10,14 @@ from typing import Any
 
 import anyio
 
-from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
+from ..._errors import (
+    AiofaceError,
+    ImageRejectedError,
+    InvalidRequestError,
+    ProtocolError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
 from ..._types import ImageResult
 from ...results._download import Dest, check_dest
 from ...tasks._polling import PollPolicy, next_delay
@@ -253,8 +260,12 @@ class AILab(ProviderNamespace):
         check_dest(dest)
         answer = await self._submit(source, target)
         task_id = _ailab.task_id_of(answer)
-        await self._ctx.status("queued", task_id=task_id)
-        url = await self._wait(task_id, poll, True, None, _ailab.QUEUED)  # a poll saying 0 repeats nothing
+        try:  # the task is paid for from here: an error that ends the wait says which task it was
+            await self._ctx.status("queued", task_id=task_id)
+            url = await self._wait(task_id, poll, True, None, _ailab.QUEUED)  # a poll saying 0 repeats nothing
+        except AiofaceError as exc:
+            exc.add_ids(task_id=task_id)
+            raise
         # The submit answer's ids: that request created (and billed) the task.
         ids = _ailab.answer_ids(answer)
         return await self._ctx.save_result(url, dest, download=download, task_id=task_id, **ids)

@@ -9,7 +9,7 @@ import pytest
 
 from aioface import Client, DownloadError, MockRequest, MockResponse, MockTransport
 from aioface.emulator import Emulator
-from aioface.results import _download
+from aioface.results import _stream
 from tests.conftest import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +45,7 @@ async def test_memory_file_object_and_async_sink(tmp_path: Path) -> None:
 
 
 async def test_memory_is_capped_and_sinks_get_no_non_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_download, "MEMORY_MAX_BYTES", 100)
+    monkeypatch.setattr(_stream, "MEMORY_MAX_BYTES", 100)
     async with _client() as client:
         with pytest.raises(DownloadError, match="100-byte maximum"):
             await client.facestudio.generate(age=30)

@@ -12,7 +12,7 @@ import pytest
 from aioface import DownloadError, InvalidRequestError, ProtocolError, RetryPolicy
 from aioface._net import check_http_url, safe_name
 from aioface.emulator import Emulator, EmulatorConfig, Faults
-from aioface.results._download import stream_to_file
+from aioface.results._stream import stream_to_file
 from tests.conftest import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
