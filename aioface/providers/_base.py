@@ -8,12 +8,12 @@ batch, bench and the CLI read the registry.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -21,22 +21,20 @@ from typing import Any, Protocol, TypeVar
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .. import _json
+from .._config import KEY, env_prefix, provider_env
 from .._dispatch import Dispatch, Endpoint, ErrorParser
 from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
-from .._options import current as current_options
-from .._retry import RetryPolicy
+from .._options import Options, Settings, StatusCallback, resolve
+from .._options import current as current_scope
 from .._types import ImageResult, Result, TaskEvent, TaskStatus
 from ..limits._local import Limiter, Rate, parse_limits
-from ..results._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
-from ..tasks._polling import DurationLearners, PollPolicy
+from ..results._download import CHUNK, Dest, Saved, image_size, save_stream
 from ..transports._base import RequestSpec, Response
 
 T = TypeVar("T")
+N = TypeVar("N", bound="ProviderNamespace")
 _CASELESS = (CIMultiDict, CIMultiDictProxy)
 log = logging.getLogger("aioface")
-
-#: ``on_status(event)``: called (or awaited, if it returns an awaitable) on each task status change.
-StatusCallback = Callable[[TaskEvent], object]
 
 
 class Secret:
@@ -57,21 +55,6 @@ class Secret:
 
     def __bool__(self) -> bool:
         return self._value is not None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Client-wide settings a provider reads."""
-
-    timeout: float = 60.0
-    max_download_bytes: int = DEFAULT_MAX_BYTES
-    poll: PollPolicy = field(default_factory=PollPolicy)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    time_scale: float = 1.0
-    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
-    #: Task durations learned per (provider, operation), for ``PollPolicy(learn=True)``.
-    durations: DurationLearners = field(default_factory=DurationLearners, repr=False, compare=False)
-    on_status: StatusCallback | None = None
 
 
 class Hub(Protocol):
@@ -115,6 +98,10 @@ class ProviderContext:
         self._hub = hub
         self._endpoint: Endpoint | None = None
         self._namespace: ProviderNamespace | None = None
+        #: The overrides of the view this context serves (None: the client's own context).
+        self._overrides: Options | None = None
+        #: The client's own context (a view's shares its endpoint, limiter and namespace hooks).
+        self._root: ProviderContext = self
 
     def __repr__(self) -> str:
         return f"ProviderContext({self.name!r}, {self.base_url!r}, key={'set' if self._key else 'none'})"
@@ -123,29 +110,38 @@ class ProviderContext:
         """Attach the namespace whose hooks (rates before any answer, headers) this context uses."""
         self._namespace = namespace
 
+    def view(self, overrides: Options) -> ProviderContext:
+        """This context for a view (``client.with_options``): the same key, endpoint, limiter and
+        state, its calls resolved with ``overrides`` (on top of those the view was made from)."""
+        ctx = copy.copy(self)
+        ctx._overrides = overrides
+        ctx._root = self._root
+        return ctx
+
+    @property
+    def overrides(self) -> Options | None:
+        """The overrides this context's calls run with (a view's), None for the client's own."""
+        return self._overrides
+
     @property
     def settings(self) -> Settings:
-        """The client's settings, with the overrides of ``client.with_options(...)`` in force for this call."""
-        o = current_options()
-        if o is None:
+        """The settings for a call now: the client's, with the overrides in force (a scope's, then
+        this view's) on top. Read it once per call: every request of the call gets the same."""
+        if self._overrides is None and current_scope() is None:
             return self._settings
-        s = self._settings
-        return replace(
-            s,
-            timeout=s.timeout if o.timeout is None else o.timeout,
-            max_download_bytes=s.max_download_bytes if o.max_download_bytes is None else o.max_download_bytes,
-            poll=o.poll or s.poll,
-            retry=o.retry or s.retry,
-            on_status=o.on_status or s.on_status,
-        )
+        return resolve(self._settings, self._overrides)
 
     async def status(self, status: TaskStatus, *, task_id: str | None = None, code: int | None = None) -> None:
         """Tell the ``on_status`` callback in force (if any) that a task moved on.
 
         A callback that raises is logged, never allowed to lose the task."""
         cb = self.settings.on_status
-        if cb is None:
-            return
+        if cb is not None:
+            await self._tell(cb, status, task_id=task_id, code=code)
+
+    async def _tell(
+        self, cb: StatusCallback, status: TaskStatus, *, task_id: str | None = None, code: int | None = None
+    ) -> None:
         event = TaskEvent(self.name, status, task_id, code, time.monotonic())
         try:
             out = cb(event)
@@ -167,7 +163,9 @@ class ProviderContext:
 
     @property
     def endpoint(self) -> Endpoint:
-        """The core's view of this provider (its limiter is made on first use)."""
+        """The core's view of this provider (its limiter is made on first use; views share it)."""
+        if self._root is not self:
+            return self._root.endpoint
         ep = self._endpoint
         if ep is None:
             ns = self._namespace
@@ -209,7 +207,7 @@ class ProviderContext:
 
     async def call(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
         """Send through this provider's limiter, with retries; ``handle`` reads a 2xx answer."""
-        return await self._hub.dispatch.call(spec, self.endpoint, handle)
+        return await self._hub.dispatch.call(spec, self.endpoint, handle, settings=self.settings)
 
     @property
     def connections(self) -> int:
@@ -241,14 +239,20 @@ class ProviderContext:
         async def handle(resp: Response) -> T:
             return parse(resp.status, resp.headers, await resp.read())
 
+        settings = self.settings
         return await self._hub.dispatch.call(
-            spec, self.endpoint, handle, on_sent=self._sent_event(status), admitted=admitted
+            spec,
+            self.endpoint,
+            handle,
+            on_sent=self._sent_event(status, settings),
+            admitted=admitted,
+            settings=settings,
         )
 
-    def _sent_event(self, status: TaskStatus | None) -> Callable[[], Awaitable[None]] | None:
-        if status is None:
+    def _sent_event(self, status: TaskStatus | None, settings: Settings) -> Callable[[], Awaitable[None]] | None:
+        if status is None or settings.on_status is None:
             return None
-        return partial(self.status, status)
+        return partial(self._tell, settings.on_status, status)
 
     async def call_image(
         self,
@@ -264,11 +268,11 @@ class ProviderContext:
         settings = self.settings  # read once: the options in force do not change during a call
         max_bytes = settings.max_download_bytes
         timeout = spec.timeout if spec.timeout is not None else settings.timeout
-        told = settings.on_status is not None  # no callback: no status events to build
+        told = settings.on_status  # no callback: no status events to build
 
         async def handle(resp: Response) -> ImageResult:
-            if told:
-                await self.status("downloading")
+            if told is not None:
+                await self._tell(told, "downloading")
             headers = resp.headers
             extra = dict(fields(headers)) if fields is not None else {}
             saved = await save_stream(
@@ -281,12 +285,12 @@ class ProviderContext:
                 timeout=timeout,
             )
             result = self._result(saved, None, extra)
-            if told:
-                await self.status("done")
+            if told is not None:
+                await self._tell(told, "done")
             return result
 
-        on_sent = self._sent_event("processing") if told else None
-        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=on_sent)
+        on_sent = self._sent_event("processing", settings)
+        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=on_sent, settings=settings)
 
     def _result(self, saved: Saved, source_url: str | None, fields: Mapping[str, Any]) -> ImageResult:
         dims = saved.dimensions or (image_size(saved.path) if saved.path is not None else None)
@@ -304,18 +308,20 @@ class ProviderContext:
 
     async def fetch(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
         """Send to a host that is not the provider's API (an input image), unthrottled."""
-        return await self._hub.dispatch.call(spec, self._hub.download_endpoint, handle)
+        return await self._hub.dispatch.call(spec, self._hub.download_endpoint, handle, settings=self.settings)
 
     async def save(self, url: str, dest: Dest, *, expected_size: int | None = None, name: str | None = None) -> Saved:
         """Stream a result URL to ``dest`` (any :data:`Dest`; files atomically, suffix from the
         content; ``name`` names the file when ``dest`` is a folder)."""
+        settings = self.settings
         return await self._hub.dispatch.download(
             url,
             dest,
             self._hub.download_endpoint,
             expected_size=expected_size,
-            max_bytes=self.settings.max_download_bytes,
+            max_bytes=settings.max_download_bytes,
             name=name,
+            settings=settings,
         )
 
     async def save_result(
@@ -348,11 +354,24 @@ class ProviderContext:
 
 
 class ProviderNamespace:
-    """Base of the public per-provider objects (``client.facestudio`` ...)."""
+    """Base of the public per-provider objects (``client.facestudio`` ...).
+
+    A view's namespace (``client.with_options(...).facestudio``) is an instance of the same class
+    whose context carries the view's overrides and whose other state (``__dict__``: a tier learned,
+    say) is the client's namespace's own, shared."""
+
+    __slots__ = ("__dict__", "_ctx")
 
     def __init__(self, ctx: ProviderContext) -> None:
         self._ctx = ctx
         ctx.bind(self)
+
+    def _view(self: N, ctx: ProviderContext) -> N:
+        """This namespace for a view: the same class and state, calls made through ``ctx``."""
+        view = object.__new__(type(self))
+        view._ctx = ctx
+        view.__dict__ = self.__dict__
+        return view
 
     def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
         """(rates, adaptive) before any answer came: the spec's defaults unless overridden."""
@@ -482,11 +501,12 @@ class ProviderSpec:
         if not self.name.isidentifier() or not self.name.islower():
             raise ConfigurationError(f"provider name must be a lower-case identifier, got {self.name!r}")
         if not self.key_env:
-            object.__setattr__(self, "key_env", f"AIOFACE_{self.name.upper()}_KEY")
+            object.__setattr__(self, "key_env", provider_env(self.name, KEY))
 
     @property
     def env_prefix(self) -> str:
-        return f"AIOFACE_{self.name.upper()}_"
+        """``AIOFACE_<NAME>_``: how this provider's variables (``_BASE_URL``, ``_LIMITS``...) start."""
+        return env_prefix(self.name)
 
 
 # ------------------------------------------------------------------------ adapter helpers
