@@ -16,23 +16,15 @@ from typing import Any, Literal, TypeVar, overload
 import anyio
 import anyio.to_thread
 
-from ._config import DURATIONS_FILE, Config, persisted
+from ._config import DURATIONS_FILE, Config
 from ._config import resolve as resolve_config
-from ._dispatch import Dispatch, Endpoint, LimitWait, RequestTiming, generic_error
-from ._errors import ClientClosedError, ConfigurationError
+from ._dispatch import Dispatch, LimitWait, RequestTiming
+from ._errors import ConfigurationError
+from ._hub import ClientHub, open_store
 from ._options import Options, Settings, applied, resolve, stacked
 from ._retry import RetryPolicy
 from ._types import ImageResult, TaskEvent
-from .limits._local import (
-    Limiter,
-    LimitsStore,
-    LocalStore,
-    Rate,
-    RateLimiter,
-    check_budget_dir,
-    key_digest,
-    parse_limits,
-)
+from .limits._local import Limiter, LimitsStore, Rate, RateLimiter, check_budget_dir, key_digest, parse_limits
 from .providers import ProviderContext, ProviderNamespace, providers
 from .providers._base import Secret
 from .providers.acedata import AceData
@@ -46,73 +38,6 @@ from .transports._base import AsyncTransport
 log = logging.getLogger("aioface")
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None) -> LimitsStore:
-    """A store from an object, ``"local"``/empty, or a ``redis://``/``rediss://``/``unix://`` URL."""
-    if spec is not None and not isinstance(spec, str):
-        return spec
-    url = (spec or "").strip()
-    if url in ("", "local"):
-        return LocalStore(state_dir)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from .limits.redis._store import RedisStore  # the redis extra, imported only when asked for
-
-        return RedisStore(url)
-    # Never echo the value itself: 'user:password@host' without a scheme would show the password.
-    scheme = url.split("://")[0] + "://..." if "://" in url else "(no scheme)"
-    raise ConfigurationError(f"unknown limits store {scheme!r}: use 'local' or a redis:// URL")
-
-
-class _Hub:
-    """What the client shares with its providers: the dispatcher and how limiters are made."""
-
-    def __init__(self, *, store: LimitsStore, time_scale: float, margin: float, stamp_bound: float | None) -> None:
-        self.store = store
-        self.time_scale = time_scale
-        self.margin = margin
-        self.stamp_bound = stamp_bound
-        #: Set while the client is open.
-        self.current: Dispatch | None = None
-        #: True once the client was closed (a later use says so).
-        self.was_closed = False
-        self._download: Endpoint | None = None
-
-    @property
-    def dispatch(self) -> Dispatch:
-        if self.current is None:
-            if self.was_closed:
-                raise ClientClosedError("this Client (or a view of it) is closed: make a new one to go on")
-            raise ClientClosedError("use the Client inside 'async with' (or await client.open())")
-        return self.current
-
-    @property
-    def download_endpoint(self) -> Endpoint:
-        if self._download is None:
-            limiter = RateLimiter([Rate(1_000_000, 1.0)], margin=0.0)
-            self._download = Endpoint("download", limiter, generic_error)
-        return self._download
-
-    def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> Limiter:
-        return self.store.limiter(
-            provider,
-            key_digest(key),
-            [r.scaled(self.time_scale) for r in rates],
-            margin=self.margin,
-            adaptive=adaptive,
-            stamp_bound=self.stamp_bound,
-            persist=persisted(rates),
-        )
-
-    # What was learned about a (provider, key): kept by the limits store (beside the budget file
-    # locally, in Redis when limits are shared), per provider and hashed key.
-    def load_meta(self, provider: str, key: str | None) -> dict[str, str]:
-        """Small facts an earlier client learned about (provider, key), e.g. its tier; {} if none."""
-        return self.store.load_meta(provider, key_digest(key))
-
-    def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None:
-        """Keep ``values`` for the next client using (provider, key) (locally: nothing without a state_dir)."""
-        self.store.save_meta(provider, key_digest(key), values)
 
 
 def _with_option(
@@ -241,7 +166,7 @@ class Client:
         self, config: Config, durations: DurationLearners | None, rng: random.Random, transport: AsyncTransport | None
     ) -> None:
         """The client-wide state: settings as attributes, learned durations, the limits store."""
-        self.config = config
+        self._config = config
         self.time_scale = config.time_scale
         self.retry = config.retry
         self.poll = config.poll
@@ -264,7 +189,7 @@ class Client:
         self._durations_path = None if durations is not None or folder is None else folder / DURATIONS_FILE
         self._own_store = config.limits_store is None or isinstance(config.limits_store, str)
         store = open_store(config.limits_store, state_dir=folder)
-        self._hub = _Hub(
+        self._hub = ClientHub(
             store=store, time_scale=config.time_scale, margin=config.limit_margin, stamp_bound=config.limit_stamp_bound
         )
 
@@ -513,4 +438,4 @@ class Client:
         return scoped
 
 
-__all__ = ["Client"]
+__all__ = ["Client", "open_store"]

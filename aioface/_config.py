@@ -143,8 +143,8 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     #: Where limits persist; None when they do not (``persist_limits=False``).
     state_dir: Path | None
-    #: A store object, a URL / ``"local"``, or None (local).
-    limits_store: LimitsStore | str | None
+    #: A store object, a URL / ``"local"``, or None (local); not in the repr (a URL may hold a password).
+    limits_store: LimitsStore | str | None = field(repr=False)
     retry: RetryPolicy
     poll: PollPolicy
     timeout: float = DEFAULT_TIMEOUT

@@ -43,14 +43,14 @@ def test_arguments_beat_the_environment_which_beats_the_defaults(tmp_path: Path)
         "AIOFACE_CACHE_DIR": str(tmp_path / "env-cache"),
     }
     c = Client(env=env)
-    assert c.config.providers["facestudio"].key == "env-key"
-    assert c.config.providers["acedata"].key == "env-token"
+    assert c._config.providers["facestudio"].key == "env-key"
+    assert c._config.providers["acedata"].key == "env-token"
     assert c.base_urls["ailab"] == "http://ailab.env"  # env, trailing slash dropped
     assert c.base_urls["facestudio"] == aioface.providers.providers()["facestudio"].default_base_url.rstrip("/")
-    assert c.config.providers["facestudio"].limits == aioface.parse_limits("7/minute")
-    assert c.config.providers["ailab"].limits is None  # the provider's own
-    assert c.config.state_dir == tmp_path / "env-cache"
-    assert c.config.limits_store == "local"
+    assert c._config.providers["facestudio"].limits == aioface.parse_limits("7/minute")
+    assert c._config.providers["ailab"].limits is None  # the provider's own
+    assert c._config.state_dir == tmp_path / "env-cache"
+    assert c._config.limits_store == "local"
     given = Client(
         env=env,
         facestudio_key="arg-key",
@@ -59,20 +59,22 @@ def test_arguments_beat_the_environment_which_beats_the_defaults(tmp_path: Path)
         limits={"facestudio": "3/second"},
         state_dir=tmp_path / "arg-cache",
     )
-    assert given.config.providers["facestudio"].key == "arg-key"
-    assert given.config.providers["acedata"].key == "keys-token"
+    assert given._config.providers["facestudio"].key == "arg-key"
+    assert given._config.providers["acedata"].key == "keys-token"
     assert given.base_urls["ailab"] == "http://ailab.arg"
-    assert given.config.providers["facestudio"].limits == aioface.parse_limits("3/second")
-    assert given.config.state_dir == tmp_path / "arg-cache"
-    assert Client(env=env, persist_limits=False).config.state_dir is None
-    assert "env-key" not in repr(c.config) and "arg-key" not in repr(given.config)  # keys never shown
+    assert given._config.providers["facestudio"].limits == aioface.parse_limits("3/second")
+    assert given._config.state_dir == tmp_path / "arg-cache"
+    assert Client(env=env, persist_limits=False)._config.state_dir is None
+    assert "env-key" not in repr(c._config) and "arg-key" not in repr(given._config)  # keys never shown
+    secret = Client(env={}, persist_limits=False, limits_store="redis://u:hunter2@127.0.0.1:1/0")
+    assert "hunter2" not in repr(secret._config)
 
 
 def test_the_shorthand_beats_the_mapping_and_unknown_providers_are_refused() -> None:
     c = Client(
         env={}, persist_limits=False, keys={"facestudio": "a"}, facestudio_key="b", facestudio_tier="professional"
     )
-    assert c.config.providers["facestudio"].key == "b"
+    assert c._config.providers["facestudio"].key == "b"
     with pytest.raises(ConfigurationError, match="nope"):
         Client(env={}, persist_limits=False, keys={"nope": "k"})
     with pytest.raises(ConfigurationError, match="nope"):
