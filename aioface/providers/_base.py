@@ -1,5 +1,6 @@
 """The provider seam: what a provider declares (:class:`ProviderSpec`) and what it may use
-(:class:`ProviderContext`), plus small validation helpers shared by the adapters.
+(:class:`ProviderContext`); the adapters' helpers (``_helpers``) and the batch and bench
+operations (``_ops``) are re-exported from here.
 
 A provider is one package under ``aioface/providers/`` (or a third party's, registered through
 the ``aioface.providers`` entry-point group). Nothing above the providers names one: the client,
@@ -15,25 +16,30 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
-from .. import _json
 from .._config import KEY, env_prefix, provider_env
 from .._dispatch import Dispatch, Endpoint, ErrorParser
-from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
+from .._errors import ConfigurationError
 from .._options import Options, Settings, StatusCallback, resolve
 from .._options import current as current_scope
-from .._types import ImageResult, Result, TaskEvent, TaskStatus
+from .._types import ImageResult, TaskEvent, TaskStatus
 from ..limits._local import Limiter, Rate, parse_limits
 from ..results._download import CHUNK, Dest, Saved, image_size, save_stream
 from ..transports._base import RequestSpec, Response
+from ._helpers import decode_json as decode_json
+from ._helpers import decode_json_object as decode_json_object
+from ._helpers import header as header
+from ._helpers import require_choice as require_choice
+from ._helpers import require_int as require_int
+from ._ops import BatchOp as BatchOp
+from ._ops import BatchRun as BatchRun
+from ._ops import BenchMake as BenchMake
+from ._ops import BenchOp as BenchOp
+from ._ops import result_op as result_op
 
 T = TypeVar("T")
 N = TypeVar("N", bound="ProviderNamespace")
-_CASELESS = (CIMultiDict, CIMultiDictProxy)
 log = logging.getLogger("aioface")
 
 
@@ -392,90 +398,6 @@ class ProviderNamespace:
         """Called with every answer's headers (override to learn tiers and the like)."""
 
 
-#: ``run(namespace, params, dest)``: one batch job (an image saved at ``dest``, or facts such as a face analysis).
-BatchRun = Callable[[Any, Mapping[str, Any], Path], Awaitable[Result]]
-
-
-@dataclass(frozen=True)
-class BatchOp:
-    """One operation a provider offers to ``aioface batch`` (and the CLI)."""
-
-    op: str
-    run: BatchRun
-    required: frozenset[str] = frozenset()
-    optional: frozenset[str] = frozenset()
-    #: Local checks of the parameters (raise InvalidRequestError); nothing is sent.
-    precheck: Callable[[Mapping[str, Any]], None] | None = None
-    #: Rewrites shorthand before checking (``age`` -> ``ages``).
-    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    #: Checks that need the client (a known tier, say): ``check(namespace, params)``; nothing is sent.
-    check: Callable[[Any, Mapping[str, Any]], None] | None = None
-    #: Run-time-only parameters (objects, not JSON) the CLI may pass, e.g. ``callback``.
-    extras: frozenset[str] = frozenset()
-    #: One line of help for the command ``aioface <op>`` made from this operation.
-    help: str = ""
-    #: Parameters that are lists (one entry per face); on the command line the option repeats.
-    lists: frozenset[str] = frozenset()
-    #: Parameters that are JSON objects (``--face-rect '{"x": 0, ...}'`` on the command line).
-    objects: frozenset[str] = frozenset()
-    #: False for operations whose result is facts (a face analysis), not an image file.
-    writes_image: bool = True
-
-
-def result_op() -> BatchOp:
-    """The ``result`` operation (``aioface result --task-id ID``, batch op ``result``) of a provider
-    whose namespace has ``async def result(task_id, dest)``: go on waiting for a task submitted
-    earlier and save its image, paying nothing again."""
-
-    async def run(ns: Any, p: Mapping[str, Any], dest: Path) -> Result:
-        result: Result = await ns.result(str(p["task_id"]), dest)
-        return result
-
-    def check(p: Mapping[str, Any]) -> None:
-        tid = p["task_id"]
-        if isinstance(tid, bool) or not isinstance(tid, (str, int)) or not str(tid).strip():
-            raise InvalidRequestError("task_id must be a non-empty string", param="task_id")
-
-    return BatchOp(
-        "result",
-        run,
-        required=frozenset({"task_id"}),
-        precheck=check,
-        help="Go on waiting for a task submitted earlier and save its image (nothing is paid again).",
-    )
-
-
-#: ``make(namespace)`` returns ``call(dest)``: one benchmarked call.
-BenchMake = Callable[[Any], Callable[[Path], Awaitable[Result]]]
-
-
-@dataclass(frozen=True)
-class BenchOp:
-    """What ``aioface bench`` calls: ``make(namespace)`` returns ``call(dest)``.
-
-    ``ops`` offers more operations by name (``aioface bench --op swap``), each as (description,
-    make); ``op`` names the default one, so that providers can be compared on the same operation.
-    ``price`` is what one accepted call costs, as (amount, unit), where the provider publishes it.
-    """
-
-    description: str
-    make: BenchMake
-    op: str = ""
-    ops: Mapping[str, tuple[str, BenchMake]] = field(default_factory=dict)
-    price: tuple[float, str] | None = None
-
-    def select(self, op: str | None) -> tuple[str, BenchMake] | None:
-        """(description, make) for ``op`` (None or the default: the main one); None if not offered."""
-        if op is None or op == self.op:
-            return self.description, self.make
-        return self.ops.get(op)
-
-    @property
-    def names(self) -> list[str]:
-        """The operations offered, the default first."""
-        return [n for n in (self.op, *self.ops) if n]
-
-
 @dataclass(frozen=True)
 class ProviderSpec:
     """Everything the rest of aioface needs to know about one provider."""
@@ -507,52 +429,6 @@ class ProviderSpec:
     def env_prefix(self) -> str:
         """``AIOFACE_<NAME>_``: how this provider's variables (``_BASE_URL``, ``_LIMITS``...) start."""
         return env_prefix(self.name)
-
-
-# ------------------------------------------------------------------------ adapter helpers
-def decode_json(provider: str, status: int, body: bytes) -> Any:
-    """Parse a JSON body or raise ProtocolError naming the provider."""
-    try:
-        return _json.loads(body)
-    except ValueError:
-        snippet = body[:80].decode("utf-8", "replace")
-        raise ProtocolError(f"{provider} sent a non-JSON answer (HTTP {status}): {snippet!r}") from None
-
-
-def decode_json_object(provider: str, status: int, body: bytes, what: str = "an object") -> dict[str, Any]:
-    """Parse a JSON object (``what`` names it in the error) or raise ProtocolError naming the provider."""
-    data = decode_json(provider, status, body)
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{provider} sent {type(data).__name__} where {what} was expected")
-    return data
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that works on plain dicts too."""
-    v = headers.get(name)
-    if v is not None or isinstance(headers, _CASELESS):
-        return v  # a case-insensitive mapping (aiohttp's headers) has said all there is
-    low = name.lower()
-    for k, val in headers.items():
-        if k.lower() == low:
-            return val
-    return None
-
-
-def require_int(value: object, name: str, lo: int, hi: int) -> int:
-    """An int (not a bool) in ``[lo, hi]`` or an InvalidRequestError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequestError(f"{name} must be an integer from {lo} to {hi}, got {value!r}", param=name)
-    if not lo <= value <= hi:
-        raise InvalidRequestError(f"{name} must be from {lo} to {hi}, got {value}", param=name)
-    return value
-
-
-def require_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices`` or an InvalidRequestError naming ``name`` and the valid options."""
-    if not isinstance(value, str) or value not in choices:
-        raise InvalidRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}", param=name)
-    return value
 
 
 __all__ = [
