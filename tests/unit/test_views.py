@@ -232,3 +232,15 @@ def test_public_names_report_the_package() -> None:
         if isinstance(obj, type) or inspect.isfunction(obj):
             assert obj.__module__ == "aioface", name
     assert repr(aioface.Client).endswith("'aioface.Client'>")
+
+
+def test_provider_and_emulator_client_are_typed() -> None:
+    """``client.provider("ailab")`` is typed AILab (one overload per built-in, ProviderNamespace
+    otherwise), and ``Emulator.client()`` a Client, not Any."""
+    import typing
+
+    from aioface.providers import ProviderNamespace
+
+    hints = [typing.get_type_hints(f, vars(aioface._client))["return"] for f in typing.get_overloads(Client.provider)]
+    assert hints == [aioface.FaceStudio, aioface.AceData, AILab, ProviderNamespace]
+    assert typing.get_type_hints(Emulator.client, vars(aioface._client))["return"] is Client
