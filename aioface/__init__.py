@@ -7,6 +7,7 @@ from ._errors import AiofaceError as AiofaceError
 from ._errors import APIError as APIError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import BadRequestError as BadRequestError
+from ._errors import ClientClosedError as ClientClosedError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectError as ConnectError
 from ._errors import DownloadError as DownloadError
@@ -70,6 +71,7 @@ __all__ = [
     "BadRequestError",
     "CallbackReceiver",
     "Client",
+    "ClientClosedError",
     "ConfigurationError",
     "ConnectError",
     "DownloadError",
@@ -112,3 +114,17 @@ __all__ = [
     "WaitMany",
     "parse_limits",
 ]
+
+
+def _report_the_package() -> None:
+    """Public classes and functions say ``aioface.Client``, not ``aioface._client.Client``, in
+    reprs and tracebacks (anyio's habit); they are importable from there, so pickling holds."""
+    import inspect
+
+    for name in __all__:
+        obj = globals()[name]
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            obj.__module__ = __name__
+
+
+_report_the_package()

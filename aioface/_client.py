@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 import anyio.to_thread
 
-from ._dispatch import Dispatch, Endpoint, LimitWait, RequestTiming, generic_error
+from ._config import DURATIONS_FILE, Config
+from ._config import resolve as resolve_config
+from ._dispatch import Dispatch, LimitWait, RequestTiming
 from ._errors import ConfigurationError
-from ._options import Options, OptionsProxy, applied
+from ._hub import ClientHub, open_store
+from ._options import Options, Settings, applied, resolve, stacked
 from ._retry import RetryPolicy
 from ._types import ImageResult, TaskEvent
-from .limits._local import (
-    Limiter,
-    LimitsStore,
-    LocalStore,
-    Rate,
-    RateLimiter,
-    check_budget_dir,
-    key_digest,
-    parse_limits,
-)
+from .limits._local import Limiter, LimitsStore, Rate, RateLimiter, check_budget_dir, key_digest, parse_limits
 from .providers import ProviderContext, ProviderNamespace, providers
-from .providers._base import Secret, Settings
+from .providers._base import Secret
 from .providers.acedata import AceData
 from .providers.ailab import AILab
 from .providers.facestudio import FaceStudio
@@ -43,73 +39,16 @@ log = logging.getLogger("aioface")
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Task durations learned by the pollers, kept with the limits so a new process polls warm.
-DURATIONS_FILE = "polling.json"
-#: Windows this long or longer are saved on disk, so a rerun does not overspend them.
-PERSIST_MIN_PERIOD = 3600.0
 
-
-def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None) -> LimitsStore:
-    """A store from an object, ``"local"``/empty, or a ``redis://``/``rediss://``/``unix://`` URL."""
-    if spec is not None and not isinstance(spec, str):
-        return spec
-    url = (spec or "").strip()
-    if url in ("", "local"):
-        return LocalStore(state_dir)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from .limits.redis._store import RedisStore  # the redis extra, imported only when asked for
-
-        return RedisStore(url)
-    # Never echo the value itself: 'user:password@host' without a scheme would show the password.
-    scheme = url.split("://")[0] + "://..." if "://" in url else "(no scheme)"
-    raise ConfigurationError(f"unknown limits store {scheme!r}: use 'local' or a redis:// URL")
-
-
-class _Hub:
-    """What the client shares with its providers: the dispatcher and how limiters are made."""
-
-    def __init__(self, *, store: LimitsStore, time_scale: float, margin: float, stamp_bound: float | None) -> None:
-        self.store = store
-        self.time_scale = time_scale
-        self.margin = margin
-        self.stamp_bound = stamp_bound
-        #: Set while the client is open.
-        self.current: Dispatch | None = None
-        self._download: Endpoint | None = None
-
-    @property
-    def dispatch(self) -> Dispatch:
-        if self.current is None:
-            raise RuntimeError("use the Client inside 'async with' (or await client.open())")
-        return self.current
-
-    @property
-    def download_endpoint(self) -> Endpoint:
-        if self._download is None:
-            limiter = RateLimiter([Rate(1_000_000, 1.0)], margin=0.0)
-            self._download = Endpoint("download", limiter, generic_error)
-        return self._download
-
-    def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> Limiter:
-        return self.store.limiter(
-            provider,
-            key_digest(key),
-            [r.scaled(self.time_scale) for r in rates],
-            margin=self.margin,
-            adaptive=adaptive,
-            stamp_bound=self.stamp_bound,
-            persist=any(r.period >= PERSIST_MIN_PERIOD for r in rates),
-        )
-
-    # What was learned about a (provider, key): kept by the limits store (beside the budget file
-    # locally, in Redis when limits are shared), per provider and hashed key.
-    def load_meta(self, provider: str, key: str | None) -> dict[str, str]:
-        """Small facts an earlier client learned about (provider, key), e.g. its tier; {} if none."""
-        return self.store.load_meta(provider, key_digest(key))
-
-    def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None:
-        """Keep ``values`` for the next client using (provider, key) (locally: nothing without a state_dir)."""
-        self.store.save_meta(provider, key_digest(key), values)
+def _with_option(
+    options: Mapping[str, Mapping[str, Any]] | None, provider: str, name: str, value: object
+) -> Mapping[str, Mapping[str, Any]] | None:
+    """``options`` with ``{provider: {name: value}}`` on top (a shorthand argument); as they are for None."""
+    if value is None:
+        return options
+    out = {p: dict(o) for p, o in (options or {}).items()}
+    out.setdefault(provider, {})[name] = value
+    return out
 
 
 class Client:
@@ -121,12 +60,14 @@ class Client:
     Every argument left as None is read from the environment (``AIOFACE_<PROVIDER>_KEY`` /
     ``_TOKEN``, ``_BASE_URL``, ``_LIMITS``), then from the defaults. Arguments win. ``keys``,
     ``base_urls`` and ``options`` take any provider by name (the named keyword arguments are
-    shorthand for the built-in ones).
+    shorthand for the built-in ones). Every name and default lives in ``aioface._config``; every
+    argument is checked here (:class:`ConfigurationError`), before anything is sent.
 
     ``limits`` maps a provider to a spec (``"5/minute,120/day"``) or rates; explicit limits beat
     Face Studio's tier presets and ``X-User-Class``. ``time_scale`` makes every limit run that many
     times faster (for an emulator started with the same ``time_scale``). Daily budgets persist in
-    ``state_dir`` (default: the user cache dir; ``persist_limits=False`` turns that off).
+    ``state_dir`` (default: ``AIOFACE_CACHE_DIR`` or the user cache dir; ``persist_limits=False``
+    turns that off).
     ``limit_stamp_bound``: by default a slot is held until a window after the *answer*, exact
     whatever the server does; a number of seconds trusts the server to count each request within
     that long of its send (Face Studio throttles before generating), so slow answers cost no rate.
@@ -144,10 +85,6 @@ class Client:
     (queued, processing, callback, downloading, done, failed).
     :meth:`with_options` gives a view with other timeouts, retries or polling for some calls.
     """
-
-    facestudio: FaceStudio
-    acedata: AceData
-    ailab: AILab
 
     def __init__(
         self,
@@ -184,101 +121,113 @@ class Client:
         on_limit_wait: Callable[[LimitWait], None] | None = None,
         limit_wait_notice: float = 3.0,
     ) -> None:
-        env = os.environ if env is None else env
-        if time_scale <= 0:
-            raise ConfigurationError("time_scale must be > 0")
-        if not limit_wait_notice >= 0:
-            raise ConfigurationError("limit_wait_notice must be >= 0 seconds")
-        specs = providers()
-        key_args = {"facestudio": facestudio_key, "acedata": acedata_token, "ailab": ailab_key}
-        url_args = {"facestudio": facestudio_base_url, "acedata": acedata_base_url, "ailab": ailab_base_url}
-        keys = {**(keys or {}), **{p: k for p, k in key_args.items() if k is not None}}
-        base_urls = {**(base_urls or {}), **{p: u for p, u in url_args.items() if u is not None}}
-        opts: dict[str, dict[str, Any]] = {p: dict(o) for p, o in (options or {}).items()}
-        if facestudio_tier is not None:
-            opts.setdefault("facestudio", {})["tier"] = facestudio_tier
-        for what, given in (("keys", keys), ("base_urls", base_urls), ("options", opts), ("limits", limits or {})):
-            unknown = set(given) - set(specs)
-            if unknown:
-                raise ConfigurationError(f"{what} for unknown provider(s): {', '.join(sorted(unknown))}")
-
-        self.time_scale = time_scale
-        self.retry = retry or RetryPolicy()
-        self.poll = poll or PollPolicy()
-        self.timeout = timeout
-        self.acquire_timeout = acquire_timeout
-        self.max_download_bytes = max_download_bytes
-        self._connections = connections
-        self._rng = rng or random.Random()
+        # 1. What the arguments, the environment and the defaults say, checked (aioface._config).
+        config = resolve_config(
+            providers(),
+            os.environ if env is None else env,
+            keys=keys,
+            base_urls=base_urls,
+            key_args={"facestudio": facestudio_key, "acedata": acedata_token, "ailab": ailab_key},
+            url_args={"facestudio": facestudio_base_url, "acedata": acedata_base_url, "ailab": ailab_base_url},
+            options=_with_option(options, "facestudio", "tier", facestudio_tier),
+            limits=limits,
+            retry=retry,
+            poll=poll,
+            state_dir=state_dir,
+            persist_limits=persist_limits,
+            limits_store=limits_store,
+            timeout=timeout,
+            acquire_timeout=acquire_timeout,
+            limit_margin=limit_margin,
+            limit_stamp_bound=limit_stamp_bound,
+            time_scale=time_scale,
+            max_download_bytes=max_download_bytes,
+            connections=connections,
+            limit_wait_notice=limit_wait_notice,
+        )
+        # 2. The objects made from it.
+        self._setup(config, durations, rng or random.Random(), transport)
         self._on_request = on_request
+        self._on_limit_wait = on_limit_wait
+        self._settings = Settings(
+            timeout=config.timeout,
+            max_download_bytes=config.max_download_bytes,
+            poll=config.poll,
+            retry=config.retry,
+            time_scale=config.time_scale,
+            rng=self._rng,
+            on_status=on_status,
+            durations=self.durations,
+            acquire_timeout=config.acquire_timeout,
+        )
+        self._add_providers(config)
+
+    def _setup(
+        self, config: Config, durations: DurationLearners | None, rng: random.Random, transport: AsyncTransport | None
+    ) -> None:
+        """The client-wide state: settings as attributes, learned durations, the limits store."""
+        self._config = config
+        self.time_scale = config.time_scale
+        self.retry = config.retry
+        self.poll = config.poll
+        self.timeout = config.timeout
+        self.acquire_timeout = config.acquire_timeout
+        self.max_download_bytes = config.max_download_bytes
+        self.limit_wait_notice = config.limit_wait_notice
+        self._connections = config.connections
+        self._rng = rng
+        self._transport_given = transport
+        self._transport: AsyncTransport | None = None
+        #: A view's overrides (:meth:`with_options`); None for a client.
         self._options: Options | None = None
         #: The client a view (:meth:`with_options`) was made from; itself for a client.
         self._root: Client = self
-        self._on_limit_wait = on_limit_wait
-        self.limit_wait_notice = limit_wait_notice
-        self._transport_given = transport
-        self._transport: AsyncTransport | None = None
-        budget_dir: Path | None = None
-        if persist_limits:
-            base = state_dir or env.get("AIOFACE_CACHE_DIR")
-            if base:
-                budget_dir = Path(base)
-            else:
-                import platformdirs
-
-                budget_dir = Path(platformdirs.user_cache_dir("aioface"))
-            check_budget_dir(budget_dir)
-        settings = Settings(
-            timeout=timeout,
-            max_download_bytes=max_download_bytes,
-            poll=self.poll,
-            retry=self.retry,
-            time_scale=time_scale,
-            rng=self._rng,
-            on_status=on_status,
-            durations=durations if durations is not None else self._load_durations(budget_dir),
+        folder = config.state_dir
+        if folder is not None:
+            check_budget_dir(folder)
+        self.durations = durations if durations is not None else self._load_durations(folder)
+        self._durations_path = None if durations is not None or folder is None else folder / DURATIONS_FILE
+        self._own_store = config.limits_store is None or isinstance(config.limits_store, str)
+        store = open_store(config.limits_store, state_dir=folder)
+        self._hub = ClientHub(
+            store=store, time_scale=config.time_scale, margin=config.limit_margin, stamp_bound=config.limit_stamp_bound
         )
-        self.durations = settings.durations
-        self._durations_path = None if durations is not None or budget_dir is None else budget_dir / DURATIONS_FILE
-        if limits_store is None:
-            limits_store = env.get("AIOFACE_LIMITS_STORE") or None
-        self._own_store = limits_store is None or isinstance(limits_store, str)
-        store = open_store(limits_store, state_dir=budget_dir)
-        hub = self._hub = _Hub(store=store, time_scale=time_scale, margin=limit_margin, stamp_bound=limit_stamp_bound)
+
+    def _add_providers(self, config: Config) -> None:
+        """One context and namespace per registered provider."""
         self.base_urls: dict[str, str] = {}
         self._contexts: dict[str, ProviderContext] = {}
         self._namespaces: dict[str, ProviderNamespace] = {}
-        for name, spec in specs.items():
-            k = keys.get(name)
-            source = f"{name} key given to Client()"
-            if k is None:
-                k = env.get(spec.key_env, "")
-                source = f"{name} key from {spec.key_env}"
-            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in k.strip()):
-                # A header value with CR/LF would be refused at send time (or worse, inject headers).
-                raise ConfigurationError(f"the {source} contains a control character (CR, LF, NUL...)")
-            url = base_urls.get(name) or env.get(f"{spec.env_prefix}BASE_URL") or spec.default_base_url
-            if not url.startswith(("http://", "https://")):
-                raise ConfigurationError(f"{name} base URL must start with http:// or https://, got {url!r}")
-            self.base_urls[name] = url.rstrip("/")
-            lim = (limits or {}).get(name)
-            if lim is None:
-                lim = env.get(f"{spec.env_prefix}LIMITS") or None
-            explicit = None if lim is None else (parse_limits(lim) if isinstance(lim, str) else tuple(lim))
+        for name, spec in providers().items():
+            pc = config.providers[name]
+            self.base_urls[name] = pc.base_url
             ctx = ProviderContext(
                 spec,
-                hub,
-                key=Secret(k.strip()),
-                base_url=self.base_urls[name],
-                settings=settings,
-                explicit_limits=explicit,
-                options=opts.get(name),
+                self._hub,
+                key=Secret(pc.key),
+                base_url=pc.base_url,
+                settings=self._settings,
+                explicit_limits=pc.limits,
+                options=pc.options,
             )
             self._contexts[name] = ctx
             self._namespaces[name] = spec.namespace(ctx)
-        self.facestudio = cast(FaceStudio, self._namespaces["facestudio"])
-        self.acedata = cast(AceData, self._namespaces["acedata"])
-        self.ailab = cast(AILab, self._namespaces["ailab"])
+
+    # -- the built-in providers (any other: :meth:`provider`) --------------------------------
+    @property
+    def facestudio(self) -> FaceStudio:
+        """Face Studio (``client.provider("facestudio")``)."""
+        return self.provider("facestudio")
+
+    @property
+    def acedata(self) -> AceData:
+        """Ace Data Cloud (``client.provider("acedata")``)."""
+        return self.provider("acedata")
+
+    @property
+    def ailab(self) -> AILab:
+        """AILabAPI (``client.provider("ailab")``)."""
+        return self.provider("ailab")
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{p}={'key set' if c.has_key else 'no key'}" for p, c in self._contexts.items())
@@ -331,6 +280,7 @@ class Client:
         finally:
             self._transport = None
             self._hub.current = None
+            self._hub.was_closed = True
             if self._own_store:
                 await self._hub.store.aclose()
         if self._durations_path is not None and self.durations.to_json() != self._durations_loaded:
@@ -372,28 +322,37 @@ class Client:
         (which still count them): a view for a background job that must leave room for the rest.
         Closing a view closes the client.
         """
-        own: dict[str, tuple[RateLimiter, ...]] | None = None
+        given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status)  # checked here
         if limits:
             unknown = set(limits) - set(self._contexts)
             if unknown:
                 raise ConfigurationError(f"limits for unknown provider(s): {', '.join(sorted(unknown))}")
-            own = {}
+            own: dict[str, tuple[RateLimiter, ...]] = {}
             for name, lim in limits.items():
                 rates = parse_limits(lim) if isinstance(lim, str) else tuple(lim)
                 own[name] = (RateLimiter([r.scaled(self.time_scale) for r in rates], margin=self._hub.margin),)
-        given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status, own)
-        options = self._options.merged(given) if self._options is not None else given
+            given = replace(given, limiters=own)
+        options = stacked(self._options, given)
+        assert options is not None
         view = copy.copy(self)
         view._options = options
-        root = self._root._namespaces
-        view._namespaces = {n: cast(ProviderNamespace, OptionsProxy(ns, options)) for n, ns in root.items()}
-        view.facestudio = cast(FaceStudio, view._namespaces["facestudio"])
-        view.acedata = cast(AceData, view._namespaces["acedata"])
-        view.ailab = cast(AILab, view._namespaces["ailab"])
+        # Each namespace of the view is a real instance of its class (an AILab is an AILab), its
+        # state shared with the client's, bound to a context that resolves every call (coroutine,
+        # iterator or a wait_many made now and entered later) with the view's options.
+        root = self._root
+        view._namespaces = {n: ns._view(root._contexts[n].view(options)) for n, ns in root._namespaces.items()}
         return view
 
     # -- providers ----------------------------------------------------------------------
-    def provider(self, name: str) -> Any:
+    @overload
+    def provider(self, name: Literal["facestudio"]) -> FaceStudio: ...
+    @overload
+    def provider(self, name: Literal["acedata"]) -> AceData: ...
+    @overload
+    def provider(self, name: Literal["ailab"]) -> AILab: ...
+    @overload
+    def provider(self, name: str) -> ProviderNamespace: ...
+    def provider(self, name: str) -> ProviderNamespace:
         """The namespace of any registered provider by name (``client.provider("facestudio")``)."""
         ns = self._namespaces.get(name)
         if ns is None:
@@ -420,12 +379,15 @@ class Client:
         """Stream an image URL to ``dest`` with every check a result gets (atomic, typed errors).
 
         ``dest`` is a file path, a folder, None (in memory, ``result.data``) or a file object / sink."""
-        options = self._options or Options()
-        max_bytes = options.max_download_bytes or self.max_download_bytes
-        with applied(options):
-            saved = await self._hub.dispatch.download(
-                url, dest, self._hub.download_endpoint, expected_size=expected_size, max_bytes=max_bytes
-            )
+        settings = resolve(self._settings, self._options)
+        saved = await self._hub.dispatch.download(
+            url,
+            dest,
+            self._hub.download_endpoint,
+            expected_size=expected_size,
+            max_bytes=settings.max_download_bytes,
+            settings=settings,
+        )
         dims = saved.dimensions or (image_size(saved.path) if saved.path is not None else None)
         return ImageResult(
             "download",
@@ -450,15 +412,30 @@ class Client:
         """``async with client.fan_out(fn, items) as results: async for outcome in results: ...``
 
         Lazy, bounded, one :class:`Outcome` per item in completion order; failures never cancel
-        the rest. Rate limits still apply per provider, whatever the concurrency.
+        the rest. Rate limits still apply per provider, whatever the concurrency. On a view,
+        ``fn`` runs with the view's options (calls through the client itself included).
         """
-        return FanOut(fn, items, concurrency=concurrency)
+        return FanOut(self._scoped(fn), items, concurrency=concurrency)
 
     async def map(
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T] | AsyncIterable[T], *, concurrency: int = 16
     ) -> list[Outcome[T, R]]:
-        """Every outcome in input order (holds them all: for huge inputs use :meth:`fan_out`)."""
-        return await map_all(fn, items, concurrency=concurrency)
+        """Every outcome in input order (holds them all: for huge inputs use :meth:`fan_out`).
+        On a view, ``fn`` runs with the view's options (calls through the client itself included)."""
+        return await map_all(self._scoped(fn), items, concurrency=concurrency)
+
+    def _scoped(self, fn: Callable[[T], Awaitable[R]]) -> Callable[[T], Awaitable[R]]:
+        """``fn`` run with this view's options in force (a client's ``fn`` as it is)."""
+        options = self._options
+        if options is None:
+            return fn
+
+        @functools.wraps(fn)
+        async def scoped(item: T) -> R:
+            with applied(options):
+                return await fn(item)
+
+        return scoped
 
 
-__all__ = ["Client"]
+__all__ = ["Client", "open_store"]

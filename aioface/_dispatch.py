@@ -22,8 +22,7 @@ import anyio
 
 from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
 from ._net import check_http_url
-from ._options import Options
-from ._options import current as current_options
+from ._options import Settings
 from ._retry import RetryPolicy, is_retryable, retry_delay
 from .limits._local import Limiter, Rate, Slot
 from .results._check import DEFAULT_MAX_BYTES
@@ -274,6 +273,8 @@ class Dispatch:
         self.limit_wait_notice = limit_wait_notice
         #: The limiters run this much faster than the providers' documented rates.
         self.time_scale = time_scale
+        #: What a call given no settings runs with.
+        self.defaults = Settings(timeout=default_timeout, retry=retry, acquire_timeout=acquire_timeout)
 
     async def call(
         self,
@@ -283,6 +284,7 @@ class Dispatch:
         *,
         on_sent: Callable[[], Awaitable[None]] | None = None,
         admitted: bool = False,
+        settings: Settings | None = None,
     ) -> T:
         """Send ``spec`` and pass a 2xx response to ``handle``; retry what is safe to retry.
 
@@ -290,12 +292,14 @@ class Dispatch:
         ``processing`` starts when the request leaves, not while it waits for the limiter).
         ``admitted``: the caller holds a place in the endpoint's gate (``await
         dispatch.gate(endpoint).acquire(at=due)``, for a poll: it wakes once, when its time has come
-        and a connection is free); the first attempt uses it and gives it back, whatever happens."""
+        and a connection is free); the first attempt uses it and gives it back, whatever happens.
+        ``settings``: the call's (resolved once by the caller: timeout, retry, slot wait, a view's
+        own limiters); the dispatcher's defaults when None."""
         attempt = 0
         if on_sent is not None:
             on_sent = _once(on_sent)
-        opts = current_options()
-        retry = opts.retry if opts is not None and opts.retry is not None else self.retry
+        opts = self.defaults if settings is None else settings
+        retry = opts.retry
         while True:
             try:
                 return await self._once(spec, endpoint, handle, on_sent, admitted and attempt == 0, opts)
@@ -322,7 +326,7 @@ class Dispatch:
         handle: Callable[[Response], Awaitable[T]],
         on_sent: Callable[[], Awaitable[None]] | None,
         admitted: bool = False,
-        opts: Options | None = None,
+        opts: Settings | None = None,
     ) -> T:
         gate = self.gate(endpoint)
         if not admitted:
@@ -345,15 +349,16 @@ class Dispatch:
         endpoint: Endpoint,
         handle: Callable[[Response], Awaitable[T]],
         on_sent: Callable[[], Awaitable[None]] | None = None,
-        opts: Options | None = None,
+        opts: Settings | None = None,
     ) -> T:
-        """One attempt; ``opts``: the options in force (read once per call by :meth:`call`)."""
+        """One attempt; ``opts``: the call's settings (read once per call by :meth:`call`)."""
         queued = time.perf_counter()
-        acquire_timeout = self.acquire_timeout if opts is None or opts.acquire_timeout is None else opts.acquire_timeout
-        default_timeout = self.default_timeout if opts is None or opts.timeout is None else opts.timeout
+        opts = self.defaults if opts is None else opts
+        acquire_timeout = opts.acquire_timeout
+        default_timeout = opts.timeout
         # A view's own limits (``client.with_options(limits=...)``, a view of a view adds its own)
         # first, then the shared one.
-        own = opts.limiters.get(endpoint.name, ()) if opts is not None and opts.limiters else ()
+        own = opts.limiters.get(endpoint.name, ()) if opts.limiters else ()
         own_permits: list[Slot] = []
         announce = endpoint.announce
         if announce is None:
@@ -436,6 +441,7 @@ class Dispatch:
         max_bytes: int = DEFAULT_MAX_BYTES,
         headers: Mapping[str, str] | None = None,
         name: str | None = None,
+        settings: Settings | None = None,
     ) -> Saved:
         """GET ``url`` (http/https only, redirects kept to http/https) and stream it into ``dest``.
 
@@ -448,8 +454,7 @@ class Dispatch:
         check_http_url(url, param="result url")
         dest = sink_writer(dest)  # one for every attempt
         spec = RequestSpec("GET", url, {"Accept-Encoding": "identity", **(headers or {})})
-        opts = current_options()
-        grace = opts.timeout if opts is not None and opts.timeout is not None else self.default_timeout
+        grace = (self.defaults if settings is None else settings).timeout
 
         async def handle(resp: Response) -> Saved:
             return await save_stream(
@@ -463,7 +468,7 @@ class Dispatch:
                 timeout=grace,  # the call's own timeout (with_options) before the minimum rate counts
             )
 
-        return await self.call(spec, endpoint, handle)
+        return await self.call(spec, endpoint, handle, settings=settings)
 
 
 __all__ = ["Dispatch", "Endpoint", "Gate", "ErrorParser", "LimitWait", "RequestTiming", "generic_error"]

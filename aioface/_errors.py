@@ -4,6 +4,7 @@
 
     AiofaceError
     ├── ConfigurationError          bad key, base URL, limit spec or option (also ValueError)
+    ├── ClientClosedError           a client or view used before open() or after aclose() (also RuntimeError)
     ├── InvalidRequestError         a parameter is wrong; found locally, nothing was sent (also ValueError)
     │   └── ImageRejectedError      a local image breaks the provider's rules (type, bytes, pixels)
     ├── TransportError              the network failed us
@@ -39,6 +40,7 @@ __all__ = [
     "AiofaceError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConnectError",
     "DownloadError",
@@ -93,6 +95,12 @@ class ConfigurationError(AiofaceError, ValueError):
     """A key, base URL, limit spec or option is unusable."""
 
     code = "configuration_error"
+
+
+class ClientClosedError(AiofaceError, RuntimeError):
+    """A client, or a view of one, was used while not open (before ``open()`` or after ``aclose()``)."""
+
+    code = "client_closed"
 
 
 class InvalidRequestError(AiofaceError, ValueError):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ._errors import (
     APIError,
+    ConfigurationError,
     ConnectError,
     QuotaExceededError,
     RateLimitError,
@@ -35,8 +36,9 @@ class RetryPolicy:
     max_wait: float = 90.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.base < 0 or self.cap < 0 or self.max_wait < 0:
-            raise ValueError("RetryPolicy values must be >= 0")
+        values = (self.max_retries, self.base, self.cap, self.max_wait)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise ConfigurationError(f"RetryPolicy values must be numbers >= 0, got {values!r}")
 
 
 def backoff(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:

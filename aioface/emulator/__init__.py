@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -16,6 +16,9 @@ from .._net import bound_port
 from ._app import STATE, create_app
 from ._process import EmulatorProcess
 from ._state import FAULT_KINDS, EmulatorConfig, Faults, State
+
+if TYPE_CHECKING:
+    from .._client import Client
 
 __all__ = ["FAULT_KINDS", "Emulator", "EmulatorConfig", "EmulatorProcess", "Faults", "create_app"]
 
@@ -66,7 +69,7 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def client(self, **kwargs: Any) -> Any:
+    def client(self, **kwargs: Any) -> Client:
         """A :class:`aioface.Client` pointed at this emulator, with demo keys and its time scale.
 
         Limits are not persisted unless ``state_dir`` is given. Keyword arguments override.

@@ -8,10 +8,16 @@ from typing import Any
 
 from .._client import Client
 from .._errors import AiofaceError
+from .._types import ImageResult
 from ..providers import BatchOp, operations
 from . import DEMO_KEY, Emulator, EmulatorConfig
 
 Fan = Callable[[Client, str, BatchOp, Sequence[tuple[str, dict[str, Any]]], str], Awaitable[tuple[list[Path], int]]]
+
+
+def _name(result: ImageResult) -> str:
+    """The saved file's name (every demo call saves to a file)."""
+    return result.path.name if result.path is not None else "(in memory)"
 
 
 async def run_demo(
@@ -27,17 +33,17 @@ async def run_demo(
         extra: list[str] = []
         try:
             aged = await client.acedata.change_age("https://cdn.acedata.cloud/f5687u.png", [60], out / "aged")
-            extra.append(f"acedata change-age -> {aged.path.name}")
+            extra.append(f"acedata change-age -> {_name(aged)}")
             sw = await client.acedata.swap(
                 out / "swapped-acedata",
                 source="https://cdn.acedata.cloud/n1lmd8.png",
                 target="https://cdn.acedata.cloud/3np95r.png",
             )
-            extra.append(f"acedata swap -> {sw.path.name} (task {sw.task_id})")
+            extra.append(f"acedata swap -> {_name(sw)} (task {sw.task_id})")
             if faces:
                 face = min(faces)
                 ai = await client.ailab.swap(out / "swapped-ailab", source=face, target=face)
-                extra.append(f"ailab swap -> {ai.path.name} (task {ai.task_id})")
+                extra.append(f"ailab swap -> {_name(ai)} (task {ai.task_id})")
         except AiofaceError as exc:
             fails += 1
             fail(exc)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import _json
+from .. import _config, _json
+from .._config import PERSIST_MIN_PERIOD
 from ..limits._local import Rate, budget_path, parse_limits
 from ..providers import providers
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from ..limits.redis._store import RedisStore
 
 #: Windows shorter than this live in memory only (the client persists the long ones).
-PERSISTED_FROM = 3600.0
+PERSISTED_FROM = PERSIST_MIN_PERIOD
 _NAME = re.compile(r"^(?P<provider>[a-z][a-z0-9_]*)-(?P<digest>[0-9a-f]{16})\.log$")
 
 
@@ -81,12 +82,7 @@ class BudgetView:
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """The folder the client persists limits in by default (``AIOFACE_CACHE_DIR`` or the user cache)."""
-    env = os.environ if env is None else env
-    if env.get("AIOFACE_CACHE_DIR"):
-        return Path(env["AIOFACE_CACHE_DIR"])
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("aioface"))
+    return _config.default_state_dir(os.environ if env is None else env)
 
 
 def _stamps(path: Path) -> list[float]:

@@ -1,5 +1,6 @@
 """The provider seam: what a provider declares (:class:`ProviderSpec`) and what it may use
-(:class:`ProviderContext`), plus small validation helpers shared by the adapters.
+(:class:`ProviderContext`); the adapters' helpers (``_helpers``) and the batch and bench
+operations (``_ops``) are re-exported from here.
 
 A provider is one package under ``aioface/providers/`` (or a third party's, registered through
 the ``aioface.providers`` entry-point group). Nothing above the providers names one: the client,
@@ -8,37 +9,40 @@ batch, bench and the CLI read the registry.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
-from .. import _json
+from .._config import KEY, env_prefix, provider_env
 from .._dispatch import Dispatch, Endpoint, ErrorParser
-from .._errors import AiofaceError, ConfigurationError, InvalidRequestError, ProtocolError
-from .._options import current as current_options
-from .._retry import RetryPolicy
-from .._types import ImageResult, Result, TaskEvent, TaskStatus
+from .._errors import AiofaceError, ConfigurationError
+from .._options import Options, Settings, StatusCallback, resolve
+from .._options import current as current_scope
+from .._types import ImageResult, TaskEvent, TaskStatus
 from ..limits._local import Limiter, Rate, parse_limits
-from ..results._check import DEFAULT_MAX_BYTES, image_size
+from ..results._check import image_size
 from ..results._dest import Dest
 from ..results._stream import CHUNK, Saved, save_stream, sink_writer
-from ..tasks._polling import DurationLearners, PollPolicy
 from ..transports._base import RequestSpec, Response
+from ._helpers import decode_json as decode_json
+from ._helpers import decode_json_object as decode_json_object
+from ._helpers import header as header
+from ._helpers import require_choice as require_choice
+from ._helpers import require_int as require_int
+from ._ops import BatchOp as BatchOp
+from ._ops import BatchRun as BatchRun
+from ._ops import BenchMake as BenchMake
+from ._ops import BenchOp as BenchOp
+from ._ops import result_op as result_op
 
 T = TypeVar("T")
-_CASELESS = (CIMultiDict, CIMultiDictProxy)
+N = TypeVar("N", bound="ProviderNamespace")
 log = logging.getLogger("aioface")
-
-#: ``on_status(event)``: called (or awaited, if it returns an awaitable) on each task status change.
-StatusCallback = Callable[[TaskEvent], object]
 
 
 class Secret:
@@ -59,21 +63,6 @@ class Secret:
 
     def __bool__(self) -> bool:
         return self._value is not None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Client-wide settings a provider reads."""
-
-    timeout: float = 60.0
-    max_download_bytes: int = DEFAULT_MAX_BYTES
-    poll: PollPolicy = field(default_factory=PollPolicy)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    time_scale: float = 1.0
-    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
-    #: Task durations learned per (provider, operation), for ``PollPolicy(learn=True)``.
-    durations: DurationLearners = field(default_factory=DurationLearners, repr=False, compare=False)
-    on_status: StatusCallback | None = None
 
 
 class Hub(Protocol):
@@ -117,6 +106,10 @@ class ProviderContext:
         self._hub = hub
         self._endpoint: Endpoint | None = None
         self._namespace: ProviderNamespace | None = None
+        #: The overrides of the view this context serves (None: the client's own context).
+        self._overrides: Options | None = None
+        #: The client's own context (a view's shares its endpoint, limiter and namespace hooks).
+        self._root: ProviderContext = self
 
     def __repr__(self) -> str:
         return f"ProviderContext({self.name!r}, {self.base_url!r}, key={'set' if self._key else 'none'})"
@@ -125,29 +118,38 @@ class ProviderContext:
         """Attach the namespace whose hooks (rates before any answer, headers) this context uses."""
         self._namespace = namespace
 
+    def view(self, overrides: Options) -> ProviderContext:
+        """This context for a view (``client.with_options``): the same key, endpoint, limiter and
+        state, its calls resolved with ``overrides`` (on top of those the view was made from)."""
+        ctx = copy.copy(self)
+        ctx._overrides = overrides
+        ctx._root = self._root
+        return ctx
+
+    @property
+    def overrides(self) -> Options | None:
+        """The overrides this context's calls run with (a view's), None for the client's own."""
+        return self._overrides
+
     @property
     def settings(self) -> Settings:
-        """The client's settings, with the overrides of ``client.with_options(...)`` in force for this call."""
-        o = current_options()
-        if o is None:
+        """The settings for a call now: the client's, with the overrides in force (a scope's, then
+        this view's) on top. Read it once per call: every request of the call gets the same."""
+        if self._overrides is None and current_scope() is None:
             return self._settings
-        s = self._settings
-        return replace(
-            s,
-            timeout=s.timeout if o.timeout is None else o.timeout,
-            max_download_bytes=s.max_download_bytes if o.max_download_bytes is None else o.max_download_bytes,
-            poll=o.poll or s.poll,
-            retry=o.retry or s.retry,
-            on_status=o.on_status or s.on_status,
-        )
+        return resolve(self._settings, self._overrides)
 
     async def status(self, status: TaskStatus, *, task_id: str | None = None, code: int | None = None) -> None:
         """Tell the ``on_status`` callback in force (if any) that a task moved on.
 
         A callback that raises is logged, never allowed to lose the task."""
         cb = self.settings.on_status
-        if cb is None:
-            return
+        if cb is not None:
+            await self._tell(cb, status, task_id=task_id, code=code)
+
+    async def _tell(
+        self, cb: StatusCallback, status: TaskStatus, *, task_id: str | None = None, code: int | None = None
+    ) -> None:
         event = TaskEvent(self.name, status, task_id, code, time.monotonic())
         try:
             out = cb(event)
@@ -169,7 +171,9 @@ class ProviderContext:
 
     @property
     def endpoint(self) -> Endpoint:
-        """The core's view of this provider (its limiter is made on first use)."""
+        """The core's view of this provider (its limiter is made on first use; views share it)."""
+        if self._root is not self:
+            return self._root.endpoint
         ep = self._endpoint
         if ep is None:
             ns = self._namespace
@@ -211,7 +215,7 @@ class ProviderContext:
 
     async def call(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
         """Send through this provider's limiter, with retries; ``handle`` reads a 2xx answer."""
-        return await self._hub.dispatch.call(spec, self.endpoint, handle)
+        return await self._hub.dispatch.call(spec, self.endpoint, handle, settings=self.settings)
 
     @property
     def connections(self) -> int:
@@ -243,14 +247,20 @@ class ProviderContext:
         async def handle(resp: Response) -> T:
             return parse(resp.status, resp.headers, await resp.read())
 
+        settings = self.settings
         return await self._hub.dispatch.call(
-            spec, self.endpoint, handle, on_sent=self._sent_event(status), admitted=admitted
+            spec,
+            self.endpoint,
+            handle,
+            on_sent=self._sent_event(status, settings),
+            admitted=admitted,
+            settings=settings,
         )
 
-    def _sent_event(self, status: TaskStatus | None) -> Callable[[], Awaitable[None]] | None:
-        if status is None:
+    def _sent_event(self, status: TaskStatus | None, settings: Settings) -> Callable[[], Awaitable[None]] | None:
+        if status is None or settings.on_status is None:
             return None
-        return partial(self.status, status)
+        return partial(self._tell, settings.on_status, status)
 
     async def call_image(
         self,
@@ -266,12 +276,12 @@ class ProviderContext:
         settings = self.settings  # read once: the options in force do not change during a call
         max_bytes = settings.max_download_bytes
         timeout = spec.timeout if spec.timeout is not None else settings.timeout
-        told = settings.on_status is not None  # no callback: no status events to build
+        told = settings.on_status  # no callback: no status events to build
         dest = sink_writer(dest)  # one for every attempt: a retry never writes after the last one's bytes
 
         async def handle(resp: Response) -> ImageResult:
-            if told:
-                await self.status("downloading")
+            if told is not None:
+                await self._tell(told, "downloading")
             headers = resp.headers
             extra = dict(fields(headers)) if fields is not None else {}
             try:
@@ -288,12 +298,12 @@ class ProviderContext:
                 exc.add_ids(task_id=extra.get("task_id"), request_id=extra.get("request_id"))
                 raise
             result = self._result(saved, None, extra)
-            if told:
-                await self.status("done")
+            if told is not None:
+                await self._tell(told, "done")
             return result
 
-        on_sent = self._sent_event("processing") if told else None
-        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=on_sent)
+        on_sent = self._sent_event("processing", settings)
+        return await self._hub.dispatch.call(spec, self.endpoint, handle, on_sent=on_sent, settings=settings)
 
     def _result(self, saved: Saved, source_url: str | None, fields: Mapping[str, Any]) -> ImageResult:
         dims = saved.dimensions or (image_size(saved.path) if saved.path is not None else None)
@@ -311,18 +321,20 @@ class ProviderContext:
 
     async def fetch(self, spec: RequestSpec, handle: Callable[[Response], Awaitable[T]]) -> T:
         """Send to a host that is not the provider's API (an input image), unthrottled."""
-        return await self._hub.dispatch.call(spec, self._hub.download_endpoint, handle)
+        return await self._hub.dispatch.call(spec, self._hub.download_endpoint, handle, settings=self.settings)
 
     async def save(self, url: str, dest: Dest, *, expected_size: int | None = None, name: str | None = None) -> Saved:
         """Stream a result URL to ``dest`` (any :data:`Dest`; files atomically, suffix from the
         content; ``name`` names the file when ``dest`` is a folder)."""
+        settings = self.settings
         return await self._hub.dispatch.download(
             url,
             dest,
             self._hub.download_endpoint,
             expected_size=expected_size,
-            max_bytes=self.settings.max_download_bytes,
+            max_bytes=settings.max_download_bytes,
             name=name,
+            settings=settings,
         )
 
     async def save_result(
@@ -362,11 +374,24 @@ class ProviderContext:
 
 
 class ProviderNamespace:
-    """Base of the public per-provider objects (``client.facestudio`` ...)."""
+    """Base of the public per-provider objects (``client.facestudio`` ...).
+
+    A view's namespace (``client.with_options(...).facestudio``) is an instance of the same class
+    whose context carries the view's overrides and whose other state (``__dict__``: a tier learned,
+    say) is the client's namespace's own, shared."""
+
+    __slots__ = ("__dict__", "_ctx")
 
     def __init__(self, ctx: ProviderContext) -> None:
         self._ctx = ctx
         ctx.bind(self)
+
+    def _view(self: N, ctx: ProviderContext) -> N:
+        """This namespace for a view: the same class and state, calls made through ``ctx``."""
+        view = object.__new__(type(self))
+        view._ctx = ctx
+        view.__dict__ = self.__dict__
+        return view
 
     def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
         """(rates, adaptive) before any answer came: the spec's defaults unless overridden."""
@@ -385,90 +410,6 @@ class ProviderNamespace:
 
     def on_headers(self, headers: Mapping[str, str]) -> None:
         """Called with every answer's headers (override to learn tiers and the like)."""
-
-
-#: ``run(namespace, params, dest)``: one batch job (an image saved at ``dest``, or facts such as a face analysis).
-BatchRun = Callable[[Any, Mapping[str, Any], Path], Awaitable[Result]]
-
-
-@dataclass(frozen=True)
-class BatchOp:
-    """One operation a provider offers to ``aioface batch`` (and the CLI)."""
-
-    op: str
-    run: BatchRun
-    required: frozenset[str] = frozenset()
-    optional: frozenset[str] = frozenset()
-    #: Local checks of the parameters (raise InvalidRequestError); nothing is sent.
-    precheck: Callable[[Mapping[str, Any]], None] | None = None
-    #: Rewrites shorthand before checking (``age`` -> ``ages``).
-    normalize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    #: Checks that need the client (a known tier, say): ``check(namespace, params)``; nothing is sent.
-    check: Callable[[Any, Mapping[str, Any]], None] | None = None
-    #: Run-time-only parameters (objects, not JSON) the CLI may pass, e.g. ``callback``.
-    extras: frozenset[str] = frozenset()
-    #: One line of help for the command ``aioface <op>`` made from this operation.
-    help: str = ""
-    #: Parameters that are lists (one entry per face); on the command line the option repeats.
-    lists: frozenset[str] = frozenset()
-    #: Parameters that are JSON objects (``--face-rect '{"x": 0, ...}'`` on the command line).
-    objects: frozenset[str] = frozenset()
-    #: False for operations whose result is facts (a face analysis), not an image file.
-    writes_image: bool = True
-
-
-def result_op() -> BatchOp:
-    """The ``result`` operation (``aioface result --task-id ID``, batch op ``result``) of a provider
-    whose namespace has ``async def result(task_id, dest)``: go on waiting for a task submitted
-    earlier and save its image, paying nothing again."""
-
-    async def run(ns: Any, p: Mapping[str, Any], dest: Path) -> Result:
-        result: Result = await ns.result(str(p["task_id"]), dest)
-        return result
-
-    def check(p: Mapping[str, Any]) -> None:
-        tid = p["task_id"]
-        if isinstance(tid, bool) or not isinstance(tid, (str, int)) or not str(tid).strip():
-            raise InvalidRequestError("task_id must be a non-empty string", param="task_id")
-
-    return BatchOp(
-        "result",
-        run,
-        required=frozenset({"task_id"}),
-        precheck=check,
-        help="Go on waiting for a task submitted earlier and save its image (nothing is paid again).",
-    )
-
-
-#: ``make(namespace)`` returns ``call(dest)``: one benchmarked call.
-BenchMake = Callable[[Any], Callable[[Path], Awaitable[Result]]]
-
-
-@dataclass(frozen=True)
-class BenchOp:
-    """What ``aioface bench`` calls: ``make(namespace)`` returns ``call(dest)``.
-
-    ``ops`` offers more operations by name (``aioface bench --op swap``), each as (description,
-    make); ``op`` names the default one, so that providers can be compared on the same operation.
-    ``price`` is what one accepted call costs, as (amount, unit), where the provider publishes it.
-    """
-
-    description: str
-    make: BenchMake
-    op: str = ""
-    ops: Mapping[str, tuple[str, BenchMake]] = field(default_factory=dict)
-    price: tuple[float, str] | None = None
-
-    def select(self, op: str | None) -> tuple[str, BenchMake] | None:
-        """(description, make) for ``op`` (None or the default: the main one); None if not offered."""
-        if op is None or op == self.op:
-            return self.description, self.make
-        return self.ops.get(op)
-
-    @property
-    def names(self) -> list[str]:
-        """The operations offered, the default first."""
-        return [n for n in (self.op, *self.ops) if n]
 
 
 @dataclass(frozen=True)
@@ -496,57 +437,12 @@ class ProviderSpec:
         if not self.name.isidentifier() or not self.name.islower():
             raise ConfigurationError(f"provider name must be a lower-case identifier, got {self.name!r}")
         if not self.key_env:
-            object.__setattr__(self, "key_env", f"AIOFACE_{self.name.upper()}_KEY")
+            object.__setattr__(self, "key_env", provider_env(self.name, KEY))
 
     @property
     def env_prefix(self) -> str:
-        return f"AIOFACE_{self.name.upper()}_"
-
-
-# ------------------------------------------------------------------------ adapter helpers
-def decode_json(provider: str, status: int, body: bytes) -> Any:
-    """Parse a JSON body or raise ProtocolError naming the provider."""
-    try:
-        return _json.loads(body)
-    except ValueError:
-        snippet = body[:80].decode("utf-8", "replace")
-        raise ProtocolError(f"{provider} sent a non-JSON answer (HTTP {status}): {snippet!r}") from None
-
-
-def decode_json_object(provider: str, status: int, body: bytes, what: str = "an object") -> dict[str, Any]:
-    """Parse a JSON object (``what`` names it in the error) or raise ProtocolError naming the provider."""
-    data = decode_json(provider, status, body)
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{provider} sent {type(data).__name__} where {what} was expected")
-    return data
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that works on plain dicts too."""
-    v = headers.get(name)
-    if v is not None or isinstance(headers, _CASELESS):
-        return v  # a case-insensitive mapping (aiohttp's headers) has said all there is
-    low = name.lower()
-    for k, val in headers.items():
-        if k.lower() == low:
-            return val
-    return None
-
-
-def require_int(value: object, name: str, lo: int, hi: int) -> int:
-    """An int (not a bool) in ``[lo, hi]`` or an InvalidRequestError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequestError(f"{name} must be an integer from {lo} to {hi}, got {value!r}", param=name)
-    if not lo <= value <= hi:
-        raise InvalidRequestError(f"{name} must be from {lo} to {hi}, got {value}", param=name)
-    return value
-
-
-def require_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices`` or an InvalidRequestError naming ``name`` and the valid options."""
-    if not isinstance(value, str) or value not in choices:
-        raise InvalidRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}", param=name)
-    return value
+        """``AIOFACE_<NAME>_``: how this provider's variables (``_BASE_URL``, ``_LIMITS``...) start."""
+        return env_prefix(self.name)
 
 
 __all__ = [

@@ -43,6 +43,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .._errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class PollPolicy:
@@ -75,18 +77,19 @@ class PollPolicy:
     min_samples: int = 20
 
     def __post_init__(self) -> None:
-        if self.initial <= 0 or self.factor < 1 or self.max_interval <= 0 or not 0 <= self.jitter < 1:
-            raise ValueError("PollPolicy needs initial > 0, factor >= 1, max_interval > 0, 0 <= jitter < 1")
-        if self.deadline <= 0:
-            raise ValueError("PollPolicy.deadline must be > 0")
-        if self.min_interval <= 0 or self.spacing <= 0 or self.min_samples < 1:
-            raise ValueError("PollPolicy needs min_interval > 0, spacing > 0, min_samples >= 1")
+        # Written as "not (ok)" so that NaN, which compares false with everything, is refused too.
+        if not (self.initial > 0 and self.factor >= 1 and self.max_interval > 0 and 0 <= self.jitter < 1):
+            raise ConfigurationError("PollPolicy needs initial > 0, factor >= 1, max_interval > 0, 0 <= jitter < 1")
+        if not self.deadline > 0:
+            raise ConfigurationError("PollPolicy.deadline must be > 0")
+        if not (self.min_interval > 0 and self.spacing > 0 and self.min_samples >= 1):
+            raise ConfigurationError("PollPolicy needs min_interval > 0, spacing > 0, min_samples >= 1")
 
     def scaled(self, time_scale: float) -> PollPolicy:
         """The same schedule on a clock that runs ``time_scale`` times faster (for an emulator whose
         tasks are that much shorter). ``spacing**2`` is in seconds, so ``spacing`` scales by the root."""
-        if time_scale <= 0:
-            raise ValueError("time_scale must be > 0")
+        if not time_scale > 0:
+            raise ConfigurationError("time_scale must be > 0")
         k = time_scale
         return replace(
             self,

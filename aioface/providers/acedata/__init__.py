@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..._config import TOKEN, provider_env
 from ..._types import FaceAnalysis, ImageResult, Liveness, SubmittedTask
 from .._base import BatchOp, BenchOp, ProviderSpec, result_op
 from . import _adapter as _ace
@@ -90,7 +91,7 @@ SPEC = ProviderSpec(
     namespace=AceData,
     parse_error=_ace.parse_error,
     default_base_url=_ace.DEFAULT_BASE_URL,
-    key_env="AIOFACE_ACEDATA_TOKEN",
+    key_env=provider_env("acedata", TOKEN),
     batch_ops=(
         BatchOp(
             "change_age",

@@ -46,7 +46,6 @@ SPEC = ProviderSpec(
     namespace=AILab,
     parse_error=_ailab.parse_error,
     default_base_url=_ailab.DEFAULT_BASE_URL,
-    key_env="AIOFACE_AILAB_KEY",
     batch_ops=(
         BatchOp("swap", _swap, required=frozenset({"source", "target"}), precheck=_precheck_swap),
         result_op(),

@@ -30,7 +30,6 @@ SPEC = ProviderSpec(
     namespace=FaceStudio,
     parse_error=_adapter.parse_error,
     default_base_url=_adapter.DEFAULT_BASE_URL,
-    key_env="AIOFACE_FACESTUDIO_KEY",
     key_required=False,
     adaptive=False,
     batch_ops=(

@@ -78,7 +78,7 @@ class FaceStudio(ProviderNamespace):
             verb = "needs" if len(adv) == 1 else "need"
             raise InvalidRequestError(
                 f"{', '.join(adv)} {verb} the Professional tier or above; this key is {known.capitalize()}"
-                + ("" if self._ctx.has_key else " (no key: set AIOFACE_FACESTUDIO_KEY)"),
+                + ("" if self._ctx.has_key else f" (no key: set {self._ctx.spec.key_env})"),
                 param=adv[0],
             )
 
