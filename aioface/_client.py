@@ -19,16 +19,9 @@ from ._errors import ConfigurationError
 from ._options import Options, OptionsProxy, applied
 from ._retry import RetryPolicy
 from ._types import ImageResult, TaskEvent
-from .limits._local import (
-    Limiter,
-    LimitsStore,
-    LocalStore,
-    Rate,
-    RateLimiter,
-    check_budget_dir,
-    key_digest,
-    parse_limits,
-)
+from .limits import Limiter, LimitsStore, LocalStore, Rate, RateLimiter, parse_limits
+from .limits._persist import check_budget_dir
+from .limits._rate import key_digest
 from .providers import ProviderContext, ProviderNamespace, providers
 from .providers._base import Secret, Settings
 from .providers.acedata import AceData
@@ -57,7 +50,7 @@ def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None)
     if url in ("", "local"):
         return LocalStore(state_dir)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from .limits.redis._store import RedisStore  # the redis extra, imported only when asked for
+        from .limits.redis import RedisStore  # the redis extra, imported only when asked for
 
         return RedisStore(url)
     # Never echo the value itself: 'user:password@host' without a scheme would show the password.

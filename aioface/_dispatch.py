@@ -25,7 +25,8 @@ from ._net import check_http_url
 from ._options import Options
 from ._options import current as current_options
 from ._retry import RetryPolicy, is_retryable, retry_delay
-from .limits._local import Limiter, Rate, Slot
+from .limits import Limiter, Rate
+from .limits._protocols import Slot
 from .results._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, save_stream
 from .transports._base import AsyncTransport, RequestSpec, Response
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ._retry import RetryPolicy
 from ._types import TaskEvent
-from .limits._local import RateLimiter
+from .limits import RateLimiter
 from .tasks._polling import PollPolicy
 
 

@@ -39,7 +39,7 @@ from .._options import Options, applied
 from .._types import ImageResult, Result, TaskEvent
 from ..jobs._batch import run_batch
 from ..jobs._bench import bench_ops, benchable
-from ..limits._local import parse_limits
+from ..limits import parse_limits
 from ..providers import BatchOp, operations, providers
 from ..results._download import check_destination
 from ..tasks._fanout import FanOut

@@ -26,7 +26,7 @@ from .._errors import ConfigurationError, InvalidRequestError, ProtocolError
 from .._options import current as current_options
 from .._retry import RetryPolicy
 from .._types import ImageResult, Result, TaskEvent, TaskStatus
-from ..limits._local import Limiter, Rate, parse_limits
+from ..limits import Limiter, Rate, parse_limits
 from ..results._download import CHUNK, DEFAULT_MAX_BYTES, Dest, Saved, image_size, save_stream
 from ..tasks._polling import DurationLearners, PollPolicy
 from ..transports._base import RequestSpec, Response

@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 
 from aioface.jobs._budget import views, window_use
-from aioface.limits._local import Rate, _BudgetStore, budget_path
+from aioface.limits import Rate
+from aioface.limits._persist import BudgetStore, budget_path
 from tests.integration.test_cli import aioface
 
 KEY = "cli-secret-key-0001"
 
 
 def _state(tmp: Path, provider: str, key: str | None, stamps: list[float], tier: str | None = None) -> Path:
-    store = _BudgetStore(budget_path(tmp, provider, key), keep=86400)
+    store = BudgetStore(budget_path(tmp, provider, key), keep=86400)
     for t in stamps:
         store.append(t)
     if tier:
