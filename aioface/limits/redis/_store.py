@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..._errors import ConfigurationError, LimiterTimeoutError
 from .._rate import Rate
@@ -49,9 +49,14 @@ log = logging.getLogger("aioface")
 
 
 def safe_url(url: str) -> str:
-    """``url`` without user, password or query (for messages)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    """``url`` without user, password or query (for messages), even when it does not parse."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # a broken IPv6 host...: cut by hand, never showing what precedes the last '@'
+        scheme, sep, rest = url.partition("://")
+        rest = re.split(r"[?#]", rest.rpartition("@")[2], maxsplit=1)[0]
+        return f"{scheme}{sep}{rest}"
     if ":" in host:
         host = f"[{host}]"
     try:
@@ -60,6 +65,29 @@ def safe_url(url: str) -> str:
         port = None
     netloc = host + (f":{port}" if port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _redacted(message: str, url: str) -> str:
+    """``message`` with the password of ``url`` (as written, and decoded) replaced by ``***``."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    hidden = {userinfo, userinfo.partition(":")[2]}
+    for secret in sorted(hidden | {unquote(x) for x in hidden}, key=len, reverse=True):
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def _check_url(url: str, options: dict[str, Any]) -> None:
+    """:class:`ConfigurationError` naming the store (password hidden) if redis-py cannot use ``url``:
+    a query value it cannot read (``?db=abc``), an option its connection refuses, a broken host.
+    Builds a connection without opening it: nothing is sent."""
+    from redis.asyncio import ConnectionPool
+    from redis.exceptions import RedisError
+
+    try:
+        ConnectionPool.from_url(url, **options).make_connection()  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, RedisError) as exc:
+        raise ConfigurationError(f"bad limits store URL {safe_url(url)!r}: {_redacted(str(exc), url)}") from None
 
 
 @dataclass(frozen=True)
@@ -110,10 +138,12 @@ class RedisStore:
             ) from None
         try:
             _ = urlsplit(url).port  # a port that is not a number raises here, not deep inside redis-py
-        except ValueError:
-            raise ConfigurationError(f"bad limits store URL {safe_url(url)!r}: the port is not a number") from None
+        except ValueError as exc:
+            why = "the port is not a number" if "Port" in str(exc) else _redacted(str(exc), url)
+            raise ConfigurationError(f"bad limits store URL {safe_url(url)!r}: {why}") from None
         self._connect_timeout = connect_timeout
         self._socket_timeout = socket_timeout
+        _check_url(url, self._options())
         #: What a lost or refused connection raises.
         self.failures: tuple[type[BaseException], ...] = (RedisError, OSError)
         self.url = url

@@ -373,3 +373,31 @@ def test_negative_margin_or_stamp_bound_is_refused_by_local_and_shared_limiters(
     # The shared limiter checks before it ever talks to Redis: nothing listens on this URL.
     with pytest.raises(ConfigurationError, match=">= 0"):
         RedisLimiter(RedisStore("redis://127.0.0.1:1/0"), "p", "h", rates, margin=margin, stamp_bound=stamp_bound)
+
+
+ODD_REDIS_URLS = [
+    "redis://u:secret@127.0.0.1:1/0?db=abc",
+    "redis://u:secret@127.0.0.1:1/0?socket_timeout=x",
+    "redis://u:secret@127.0.0.1:1/0?health_check_interval=soon",
+    "rediss://u:secret@127.0.0.1:1/0?ssl_cert_reqs=bogus",
+    "redis://u:secret@127.0.0.1:1/0?ssl_cert_reqs=none",  # an SSL option on a plain connection
+    "redis://u:secret@[::1:6379/0",  # a broken IPv6 host
+    "redis://u:secret@[::1]:99999/0",
+    "unix://u:secret@/tmp/aioface-none.sock?db=q",
+    "redis://:p%40secret@[::1:6379/0",  # the password as written and decoded both stay hidden
+]
+
+
+@pytest.mark.parametrize("url", ODD_REDIS_URLS)
+def test_an_odd_redis_url_is_a_configuration_error_naming_the_store_without_its_password(url: str) -> None:
+    """Seen: ``?db=abc``, a broken IPv6 host... raised ValueError/TypeError from deep in redis-py (or
+    from the message's own URL cleaning). Now the store refuses them when made, before any connection."""
+    from aioface import Client
+    from aioface.limits import RedisStore
+
+    for make in (lambda: RedisStore(url), lambda: Client(limits_store=url, env={})):
+        with pytest.raises(ConfigurationError) as caught:
+            make()
+        message = str(caught.value)
+        assert "bad limits store URL" in message and url.split("://")[0] + ":" in message, message
+        assert "secret" not in message and "p@" not in message, message
