@@ -9,8 +9,8 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._errors import ConfigurationError, LimiterTimeoutError
 from .._clock import MonotonicClock
@@ -20,11 +20,43 @@ from .._waiters import WaiterQueue, WaitNotice
 from ._scripts import META_TTL_MS, us
 
 if TYPE_CHECKING:
-    from ._store import RedisStore
+    from redis.asyncio import Redis
 
-__all__ = ["RedisLimiter"]
+__all__ = ["RedisLimiter", "StoreLink"]
 
 log = logging.getLogger("aioface")
+
+
+class StoreLink(Protocol):
+    """What a :class:`RedisLimiter` uses of its store (``RedisStore``; package-internal)."""
+
+    lease: float
+    safe_url: str
+    failures: tuple[type[BaseException], ...]
+
+    def keys(self, provider: str, key_hash: str) -> dict[str, str]: ...
+
+    def client(self) -> Redis: ...
+
+    async def run(self, script: str, keys: Sequence[str], args: Sequence[str | int | float]) -> Any: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None: ...
+
+    def note_failure(self, exc: BaseException) -> float: ...
+
+    def note_reachable(self) -> None: ...
+
+    def given_up(self) -> LimiterTimeoutError | None: ...
+
+    @property
+    def down_error(self) -> BaseException | None: ...
+
+    @property
+    def down_seen(self) -> float: ...
+
+    def remember_meta(self, provider: str, key_hash: str, facts: dict[str, str]) -> None: ...
+
+    def start_heartbeat(self) -> None: ...
 
 
 class _RedisPermit:
@@ -56,7 +88,7 @@ class RedisLimiter:
 
     def __init__(
         self,
-        store: RedisStore,
+        store: StoreLink,
         provider: str,
         key_hash: str,
         rates: Sequence[Rate],
