@@ -24,7 +24,9 @@ from ._hub import ClientHub, open_store
 from ._options import Options, Settings, applied, resolve, stacked
 from ._retry import RetryPolicy
 from ._types import ImageResult, TaskEvent
-from .limits._local import Limiter, LimitsStore, Rate, RateLimiter, check_budget_dir, key_digest, parse_limits
+from .limits import Limiter, LimitsStore, Rate, RateLimiter, parse_limits
+from .limits._persist import check_budget_dir
+from .limits._rate import key_digest
 from .providers import ProviderContext, ProviderNamespace, providers
 from .providers._base import Secret
 from .providers.acedata import AceData

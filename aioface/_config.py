@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from ._errors import ConfigurationError
 from ._retry import RetryPolicy
-from .limits._local import LimitsStore, Rate, parse_limits
+from .limits import LimitsStore, Rate, parse_limits
 from .results._download import DEFAULT_MAX_BYTES
 from .tasks._polling import PollPolicy
 

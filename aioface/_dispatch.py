@@ -24,7 +24,8 @@ from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_statu
 from ._net import check_http_url
 from ._options import Settings
 from ._retry import RetryPolicy, is_retryable, retry_delay
-from .limits._local import Limiter, Rate, Slot
+from .limits import Limiter, Rate
+from .limits._protocols import Slot
 from .results._check import DEFAULT_MAX_BYTES
 from .results._dest import Dest
 from .results._stream import CHUNK, Saved, save_stream, sink_writer

@@ -8,7 +8,8 @@ from pathlib import Path
 from ._config import persisted
 from ._dispatch import Dispatch, Endpoint, generic_error
 from ._errors import ClientClosedError, ConfigurationError
-from .limits._local import Limiter, LimitsStore, LocalStore, Rate, RateLimiter, key_digest
+from .limits import Limiter, LimitsStore, LocalStore, Rate, RateLimiter
+from .limits._rate import key_digest
 
 
 def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None) -> LimitsStore:

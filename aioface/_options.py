@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from ._config import DEFAULT_TIMEOUT, check_overrides, check_policies
 from ._retry import RetryPolicy
 from ._types import TaskEvent
-from .limits._local import RateLimiter
+from .limits import RateLimiter
 from .results._download import DEFAULT_MAX_BYTES
 from .tasks._polling import DurationLearners, PollPolicy
 

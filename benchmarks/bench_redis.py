@@ -212,7 +212,7 @@ def run(lib: str, procs: int, total: int, skew: float, emu: Any, redis_url: str,
 async def overhead(redis_url: str, calls: int) -> dict[str, dict[str, float]]:
     """µs per acquire+release on limiters that never wait (p50, p99)."""
     import aioface
-    from aioface.limits.redis._store import RedisStore
+    from aioface.limits import RedisStore
 
     def pct(xs: list[float]) -> dict[str, float]:
         xs.sort()

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from .._errors import ConfigurationError, InvalidRequestError
-from ..limits._local import parse_limits
+from ..limits import parse_limits
 from ..providers import BatchOp, operations, providers
 from ..results._download import check_destination
 

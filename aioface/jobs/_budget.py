@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 
 from .. import _config, _json
 from .._config import PERSIST_MIN_PERIOD
-from ..limits._local import Rate, budget_path, parse_limits
+from ..limits import Rate, parse_limits
+from ..limits._persist import budget_path
 from ..providers import providers
 
 if TYPE_CHECKING:
-    from ..limits.redis._store import RedisStore
+    from ..limits import RedisStore
 
 #: Windows shorter than this live in memory only (the client persists the long ones).
 PERSISTED_FROM = PERSIST_MIN_PERIOD

@@ -6,12 +6,12 @@ several windows at once, FIFO; a :class:`LimitsStore` makes the limiters of a cl
 (:class:`RedisStore`, the ``redis`` extra).
 """
 
-from ._local import Limiter as Limiter
-from ._local import LimitsStore as LimitsStore
 from ._local import LocalStore as LocalStore
-from ._local import Rate as Rate
 from ._local import RateLimiter as RateLimiter
-from ._local import parse_limits as parse_limits
+from ._protocols import Limiter as Limiter
+from ._protocols import LimitsStore as LimitsStore
+from ._rate import Rate as Rate
+from ._rate import parse_limits as parse_limits
 from .redis import RedisStore as RedisStore
 
 __all__ = ["Limiter", "LimitsStore", "LocalStore", "Rate", "RateLimiter", "RedisStore", "parse_limits"]

@@ -24,7 +24,7 @@ from .._errors import AiofaceError, ConfigurationError
 from .._options import Options, Settings, StatusCallback, resolve
 from .._options import current as current_scope
 from .._types import ImageResult, TaskEvent, TaskStatus
-from ..limits._local import Limiter, Rate, parse_limits
+from ..limits import Limiter, Rate, parse_limits
 from ..results._check import image_size
 from ..results._dest import Dest
 from ..results._stream import CHUNK, Saved, save_stream, sink_writer

@@ -24,8 +24,8 @@ import pytest
 
 from aioface import ConfigurationError, LimiterTimeoutError, Rate, RedisStore
 from aioface.emulator import Emulator, EmulatorConfig, EmulatorProcess
-from aioface.limits._local import key_digest
-from aioface.limits.redis._store import RedisLimiter
+from aioface.limits._rate import key_digest
+from aioface.limits.redis._limiter import RedisLimiter
 from tests.support.redis import RedisServer, redis_server_binary
 
 pytestmark = pytest.mark.anyio
@@ -186,7 +186,7 @@ async def test_a_waiter_that_times_out_takes_nothing(store: RedisStore) -> None:
     t0 = time.monotonic()
     await c.acquire(timeout=2)  # b left the queue: c is next
     assert time.monotonic() - t0 < 0.6
-    r = store._client()
+    r = store.client()
     assert await r.zcard(store.keys("test", key)["q"]) == 0
 
 
@@ -259,7 +259,7 @@ async def test_keys_hashed_namespaced_and_expiring(redis_url: str, tmp_path: Pat
             for i in range(3):
                 await client.facestudio.generate(tmp_path / str(i), age=30)
     s = RedisStore(redis_url)
-    r = s._client()
+    r = s.client()
     names = [k async for k in r.scan_iter(match=f"aioface:*{key_digest(secret)}*")]
     assert {n.rsplit(":", 1)[1] for n in names} >= {"s", "h", "m"}  # stamps, state, shared facts
     for name in names:
@@ -519,21 +519,21 @@ async def test_cancelled_during_the_script_leaves_no_ticket(redis_url: str) -> N
     stores = [RedisStore(redis_url, lease=3.0) for _ in range(3)]
     a, b, c = (make(s, key, Rate(1, 0.2), stamp_bound=0.0) for s in stores)
     await a.acquire(timeout=1)
-    real = stores[1]._run
+    real = stores[1].run
 
     async def slow(*args: Any, **kw: Any) -> Any:  # the reply arrives 50 ms after the script ran
         r = await real(*args, **kw)
         await asyncio.sleep(0.05)
         return r
 
-    stores[1]._run = slow  # type: ignore[method-assign]
+    stores[1].run = slow  # type: ignore[method-assign]
     t = asyncio.ensure_future(b.acquire(timeout=5))
     await asyncio.sleep(0.02)
     t.cancel()
     await asyncio.gather(t, return_exceptions=True)
     await asyncio.sleep(0.1)
     await stores[1].flush()
-    assert await stores[2]._client().zcard(stores[2].keys("test", key)["q"]) == 0
+    assert await stores[2].client().zcard(stores[2].keys("test", key)["q"]) == 0
     t0 = time.monotonic()
     await c.acquire(timeout=5)
     assert time.monotonic() - t0 < 0.5  # not the lease (3 s) a stale ticket would cost
@@ -572,14 +572,14 @@ async def test_a_long_cooldown_outlives_the_idle_expiry(store: RedisStore) -> No
     lim = make(store, key, Rate(5, 0.1))
     lim.cooldown(600.0)  # a Retry-After far longer than window + lease + 60 s
     await store.flush()
-    assert await store._client().pttl(store.keys("test", key)["h"]) > 600_000
+    assert await store.client().pttl(store.keys("test", key)["h"]) > 600_000
 
 
 async def test_renewal_keeps_the_leases_key_alive(store: RedisStore) -> None:
     key = new_key()
     lim = make(store, key, Rate(1, 0.1))  # lease 0.6 s: renewed every 0.2 s
     permit = await lim.acquire(timeout=1)
-    r, name = store._client(), store.keys("test", key)["l"]
+    r, name = store.client(), store.keys("test", key)["l"]
     await r.pexpire(name, 300)  # as if the idle expiry came while the request is still in flight
     await asyncio.sleep(0.6)
     assert await r.exists(name) == 1
@@ -620,7 +620,7 @@ async def test_aclose_stops_the_lease_renewal_even_when_the_client_turns_its_can
     await s.open()
     lim = make(s, new_key(), Rate(1, 0.1))
     await lim.acquire(timeout=1)  # in flight, never answered: the heartbeat keeps renewing its lease
-    real = s._run
+    real = s.run
     renewing = asyncio.Event()
 
     async def swallowing(script: str, keys: Any, args: Any) -> Any:
@@ -633,7 +633,7 @@ async def test_aclose_stops_the_lease_renewal_even_when_the_client_turns_its_can
             raise RedisConnectionError("Connection closed by server.") from None
         return await real(script, keys, args)
 
-    s._run = swallowing  # type: ignore[method-assign]
+    s.run = swallowing  # type: ignore[method-assign]
     await asyncio.wait_for(renewing.wait(), 2)
     heartbeat = s._heartbeat
     assert heartbeat is not None
@@ -642,7 +642,7 @@ async def test_aclose_stops_the_lease_renewal_even_when_the_client_turns_its_can
     await asyncio.wait({closing}, timeout=4)
     if not closing.done():  # let a stuck loop end (nothing left to renew), so the failure is reported
         s._limiters.clear()
-        s._run = real  # type: ignore[method-assign]
+        s.run = real  # type: ignore[method-assign]
         await asyncio.wait({closing}, timeout=2)
         pytest.fail("aclose() waited for a heartbeat that swallowed its cancellation")
     await asyncio.sleep(0.3)  # a loop that swallowed its cancel would be asleep or renewing again by now

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..._errors import APIError, InvalidRequestError, api_error_for_status
 from ..._retry import parse_retry_after
-from ...limits._local import Rate
+from ...limits import Rate
 from ...transports._base import RequestSpec
 from .._base import decode_json, header, require_choice, require_int
 

@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 
 from aioface.jobs._budget import views, window_use
-from aioface.limits._local import Rate, _BudgetStore, budget_path
+from aioface.limits import Rate
+from aioface.limits._persist import BudgetStore, budget_path
 from tests.integration.test_cli import aioface
 
 KEY = "cli-secret-key-0001"
 
 
 def _state(tmp: Path, provider: str, key: str | None, stamps: list[float], tier: str | None = None) -> Path:
-    store = _BudgetStore(budget_path(tmp, provider, key), keep=86400)
+    store = BudgetStore(budget_path(tmp, provider, key), keep=86400)
     for t in stamps:
         store.append(t)
     if tier:
@@ -122,3 +123,14 @@ def test_cli_shows_and_resets_the_budget_kept_in_redis(redis_url: str, tmp_path:
     assert aioface("limits", "--json", env=env).stdout == ""
     bad = aioface("limits", "--limits-store", "redis://127.0.0.1:1/0", env=env)
     assert bad.returncode == 2 and "cannot reach the limits store at redis://127.0.0.1:1/0" in bad.stderr
+
+
+def test_cli_refuses_an_odd_redis_url_with_exit_2_and_no_password(tmp_path: Path) -> None:
+    """Seen: ``aioface limits --limits-store 'redis://...?db=abc'`` printed a traceback and exited 1."""
+    env = {**os.environ, "AIOFACE_CACHE_DIR": str(tmp_path), "COLUMNS": "200"}
+    env.pop("AIOFACE_LIMITS_STORE", None)
+    r = aioface("limits", "--limits-store", "redis://u:secret@127.0.0.1:1/0?db=abc", env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Traceback" not in out and "secret" not in out
+    assert "bad limits store URL 'redis://127.0.0.1:1/0'" in r.stderr, out

@@ -12,7 +12,8 @@ import anyio.lowlevel
 import pytest
 
 from aioface import ConfigurationError, LimiterTimeoutError, Rate, RateLimiter, parse_limits
-from aioface.limits._local import FakeClock, _BudgetStore, budget_path
+from aioface.limits._clock import FakeClock
+from aioface.limits._persist import BudgetStore, budget_path
 
 pytestmark = pytest.mark.anyio
 
@@ -202,27 +203,27 @@ async def test_adaptive_halves_on_429_and_recovers() -> None:
 async def test_budget_survives_restart(tmp_path: Path) -> None:
     path = budget_path(tmp_path, "facestudio", "key-1")
     assert "key-1" not in str(path)
-    a = RateLimiter([Rate(100, 1.0), Rate(2, 86400.0)], store=_BudgetStore(path, 86400.0))
+    a = RateLimiter([Rate(100, 1.0), Rate(2, 86400.0)], store=BudgetStore(path, 86400.0))
     for _ in range(2):
         (await a.acquire()).responded()
-    b = RateLimiter([Rate(100, 1.0), Rate(2, 86400.0)], store=_BudgetStore(path, 86400.0))
+    b = RateLimiter([Rate(100, 1.0), Rate(2, 86400.0)], store=BudgetStore(path, 86400.0))
     assert b.try_acquire() is None  # the day's budget was spent by the earlier "process"
-    other = RateLimiter([Rate(2, 86400.0)], store=_BudgetStore(budget_path(tmp_path, "facestudio", "key-2"), 86400.0))
+    other = RateLimiter([Rate(2, 86400.0)], store=BudgetStore(budget_path(tmp_path, "facestudio", "key-2"), 86400.0))
     assert other.try_acquire() is not None
 
 
 def test_budget_file_shared_by_two_processes(tmp_path: Path) -> None:
     path = tmp_path / "shared.log"
     code = (
-        "import sys, time; from pathlib import Path; from aioface.limits._local import _BudgetStore;"
-        f"s = _BudgetStore(Path({str(path)!r}), 86400.0)\n"
+        "import sys, time; from pathlib import Path; from aioface.limits._persist import BudgetStore;"
+        f"s = BudgetStore(Path({str(path)!r}), 86400.0)\n"
         "for i in range(300): s.append(time.time())"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     import time
 
-    stamps = _BudgetStore(path, 86400.0).load(time.time())
+    stamps = BudgetStore(path, 86400.0).load(time.time())
     assert len(stamps) == 600
 
 
@@ -243,13 +244,13 @@ async def test_stamp_bound_frees_slots_without_waiting_for_slow_answers() -> Non
 
 
 def test_budget_store_remembers_the_learned_tier_per_provider_and_key(tmp_path: Path) -> None:
-    store = _BudgetStore(budget_path(tmp_path, "facestudio", "key-1"), 86400.0)
+    store = BudgetStore(budget_path(tmp_path, "facestudio", "key-1"), 86400.0)
     assert store.load_tier() is None
     store.save_tier("enterprise")
-    again = _BudgetStore(budget_path(tmp_path, "facestudio", "key-1"), 86400.0)  # the next process
+    again = BudgetStore(budget_path(tmp_path, "facestudio", "key-1"), 86400.0)  # the next process
     assert again.load_tier() == "enterprise" and "key-1" not in again.tier_path.read_text()
-    assert _BudgetStore(budget_path(tmp_path, "facestudio", "key-2"), 86400.0).load_tier() is None
-    assert _BudgetStore(budget_path(tmp_path, "other", "key-1"), 86400.0).load_tier() is None
+    assert BudgetStore(budget_path(tmp_path, "facestudio", "key-2"), 86400.0).load_tier() is None
+    assert BudgetStore(budget_path(tmp_path, "other", "key-1"), 86400.0).load_tier() is None
     again.save_tier("basic")
     assert store.load_tier() == "basic"
     store.tier_path.write_bytes(b"{torn")
@@ -307,11 +308,11 @@ def test_rate_label_reads_as_written_and_parses_back() -> None:
 
 
 def test_budget_store_keeps_small_facts_beside_the_tier(tmp_path: Path) -> None:
-    store = _BudgetStore(budget_path(tmp_path, "prov", "key-1"), 86400.0)
+    store = BudgetStore(budget_path(tmp_path, "prov", "key-1"), 86400.0)
     assert store.load_meta() == {}
     store.save_tier("enterprise")
     store.save_meta({"plan": "yearly"})
-    again = _BudgetStore(budget_path(tmp_path, "prov", "key-1"), 0.0)
+    again = BudgetStore(budget_path(tmp_path, "prov", "key-1"), 0.0)
     assert again.load_meta() == {"tier": "enterprise", "plan": "yearly"} and again.load_tier() == "enterprise"
     before = again.tier_path.stat().st_mtime_ns
     again.save_meta({"tier": "enterprise"})  # nothing changed: nothing written
@@ -363,7 +364,8 @@ def test_a_limit_wait_reads_as_a_sentence() -> None:
 def test_negative_margin_or_stamp_bound_is_refused_by_local_and_shared_limiters(
     margin: float, stamp_bound: float | None
 ) -> None:
-    from aioface.limits.redis._store import RedisLimiter, RedisStore
+    from aioface.limits.redis._limiter import RedisLimiter
+    from aioface.limits.redis._store import RedisStore
 
     rates = [Rate(1, 1.0)]
     with pytest.raises(ConfigurationError, match=">= 0"):
@@ -371,3 +373,31 @@ def test_negative_margin_or_stamp_bound_is_refused_by_local_and_shared_limiters(
     # The shared limiter checks before it ever talks to Redis: nothing listens on this URL.
     with pytest.raises(ConfigurationError, match=">= 0"):
         RedisLimiter(RedisStore("redis://127.0.0.1:1/0"), "p", "h", rates, margin=margin, stamp_bound=stamp_bound)
+
+
+ODD_REDIS_URLS = [
+    "redis://u:secret@127.0.0.1:1/0?db=abc",
+    "redis://u:secret@127.0.0.1:1/0?socket_timeout=x",
+    "redis://u:secret@127.0.0.1:1/0?health_check_interval=soon",
+    "rediss://u:secret@127.0.0.1:1/0?ssl_cert_reqs=bogus",
+    "redis://u:secret@127.0.0.1:1/0?ssl_cert_reqs=none",  # an SSL option on a plain connection
+    "redis://u:secret@[::1:6379/0",  # a broken IPv6 host
+    "redis://u:secret@[::1]:99999/0",
+    "unix://u:secret@/tmp/aioface-none.sock?db=q",
+    "redis://:p%40secret@[::1:6379/0",  # the password as written and decoded both stay hidden
+]
+
+
+@pytest.mark.parametrize("url", ODD_REDIS_URLS)
+def test_an_odd_redis_url_is_a_configuration_error_naming_the_store_without_its_password(url: str) -> None:
+    """Seen: ``?db=abc``, a broken IPv6 host... raised ValueError/TypeError from deep in redis-py (or
+    from the message's own URL cleaning). Now the store refuses them when made, before any connection."""
+    from aioface import Client
+    from aioface.limits import RedisStore
+
+    for make in (lambda: RedisStore(url), lambda: Client(limits_store=url, env={})):
+        with pytest.raises(ConfigurationError) as caught:
+            make()
+        message = str(caught.value)
+        assert "bad limits store URL" in message and url.split("://")[0] + ":" in message, message
+        assert "secret" not in message and "p@" not in message, message
