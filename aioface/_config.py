@@ -7,13 +7,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import ConfigurationError
 from ._retry import RetryPolicy
-from .limits import LimitsStore, Rate, parse_limits
 from .results._download import DEFAULT_MAX_BYTES
 from .tasks._polling import PollPolicy
+
+if TYPE_CHECKING:  # limits/ reads its names from here: import it only where used
+    from .limits import LimitsStore, Rate
 
 
 class ProviderSpec(Protocol):
@@ -188,6 +190,8 @@ def _provider(
         raise ConfigurationError(f"{name} base URL must start with http:// or https://, got {url!r}")
     if limits is None:
         limits = env.get(provider_env(name, LIMITS)) or None
+    from .limits import parse_limits
+
     explicit = None if limits is None else (parse_limits(limits) if isinstance(limits, str) else tuple(limits))
     return ProviderConfig(name, key.strip(), source, url.rstrip("/"), explicit, dict(options or {}))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from .._config import LOG_LEVEL_ENV
 from .._errors import AiofaceError, ConfigurationError, InvalidRequestError, TaskTimeoutError
 from ._progress import err_console
 from ._runner import Interrupted, Terminated
@@ -60,7 +61,7 @@ def group() -> None:
     from AIOFACE_<PROVIDER>_BASE_URL. Try `aioface demo` first: it runs against the emulator.
     Set AIOFACE_LOG_LEVEL=DEBUG to see every request (keys are never logged).
     """
-    level = os.environ.get("AIOFACE_LOG_LEVEL", "WARNING").upper()
+    level = os.environ.get(LOG_LEVEL_ENV, "WARNING").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from .. import _json
+from .._config import CACHE_DIR_ENV, LIMITS_STORE_ENV
 from . import EXIT_OK, EXIT_USAGE
 from ._progress import err_console, out_console
 
@@ -36,13 +37,13 @@ def duration(seconds: float) -> str:
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where the client keeps its limits (default: AIOFACE_CACHE_DIR or the user cache folder).",
+    help=f"Where the client keeps its limits (default: {CACHE_DIR_ENV} or the user cache folder).",
 )
 @click.option(
     "--limits-store",
     metavar="URL",
     default=None,
-    help="Read the limits shared in Redis instead, e.g. redis://127.0.0.1:6379/0 [env AIOFACE_LIMITS_STORE].",
+    help=f"Read the limits shared in Redis instead, e.g. redis://127.0.0.1:6379/0 [env {LIMITS_STORE_ENV}].",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of a table.")
 @click.option(
@@ -69,7 +70,7 @@ def limits_command(
     """
     from ..jobs._budget import current_hashes, default_state_dir, reset, views
 
-    url = limits_store or os.environ.get("AIOFACE_LIMITS_STORE") or "local"
+    url = limits_store or os.environ.get(LIMITS_STORE_ENV) or "local"
     store: Any = None
     if url != "local":
         from .._client import open_store

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from .._config import LIMITS_STORE_ENV
 from .._errors import ConfigurationError, InvalidRequestError
 from ..limits import parse_limits
 from ..providers import BatchOp, operations, providers
@@ -145,5 +146,5 @@ store_option = click.option(
     metavar="URL",
     default=None,
     callback=lambda c, p, v: v or None,
-    help="Share limits with other processes and hosts, e.g. redis://127.0.0.1:6379/0 [env AIOFACE_LIMITS_STORE].",
+    help=f"Share limits with other processes and hosts, e.g. redis://127.0.0.1:6379/0 [env {LIMITS_STORE_ENV}].",
 )

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
+from .._config import LOOP_ENV
+
 
 class Interrupted(Exception):
     """Ctrl-C (SIGINT) stopped the run (raised instead of KeyboardInterrupt, which click would swallow)."""
@@ -47,7 +49,7 @@ async def cancel_on_sigterm(coro: Awaitable[int]) -> int:
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop when ``aioface[speed]`` is installed (``AIOFACE_LOOP=asyncio`` turns it off)."""
-    if os.environ.get("AIOFACE_LOOP", "").lower() == "asyncio":
+    if os.environ.get(LOOP_ENV, "").lower() == "asyncio":
         return None
     try:
         import uvloop

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .. import _json
+from .._config import CACHE_DIR_ENV
 from .._errors import ConfigurationError
 from ._rate import key_digest
 
@@ -47,7 +48,7 @@ class BudgetStore:
         except OSError as exc:
             raise ConfigurationError(
                 f"rate-limit budgets cannot be kept in {path.parent}: {exc.strerror or exc} "
-                "(point AIOFACE_CACHE_DIR or state_dir at a writable folder, or pass persist_limits=False)"
+                f"(point {CACHE_DIR_ENV} or state_dir at a writable folder, or pass persist_limits=False)"
             ) from None
 
     @property
@@ -145,7 +146,7 @@ class BudgetStore:
         except OSError as exc:
             raise ConfigurationError(
                 f"rate-limit budgets cannot be read from {self.path.parent}: {exc.strerror or exc} "
-                "(point AIOFACE_CACHE_DIR or state_dir at a usable folder, or pass persist_limits=False)"
+                f"(point {CACHE_DIR_ENV} or state_dir at a usable folder, or pass persist_limits=False)"
             ) from None
 
     def append(self, stamp: float) -> None:
@@ -181,7 +182,7 @@ def check_budget_dir(state_dir: Path) -> None:
     if why is not None:
         raise ConfigurationError(
             f"rate-limit budgets cannot be kept in {folder}: {why} "
-            "(point AIOFACE_CACHE_DIR or state_dir at a writable folder, or pass persist_limits=False)"
+            f"(point {CACHE_DIR_ENV} or state_dir at a writable folder, or pass persist_limits=False)"
         )
 
 
