@@ -8,7 +8,7 @@ import asyncio
 import anyio
 import pytest
 
-from aioface._dispatch import Gate
+from aioface._gate import Gate
 
 pytestmark = pytest.mark.anyio
 
