@@ -10,6 +10,7 @@ from ._errors import BadRequestError as BadRequestError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectError as ConnectError
 from ._errors import DownloadError as DownloadError
+from ._errors import FeedError as FeedError
 from ._errors import ImageRejectedError as ImageRejectedError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import LimiterTimeoutError as LimiterTimeoutError
@@ -78,6 +79,7 @@ __all__ = [
     "FaceInfo",
     "FaceStudio",
     "FanOut",
+    "FeedError",
     "ImageRejectedError",
     "ImageResult",
     "InvalidRequestError",

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from ..._errors import ImageRejectedError, InvalidRequestError, ProtocolError, TaskFailedError, TaskTimeoutError
+from ..._net import check_http_url
 from ..._types import ImageResult
 from ...results._download import Dest, check_dest
 from ...tasks._polling import PollPolicy, next_delay
@@ -77,6 +78,7 @@ class AILab(ProviderNamespace):
         return _ailab.check_image(data, param)
 
     async def _fetch(self, url: str, param: str) -> bytes:
+        check_http_url(url, param=param)  # a malformed URL: refused here, typed, before any request
         async def handle(resp: Response) -> bytes:
             try:
                 return await resp.read(_ailab.MAX_BYTES)

@@ -67,7 +67,8 @@ def test_public_api_is_pinned() -> None:
     assert set(aioface.__all__) == {
         "TIERS", "APIError", "AILab", "AceData", "AiofaceError", "AiohttpTransport", "AuthenticationError",
         "BadRequestError", "CallbackReceiver", "Client", "ConfigurationError", "ConnectError", "DownloadError",
-        "DurationLearners", "FaceAnalysis", "FaceInfo", "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult",
+        "DurationLearners", "FaceAnalysis", "FaceInfo", "FaceStudio", "FanOut", "FeedError", "ImageRejectedError",
+        "ImageResult",
         "InvalidRequestError", "LimiterTimeoutError", "LimitWait", "LimitsStore", "Liveness", "LocalStore",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter", "RedisStore",
