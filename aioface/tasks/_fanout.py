@@ -84,7 +84,13 @@ class Outcome(Generic[T, R]):
 
 
 class FanOut(Generic[T, R]):
-    """``async with FanOut(fn, items, concurrency=8) as results: async for outcome in results``."""
+    """``async with FanOut(fn, items, concurrency=8) as results: async for outcome in results``.
+
+    When ``items`` raises, no item is taken any more, the calls started finish and their outcomes
+    are delivered, then the ``async for`` raises :class:`~aioface.FeedError` (``pending``: the
+    items without an outcome when the block is left early, raised on leaving it). An exception of
+    the caller's own code in the block comes out as itself, not inside an ExceptionGroup.
+    """
 
     def __init__(
         self,

@@ -75,6 +75,15 @@ class WaitMany(Generic[T]):
 
     Leaving the block early stops polling at once (polls in flight are cancelled) and tells the
     duration learner that the tasks still running were given up (right-censored).
+
+    Nothing paid is lost: an id that is not a non-empty str or a ``(task_id, submitted_at)`` pair
+    is an :class:`~aioface.InvalidRequestError` naming it (a sequence is checked whole here, before
+    any poll; a bare str as ``tasks`` is refused with a hint to pass ``[task_id]``). When the
+    iterable of ids raises (an async generator whose submit runs out of credit), every id read
+    before it is still polled to its end and its outcome delivered; then the ``async for`` raises a
+    :class:`~aioface.FeedError` (``error`` the cause, ``pending`` the ids without an outcome: empty
+    there; the ones still running when the block is left early, raised on leaving it instead). The
+    caller's own exception in the block comes out as itself, never inside an ExceptionGroup.
     """
 
     def __init__(
