@@ -83,15 +83,19 @@ async def test_a_failing_feed_delivers_every_taken_id_then_a_typed_error() -> No
 async def test_a_failing_feed_left_early_names_the_ids_not_ended() -> None:
     hits: Counter[str] = Counter()
     async with serve(ailab_app(hits, credit=3, polls_to_done=10_000)) as url, client_for(url) as c:
+        out_of_credit = anyio.Event()
 
         async def submitted() -> AsyncIterator[str]:
-            for _ in range(5):
-                yield await c.ailab.submit(source=JPEG, target=JPEG)
+            try:
+                for _ in range(5):
+                    yield await c.ailab.submit(source=JPEG, target=JPEG)
+            except QuotaExceededError:
+                out_of_credit.set()
+                raise
 
         with anyio.fail_after(10), pytest.raises(FeedError) as info:
-            async with c.ailab.wait_many(submitted()) as results:
-                while results.waiting < 3 or hits["submit"] < 4:  # noqa: ASYNC110 (a server-side count)
-                    await anyio.sleep(0.01)
+            async with c.ailab.wait_many(submitted()):
+                await out_of_credit.wait()
                 # the body leaves without reading: the paid tasks still running are named
     assert sorted(info.value.pending) == ["t-1", "t-2", "t-3"]
     assert isinstance(info.value.error, QuotaExceededError)
@@ -191,3 +195,37 @@ async def test_a_failing_fan_out_feed_delivers_what_started_then_a_typed_error()
                     got.append(o.value)
     assert sorted(got) == [1, 2]
     assert isinstance(info.value.error, OSError) and info.value.pending == () and info.value.taken == 2
+
+
+async def test_a_feed_failing_at_once_is_a_feed_error_with_nothing_taken() -> None:
+    hits: Counter[str] = Counter()
+    async with serve(ailab_app(hits)) as url, client_for(url) as c:
+
+        async def nothing() -> AsyncIterator[str]:
+            raise QuotaExceededError("no credit", provider="ailab", status=429, code="ERROR_NOT_ENOUGH_CREDITS")
+            yield "never"
+
+        with anyio.fail_after(10), pytest.raises(FeedError) as info:
+            async with c.ailab.wait_many(nothing()) as results:
+                async for _ in results:
+                    pass
+    assert info.value.taken == 0 and info.value.pending == () and hits["poll"] == 0
+    assert isinstance(info.value.error, QuotaExceededError)
+
+
+async def test_the_callers_exception_and_a_feed_error_both_come_out() -> None:
+    hits: Counter[str] = Counter()
+    async with serve(ailab_app(hits, polls_to_done=10_000)) as url, client_for(url) as c:
+
+        async def submitted() -> AsyncIterator[str]:
+            yield await c.ailab.submit(source=JPEG, target=JPEG)
+            raise OSError("the source broke")  # at once after the first id: no await in between
+
+        with anyio.fail_after(10), pytest.raises(ExceptionGroup) as info:
+            async with c.ailab.wait_many(submitted()) as results:
+                while results.waiting < 1:  # noqa: ASYNC110 (no event to wait on)
+                    await anyio.sleep(0.01)
+                raise Mine("mine")
+    mine, feed = info.value.exceptions
+    assert isinstance(mine, Mine) and isinstance(feed, FeedError) and feed.pending == ("t-1",)
+    assert isinstance(feed.error, OSError)
