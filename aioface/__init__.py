@@ -11,6 +11,7 @@ from ._errors import ClientClosedError as ClientClosedError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectError as ConnectError
 from ._errors import DownloadError as DownloadError
+from ._errors import FeedError as FeedError
 from ._errors import ImageRejectedError as ImageRejectedError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import LimiterTimeoutError as LimiterTimeoutError
@@ -80,6 +81,7 @@ __all__ = [
     "FaceInfo",
     "FaceStudio",
     "FanOut",
+    "FeedError",
     "ImageRejectedError",
     "ImageResult",
     "InvalidRequestError",

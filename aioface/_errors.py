@@ -22,6 +22,7 @@
     ├── TaskError                   an asynchronous task did not give a result (task_id)
     │   ├── TaskFailedError         the provider says the task failed
     │   └── TaskTimeoutError        no result before the deadline
+    ├── FeedError                   the ids/items iterable raised (error); pending: read, got no outcome
     ├── DownloadError               a result could not be saved (size, scheme, not an image, a bomb); no file is left
     │                               (after paid work: task_id / request_id and result_url, to fetch it again)
     │   └── StorageError            the disk refused it (full, read-only, name too long): errno says why
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "DownloadError",
+    "FeedError",
     "ImageRejectedError",
     "InvalidRequestError",
     "LimiterTimeoutError",
@@ -240,6 +242,26 @@ class TaskTimeoutError(TaskError):
     """The task gave no result before the deadline."""
 
     code = "task_timeout"
+
+
+class FeedError(AiofaceError):
+    """The iterable feeding ``wait_many`` or ``fan_out`` raised (``error``, also ``__cause__``).
+
+    Raised once every id or item read before the error (``taken`` of them) has had its outcome
+    delivered, from the ``async for`` (when it runs to the end) or from leaving the ``async with``
+    block (when it is left earlier). ``pending``: the ids or items read whose outcome the caller
+    did not get (left early): nothing already paid for goes unnamed.
+    """
+
+    code = "feed_error"
+
+    def __init__(self, error: BaseException, *, taken: int, pending: tuple[object, ...] = ()) -> None:
+        what = f"{type(error).__name__}: {error}"
+        left = f"; {len(pending)} of them got no outcome (see .pending)" if pending else ""
+        super().__init__(f"the ids/items feed raised after {taken} were read ({what}){left}")
+        self.error = error
+        self.taken = taken
+        self.pending = pending
 
 
 class DownloadError(AiofaceError):

@@ -5,18 +5,56 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+import unicodedata
+from urllib.parse import SplitResult, urlsplit
 
 from ._errors import InvalidRequestError
 
 
-def check_http_url(url: str, *, param: str = "url") -> str:
-    """Accept only absolute http(s) URLs with a host; anything else is an InvalidRequestError."""
+def _parse(url: object, param: str) -> tuple[SplitResult, str]:
+    """``url`` split, and its host as the resolver would see it (NFKC + IDNA, lower case, no
+    trailing dot); an InvalidRequestError for anything an http(s) request could not be sent to."""
     if not isinstance(url, str):
         raise InvalidRequestError(f"{param} must be a string URL", param=param)
-    parts = urlsplit(url)
+    shown = repr(url[:80])
+    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in url):
+        raise InvalidRequestError(
+            f"{param} must be a URL without spaces or control characters, got {shown}", param=param
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed [ of an IPv6 address, a port out of range or not a number
+        raise InvalidRequestError(f"{param} is not a valid URL ({exc}), got {shown}", param=param) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequestError(f"{param} must be an http(s) URL, got {url[:80]!r}", param=param)
+        raise InvalidRequestError(f"{param} must be an http(s) URL, got {shown}", param=param)
+    if port == 0:
+        raise InvalidRequestError(f"{param} has port 0, which nobody listens on: {shown}", param=param)
+    host = normalize_host(parts.hostname)
+    if host is None:
+        raise InvalidRequestError(f"{param} has an invalid host name, got {shown}", param=param)
+    return parts, host
+
+
+def normalize_host(host: str) -> str | None:
+    """``host`` as it is resolved: NFKC, then IDNA (``encodings.idna``, which also splits labels on
+    the ideographic and fullwidth full stops), lower case, no trailing dot; None when not a valid
+    name. IPv6 literals are returned as they are (lower case)."""
+    h = host.strip("[]").lower()
+    if ":" in h:  # an IPv6 literal (with or without a zone)
+        return h
+    h = unicodedata.normalize("NFKC", h)
+    try:
+        h = h.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    return h.lower().rstrip(".")
+
+
+def check_http_url(url: str, *, param: str = "url") -> str:
+    """Accept only absolute http(s) URLs with a valid host and port and no spaces or control
+    characters; anything else is an InvalidRequestError, before any request is made."""
+    _parse(url, param)
     return url
 
 
@@ -48,8 +86,11 @@ def bound_port(site: object) -> int:
 
 
 def is_local_host(host: str) -> bool:
-    """True for names and addresses only this machine can reach: loopback, unspecified, link-local."""
-    h = host.strip("[]").lower().rstrip(".")
+    """True for names and addresses only this machine can reach: loopback, unspecified, link-local
+    (whatever the spelling: fullwidth letters and digits are compared as the resolver sees them)."""
+    h = normalize_host(host)
+    if h is None:
+        return False
     if h in ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback") or h.endswith(".localhost"):
         return True
     try:
@@ -64,6 +105,7 @@ def is_local_host(host: str) -> bool:
     return ip.is_loopback or ip.is_unspecified or ip.is_link_local
 
 
-def is_local_url(url: str) -> bool:
-    """Whether ``url``'s host is one only this machine can reach (see :func:`is_local_host`)."""
-    return is_local_host(urlsplit(url).hostname or "")
+def is_local_url(url: str, *, param: str = "url") -> bool:
+    """Whether ``url``'s host is one only this machine can reach (see :func:`is_local_host`); an
+    InvalidRequestError when ``url`` is not a valid http(s) URL."""
+    return is_local_host(_parse(url, param)[1])

@@ -24,12 +24,20 @@ Fixtures:
 
 The two async fixtures need a runner for async fixtures: anyio's pytest plugin (anyio is a
 dependency of aioface; mark the tests ``@pytest.mark.anyio``) or pytest-asyncio with
-``asyncio_mode = "auto"``.
+``asyncio_mode = "auto"`` -- one of the two, never both: under ``asyncio_mode = "auto"`` an
+anyio-marked test would run on anyio's loop while its fixtures' emulator serves on
+pytest-asyncio's, and hang; the plugin fails such a test at once with a message instead.
+
+Marker arguments are checked: keyword arguments only, known names, and each emulator field of its
+declared type (``faults=Faults(...)``, not a dict): anything else is a usage error naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import types
+import typing
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +52,7 @@ __all__ = [
     "aioface_client_options",
     "aioface_emulator",
     "aioface_emulator_config",
+    "client_options_for",
     "emulator_config_for",
 ]
 
@@ -60,6 +69,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "aioface_client(**kwargs): keyword arguments for the aioface_client fixture")
 
 
+_OUR_FIXTURES = frozenset({"aioface_emulator", "aioface_client"})
+
+
+def _asyncio_mode(config: pytest.Config) -> str | None:
+    """pytest-asyncio's mode (``auto``, ``strict``), or None when it is not loaded."""
+    if not config.pluginmanager.hasplugin("asyncio"):
+        return None
+    try:
+        mode = config.getoption("asyncio_mode", None)
+        if mode is None:
+            mode = config.getini("asyncio_mode")
+    except ValueError:
+        return None
+    return str(getattr(mode, "value", mode))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail at once, with the reason, a test that would hang on two event loops."""
+    if not _OUR_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("anyio") is None:
+        return
+    if item.config.pluginmanager.hasplugin("anyio") and _asyncio_mode(item.config) == "auto":
+        pytest.fail(
+            'aioface: asyncio_mode = "auto" (pytest-asyncio) together with the anyio mark runs the test on '
+            "anyio's event loop and the aioface fixtures on pytest-asyncio's: it would hang. Use one runner: "
+            'drop pytest.mark.anyio (auto mode runs async tests itself) or set asyncio_mode = "strict".',
+            pytrace=False,
+        )
+
+
 def emulator_config_for(base: EmulatorConfig, marker: pytest.Mark | None) -> EmulatorConfig:
     """``base`` with the fields a ``aioface_emulator(...)`` marker names replaced (unknown names fail)."""
     from .emulator import EmulatorConfig
@@ -67,7 +106,10 @@ def emulator_config_for(base: EmulatorConfig, marker: pytest.Mark | None) -> Emu
     if marker is None:
         return base
     if marker.args:
-        raise pytest.UsageError("@pytest.mark.aioface_emulator takes keyword arguments only (EmulatorConfig fields)")
+        raise pytest.UsageError(
+            "@pytest.mark.aioface_emulator takes keyword arguments only (EmulatorConfig fields), "
+            f"got {len(marker.args)} positional: write aioface_emulator(time_scale=600, ...)"
+        )
     known = {f.name for f in dataclasses.fields(EmulatorConfig)}
     unknown = set(marker.kwargs) - known
     if unknown:
@@ -75,7 +117,74 @@ def emulator_config_for(base: EmulatorConfig, marker: pytest.Mark | None) -> Emu
             f"@pytest.mark.aioface_emulator: unknown field(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(known))}"
         )
-    return dataclasses.replace(base, **marker.kwargs)
+    hints = typing.get_type_hints(EmulatorConfig)
+    for name, value in marker.kwargs.items():
+        if not _conforms(value, hints[name]):
+            hint = "aioface.emulator.Faults(...)" if name == "faults" else _describe(hints[name])
+            raise pytest.UsageError(
+                f"@pytest.mark.aioface_emulator: {name} must be {hint}, got {type(value).__name__} {value!r:.80}"
+            )
+    try:
+        return dataclasses.replace(base, **marker.kwargs)
+    except ValueError as exc:
+        raise pytest.UsageError(f"@pytest.mark.aioface_emulator: {exc}") from None
+
+
+def client_options_for(marker: pytest.Mark | None) -> dict[str, Any]:
+    """The keyword arguments of an ``aioface_client(...)`` marker, checked against :class:`aioface.Client`."""
+    if marker is None:
+        return {}
+    from ._client import Client
+
+    if marker.args:
+        raise pytest.UsageError(
+            "@pytest.mark.aioface_client takes keyword arguments only (aioface.Client options), "
+            f"got {len(marker.args)} positional: write aioface_client(facestudio_key=...) or aioface_client(**{{...}})"
+        )
+    params = inspect.signature(Client.__init__).parameters
+    known = {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = set(marker.kwargs) - known
+    if unknown:
+        raise pytest.UsageError(
+            f"@pytest.mark.aioface_client: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return dict(marker.kwargs)
+
+
+def _conforms(value: object, hint: Any) -> bool:
+    """Whether ``value`` fits the type ``hint`` (classes, unions, Literal, dict/tuple/list items);
+    an int passes for a float, a bool never for a number."""
+    if hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    cls = origin or hint
+    if not isinstance(cls, type):
+        return True  # a kind of hint this check does not know: no guess
+    if cls in (int, float):
+        numbers = (int, float) if cls is float else (int,)
+        return isinstance(value, numbers) and not isinstance(value, bool)
+    if not isinstance(value, cls):
+        return False
+    if isinstance(value, dict) and len(args) == 2:
+        return all(_conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
+    if isinstance(value, tuple) and args:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args, strict=True))
+    if isinstance(value, (list, set, frozenset)) and len(args) == 1:
+        return all(_conforms(v, args[0]) for v in value)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 @pytest.fixture
@@ -101,8 +210,7 @@ async def aioface_emulator(
 @pytest.fixture
 def aioface_client_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Keyword arguments for :meth:`Emulator.client` (the ``aioface_client`` marker's, by default)."""
-    marker = request.node.get_closest_marker("aioface_client")
-    return dict(marker.kwargs) if marker is not None else {}
+    return client_options_for(request.node.get_closest_marker("aioface_client"))
 
 
 @pytest.fixture

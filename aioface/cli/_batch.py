@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import click
 
 from .._client import Client
 from .._options import applied
-from ..jobs._batch import run_batch
+from ..jobs._batch import count_jobs, run_batch
 from . import EXIT_OK, EXIT_SOME_FAILED
 from ._params import (
     check_out,
@@ -51,7 +50,7 @@ def batch(
     check_out(out)
 
     async def go() -> int:
-        total = count_lines(jobs)
+        total = count_jobs(jobs)
         with Tracker(total, "batch", quiet) as tracker:
             async with Client(limits=lim, limits_store=limits_store, on_limit_wait=announce_wait) as client:
 
@@ -71,11 +70,3 @@ def batch(
         return EXIT_SOME_FAILED if summary.failed or summary.stopped else EXIT_OK
 
     run_command(go())
-
-
-def count_lines(path: Path) -> int | None:
-    """Jobs in a regular file (for the progress bar); None for a pipe, which can be read only once."""
-    if not stat.S_ISREG(path.stat().st_mode):
-        return None
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -264,11 +265,29 @@ class BatchSummary:
         return self.ok + self.failed + self.skipped
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def read_job_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, bytes)`` of each non-blank line of a jobs file, holding at most
+    ``MAX_LINE + 1`` bytes of any line: a longer one is yielded as its first ``MAX_LINE + 1`` bytes
+    (which :func:`parse_job` refuses, "longer than") and the rest is skipped as it is read, so a
+    256 MiB line costs no more memory than a short one."""
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if raw.strip():
+        n = 0
+        while raw := f.readline(MAX_LINE + 1):
+            n += 1
+            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                while (rest := f.readline(1 << 16)) and not rest.endswith(b"\n"):
+                    pass  # the rest of a line too long to run: read past, never kept
                 yield n, raw
+            elif raw.strip():
+                yield n, raw
+
+
+def count_jobs(path: Path) -> int | None:
+    """How many jobs (non-blank lines) a regular file holds, read with :func:`read_job_lines`'
+    bound; None for a pipe, which can be read only once."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        return None
+    return sum(1 for _ in read_job_lines(path))
 
 
 async def run_batch(
@@ -316,7 +335,7 @@ async def run_batch(
         return result
 
     try:
-        async with FanOut(one, _lines(jobs_path), concurrency=concurrency) as results:
+        async with FanOut(one, read_job_lines(jobs_path), concurrency=concurrency) as results:
             async for o in results:
                 line, raw = o.item
                 try:
@@ -414,6 +433,8 @@ def _disk_refused(exc: BaseException) -> bool:
 
 
 def _job_id(raw: bytes, line: int) -> str:
+    if len(raw) > MAX_LINE:  # refused unread: never parsed
+        return f"line:{line}"
     with contextlib.suppress(ValueError):
         data = _json.loads(raw)
         if isinstance(data, dict) and isinstance(data.get("id"), (str, int)) and not isinstance(data["id"], bool):

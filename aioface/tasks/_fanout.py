@@ -3,6 +3,9 @@
 Items are pulled lazily (sync or async iterables of any length); at most ``concurrency`` calls run
 and at most ``concurrency`` finished outcomes wait to be read. A failure is an outcome, never a
 reason to cancel the others. Leaving the ``async with`` block early cancels what is still running.
+An exception of the caller's own code in the block comes out as itself (never in an ExceptionGroup);
+an iterable of items that raises ends the run with a :class:`~aioface.FeedError`, after the
+outcomes of the items already taken.
 """
 
 from __future__ import annotations
@@ -11,15 +14,52 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .._errors import FeedError
+
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+async def exit_task_group(
+    tg: TaskGroup, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> bool | None:
+    """Leave ``tg`` (entered by hand in an ``__aenter__``) so that the caller's own exception from
+    the ``async with`` body comes out as itself, and a single error of the group's tasks as itself:
+    only errors that truly happened together stay in an ExceptionGroup."""
+    try:
+        return await tg.__aexit__(et, exc, tb)
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        only = group.exceptions[0]
+    if only is exc:
+        return False  # the body's exception propagates unchanged, its traceback intact
+    raise only
+
+
+def feed_error_after(
+    feed_error: BaseException | None, body_exc: BaseException | None, taken: int, pending: tuple[Any, ...]
+) -> None:
+    """At the block's exit: raise the feed's error not yet reported (with the body's exception in
+    an ExceptionGroup when the body failed too: both truly happened)."""
+    if (
+        feed_error is None
+        or isinstance(body_exc, FeedError)
+        or (body_exc is not None and not isinstance(body_exc, Exception))
+    ):
+        return
+    err = FeedError(feed_error, taken=taken, pending=pending)
+    err.__cause__ = feed_error
+    if body_exc is not None:
+        raise BaseExceptionGroup("the caller's block and the feed both failed", [body_exc, err])
+    raise err
 
 
 @dataclass(frozen=True)
@@ -44,7 +84,13 @@ class Outcome(Generic[T, R]):
 
 
 class FanOut(Generic[T, R]):
-    """``async with FanOut(fn, items, concurrency=8) as results: async for outcome in results``."""
+    """``async with FanOut(fn, items, concurrency=8) as results: async for outcome in results``.
+
+    When ``items`` raises, no item is taken any more, the calls started finish and their outcomes
+    are delivered, then the ``async for`` raises :class:`~aioface.FeedError` (``pending``: the
+    items without an outcome when the block is left early, raised on leaving it). An exception of
+    the caller's own code in the block comes out as itself, not inside an ExceptionGroup.
+    """
 
     def __init__(
         self,
@@ -72,6 +118,8 @@ class FanOut(Generic[T, R]):
         self._tasks: set[asyncio.Task[None]] = set()
         #: Calls running right now.
         self.in_flight = 0
+        self._feed_error: BaseException | None = None  # the items' iterable raised this
+        self._lost: list[T] = []  # items whose outcome never reached the consumer (cancelled)
 
     def _take(self, item: T) -> tuple[int, T]:
         i = self._index
@@ -99,19 +147,23 @@ class FanOut(Generic[T, R]):
                 return None
 
     async def _one(self, i: int, item: T, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
+        sent = False
         try:
-            value = await self._fn(item)
-            outcome: Outcome[T, R] = Outcome(i, item, value, None)
-        except Exception as exc:
-            outcome = Outcome(i, item, None, exc)
-        try:
+            try:
+                value = await self._fn(item)
+                outcome: Outcome[T, R] = Outcome(i, item, value, None)
+            except Exception as exc:
+                outcome = Outcome(i, item, None, exc)
             try:
                 send.send_nowait(outcome)  # the common case: room in the buffer, no extra loop turn
             except anyio.WouldBlock:
                 await send.send(outcome)
+            sent = True
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the consumer left the block (a call that finished shielded): nobody wants it
         finally:
+            if not sent:
+                self._lost.append(item)
             self.in_flight -= 1
             room = self._room
             if room is not None and not room.done():
@@ -130,7 +182,11 @@ class FanOut(Generic[T, R]):
                 while self.in_flight >= self._concurrency:
                     self._room = loop.create_future()
                     await self._room
-                nxt = await self._next_item()
+                try:
+                    nxt = await self._next_item()
+                except Exception as exc:  # the items' source failed: finish what started, then say so
+                    self._feed_error, self._exhausted = exc, True
+                    break
                 if nxt is None:
                     break
                 self.in_flight += 1
@@ -176,6 +232,9 @@ class FanOut(Generic[T, R]):
             except anyio.WouldBlock:
                 return await self._recv.receive()
         except anyio.EndOfStream:
+            error, self._feed_error = self._feed_error, None
+            if error is not None:  # every item taken has had its outcome: now the feed's error
+                raise FeedError(error, taken=self._index) from error
             raise StopAsyncIteration from None
 
     async def __aexit__(
@@ -183,8 +242,22 @@ class FanOut(Generic[T, R]):
     ) -> bool | None:
         assert self._tg is not None and self._recv is not None
         self._tg.cancel_scope.cancel()
+        unread = drain_unread(self._recv)
         self._recv.close()
-        return await self._tg.__aexit__(et, exc, tb)
+        result = await exit_task_group(self._tg, et, exc, tb)
+        pending = (*(o.item for o in unread), *self._lost)
+        feed_error_after(self._feed_error, exc, self._index, pending)
+        return result
+
+
+def drain_unread(recv: MemoryObjectReceiveStream[Outcome[T, R]]) -> list[Outcome[T, R]]:
+    """The outcomes made and not read yet."""
+    unread: list[Outcome[T, R]] = []
+    while True:
+        try:
+            unread.append(recv.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            return unread
 
 
 async def map_all(

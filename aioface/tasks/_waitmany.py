@@ -11,6 +11,11 @@ connection pool): a poll falling due when every worker is busy waits in the heap
 Provider-neutral: the provider gives ``poll(task_id) -> (kind, code, value)`` (``kind`` one of
 ``"queued"``, ``"processing"``, ``"done"``, ``"failed"``), how to announce status events and the
 errors to raise; polling is learned as in ``wait()`` (:func:`~aioface.tasks._polling.next_delay`).
+
+Nothing paid is lost: ids are checked as they are read (a bad one is an InvalidRequestError before
+any poll of a list); when the iterable of ids raises, every id read before it is still polled to
+its end and its outcome delivered, then a :class:`~aioface.FeedError` says why and names the ids
+the caller got no outcome for. The caller's own exception in the block comes out as itself.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import heapq
 import math
 import random
 from array import array
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Generic, Literal, TypeVar
 
@@ -28,7 +33,8 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._fanout import Outcome
+from .._errors import FeedError, InvalidRequestError
+from ._fanout import Outcome, drain_unread, exit_task_group, feed_error_after
 from ._polling import DurationLearner, PollPolicy, next_delay
 
 T = TypeVar("T")
@@ -42,6 +48,26 @@ _RUNNING: dict[str, int] = {"queued": 1, "processing": 2}  # the status last see
 _FEED_CHUNK = 256  # rows added between loop turns while reading the ids
 
 
+def check_task_ref(ref: object, index: int) -> tuple[str, float | None]:
+    """``(task_id, submitted_at or None)`` of one entry of ``ids``, or an InvalidRequestError naming it."""
+    if isinstance(ref, str) and ref:
+        return ref, None
+    if isinstance(ref, tuple) and len(ref) == 2:
+        task_id, at = ref
+        if (
+            isinstance(task_id, str)
+            and task_id
+            and isinstance(at, (int, float))
+            and not isinstance(at, bool)
+            and math.isfinite(at)
+        ):
+            return task_id, float(at)
+    raise InvalidRequestError(
+        f"task id at index {index} must be a non-empty str or a (task_id, submitted_at) pair, got {ref!r:.80}",
+        param="ids",
+    )
+
+
 class WaitMany(Generic[T]):
     """``async with ...wait_many(ids) as results: async for outcome in results``: one
     :class:`~aioface.Outcome` per id (``item`` the task id, ``index`` its position in ``ids``,
@@ -49,6 +75,15 @@ class WaitMany(Generic[T]):
 
     Leaving the block early stops polling at once (polls in flight are cancelled) and tells the
     duration learner that the tasks still running were given up (right-censored).
+
+    Nothing paid is lost: an id that is not a non-empty str or a ``(task_id, submitted_at)`` pair
+    is an :class:`~aioface.InvalidRequestError` naming it (a sequence is checked whole here, before
+    any poll; a bare str as ``tasks`` is refused with a hint to pass ``[task_id]``). When the
+    iterable of ids raises (an async generator whose submit runs out of credit), every id read
+    before it is still polled to its end and its outcome delivered; then the ``async for`` raises a
+    :class:`~aioface.FeedError` (``error`` the cause, ``pending`` the ids without an outcome: empty
+    there; the ones still running when the block is left early, raised on leaving it instead). The
+    caller's own exception in the block comes out as itself, never inside an ExceptionGroup.
     """
 
     def __init__(
@@ -67,6 +102,17 @@ class WaitMany(Generic[T]):
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if isinstance(tasks, (str, bytes, bytearray)):
+            raise InvalidRequestError(
+                f"ids must be an iterable of task ids, got the single {type(tasks).__name__} {tasks!r:.60} "
+                "(it would be read letter by letter): pass [task_id]",
+                param="ids",
+            )
+        if not isinstance(tasks, (Iterable, AsyncIterable)):
+            raise InvalidRequestError(f"ids must be an iterable of task ids, got {tasks!r:.60}", param="ids")
+        if isinstance(tasks, Sequence):  # known up front: every id checked before any poll
+            for i, ref in enumerate(tasks):
+                check_task_ref(ref, i)
         self._tasks = tasks
         self._poll = poll
         self._announce = announce
@@ -93,6 +139,8 @@ class WaitMany(Generic[T]):
         self._tg: TaskGroup | None = None
         self._out: MemoryObjectReceiveStream[Outcome[str, T]] | None = None
         self._entered = False
+        self._feed_error: BaseException | None = None  # the iterable of ids raised this
+        self._lost: list[str] = []  # ids whose outcome was made but never reached the caller
 
     # -- bookkeeping ------------------------------------------------------------------
     @property
@@ -110,10 +158,9 @@ class WaitMany(Generic[T]):
             self._wake.set()
 
     def _add(self, ref: TaskRef) -> None:
-        if isinstance(ref, str):
-            task_id, submitted = ref, self._submitted_at
-        else:
-            task_id, submitted = ref
+        task_id, submitted = check_task_ref(ref, len(self._ids))
+        if submitted is None:
+            submitted = self._submitted_at
         now = anyio.current_time()
         start = now if submitted is None else float(submitted)
         row = len(self._ids)
@@ -154,6 +201,8 @@ class WaitMany(Generic[T]):
                     n += 1
                     if n % _FEED_CHUNK == 0:
                         await anyio.lowlevel.checkpoint()  # 100,000 ids never stall the loop
+        except Exception as exc:  # the ids' source failed: the ids read are still waited for
+            self._feed_error = exc
         finally:
             self._fed = True
             self._poke()
@@ -197,10 +246,16 @@ class WaitMany(Generic[T]):
                     if self._busy == 0 and not self._heap:
                         self._poke()
                 if outcome is not None:
+                    sent = False
                     try:
-                        out.send_nowait(outcome)
-                    except anyio.WouldBlock:
-                        await out.send(outcome)
+                        try:
+                            out.send_nowait(outcome)
+                        except anyio.WouldBlock:
+                            await out.send(outcome)
+                        sent = True
+                    finally:
+                        if not sent:  # cancelled: the caller left the block
+                            self._lost.append(outcome.item)
 
     async def _step(self, row: int) -> Outcome[str, T] | None:
         """Poll ``row`` once: its outcome when it ended, None when it went back in the heap."""
@@ -263,6 +318,9 @@ class WaitMany(Generic[T]):
             except anyio.WouldBlock:
                 return await self._out.receive()
         except anyio.EndOfStream:
+            error, self._feed_error = self._feed_error, None
+            if error is not None:  # every id read has had its outcome: now the feed's error
+                raise FeedError(error, taken=len(self._ids)) from error
             raise StopAsyncIteration from None
 
     async def __aexit__(
@@ -270,11 +328,16 @@ class WaitMany(Generic[T]):
     ) -> bool | None:
         assert self._tg is not None and self._out is not None
         self._tg.cancel_scope.cancel()
+        unread = drain_unread(self._out)
         self._out.close()
         try:
-            return await self._tg.__aexit__(et, exc, tb)
+            result = await exit_task_group(self._tg, et, exc, tb)
         finally:
+            running = [self._ids[row] for row in range(len(self._ids)) if not self._ended[row]]
             self._give_up_the_rest()
+        pending = (*(o.item for o in unread), *self._lost, *running)
+        feed_error_after(self._feed_error, exc, len(self._ids), pending)
+        return result
 
     def _give_up_the_rest(self) -> None:
         """Every task read and not ended (left early, or an error): given up, for the learner."""

@@ -267,8 +267,13 @@ def check_callback(payload: Mapping[str, Any], task_id: str | None) -> SwapCallb
 def unwrap_callback(body: bytes | str | Mapping[str, Any], task_id: str | None = None) -> SwapCallback:
     """Parse (bytes or text) and check a swap callback body."""
     data: Any = body
-    if isinstance(body, (bytes, str)):
-        data = decode_json(PROVIDER, 200, body.encode() if isinstance(body, str) else body)
+    if isinstance(body, str):
+        try:
+            body = body.encode()
+        except UnicodeEncodeError:  # a lone surrogate: the caller's str is not text
+            raise InvalidRequestError("callback body is not valid text (a lone surrogate)", param="body") from None
+    if isinstance(body, bytes):
+        data = decode_json(PROVIDER, 200, body)
     if not isinstance(data, Mapping):
         raise ProtocolError(f"{PROVIDER} callback body must be a JSON object")
     return check_callback(data, task_id)

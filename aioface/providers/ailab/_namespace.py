@@ -18,6 +18,7 @@ from ..._errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
+from ..._net import check_http_url
 from ..._types import ImageResult
 from ...results._download import Dest, check_dest
 from ...tasks._polling import PollPolicy, next_delay
@@ -84,6 +85,8 @@ class AILab(ProviderNamespace):
         return _ailab.check_image(data, param)
 
     async def _fetch(self, url: str, param: str) -> bytes:
+        check_http_url(url, param=param)  # a malformed URL: refused here, typed, before any request
+
         async def handle(resp: Response) -> bytes:
             try:
                 return await resp.read(_ailab.MAX_BYTES)
@@ -215,6 +218,8 @@ class AILab(ProviderNamespace):
         plain or async iterable (read as it comes, so submitting and waiting can overlap);
         ``submitted_at`` is the submission time of the plain ids (default: now). Leaving the block
         early stops every poll; tasks not ended are given up (recorded as still running).
+        A bad id is an InvalidRequestError before any poll; an iterable of ids that raises ends,
+        after the outcomes of every id read, in a :class:`FeedError` (see :class:`WaitMany`).
         """
         ctx = self._ctx
         settings = ctx.settings

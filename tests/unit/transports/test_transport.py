@@ -68,7 +68,8 @@ def test_public_api_is_pinned() -> None:
         "TIERS", "APIError", "AILab", "AceData", "AiofaceError", "AiohttpTransport", "AuthenticationError",
         "BadRequestError", "CallbackReceiver", "Client", "ConfigurationError", "ConnectError", "DownloadError",
         "ClientClosedError",  # a client or view used when not open: was a bare RuntimeError
-        "DurationLearners", "FaceAnalysis", "FaceInfo", "FaceStudio", "FanOut", "ImageRejectedError", "ImageResult",
+        "DurationLearners", "FaceAnalysis", "FaceInfo", "FaceStudio", "FanOut", "FeedError", "ImageRejectedError",
+        "ImageResult",
         "InvalidRequestError", "LimiterTimeoutError", "LimitWait", "LimitsStore", "Liveness", "LocalStore",
         "MockRequest", "MockResponse", "MockTransport", "NotFoundError", "Outcome", "PermissionDeniedError",
         "PollPolicy", "ProtocolError", "QuotaExceededError", "Rate", "RateLimitError", "RateLimiter", "RedisStore",
