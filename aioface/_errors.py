@@ -76,15 +76,24 @@ class AiofaceError(Exception):
     task_id: str | None = None
     request_id: str | None = None
     result_url: str | None = None
+    #: The provider that did the paid work, set with the ids (``APIError`` and ``TaskError`` set it too).
+    provider: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
     def add_ids(
-        self, *, task_id: str | None = None, request_id: str | None = None, result_url: str | None = None
+        self,
+        *,
+        task_id: str | None = None,
+        request_id: str | None = None,
+        result_url: str | None = None,
+        provider: str | None = None,
     ) -> None:
         """Record the ids of the paid work this error concerns (an id already set is kept)."""
+        if provider and not self.provider:
+            self.provider = provider
         if task_id and not self.task_id:
             self.task_id = task_id
         if request_id and not self.request_id:

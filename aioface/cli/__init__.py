@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from .._config import LOG_LEVEL_ENV
-from .._errors import AiofaceError, ConfigurationError, InvalidRequestError, TaskTimeoutError
-from ._progress import err_console
+from .._errors import AiofaceError, ConfigurationError, InvalidRequestError
+from ._progress import err_console, paid_hints
 from ._runner import Interrupted, Terminated
 
 #: Exit codes: all went well; some items failed (or the run did); bad usage or input, nothing sent;
@@ -34,11 +34,8 @@ def exit_code(exc: AiofaceError | Interrupted | Terminated) -> int:
         err_console.print("terminated: finished files are kept, partial ones removed; rerun to resume")
         return EXIT_TERMINATED
     err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-    if isinstance(exc, TaskTimeoutError) and exc.task_id and exc.provider:
-        err_console.print(
-            f"the task may still finish: aioface result --task-id {exc.task_id} --provider {exc.provider}",
-            highlight=False,
-        )
+    for line in paid_hints(exc):
+        err_console.print(line, highlight=False, soft_wrap=True)  # a command or URL stays whole
     return EXIT_USAGE if isinstance(exc, (InvalidRequestError, ConfigurationError)) else EXIT_SOME_FAILED
 
 

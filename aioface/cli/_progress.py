@@ -24,6 +24,7 @@ from rich.table import Column
 from rich.text import Text
 
 from .._dispatch import LimitWait
+from .._errors import AiofaceError, APIError, TaskError, TaskTimeoutError
 from .._options import Options
 from .._types import TaskEvent
 
@@ -205,5 +206,42 @@ def print_summary(ok: int, failed: int, elapsed: float, where: Path | None, skip
 
 
 def print_failure(item: object, error: BaseException) -> None:
-    """One failed item, on stderr, as the run goes."""
+    """One failed item, on stderr, as the run goes (with how to fetch a result that was paid for)."""
     err_console.print(f"[red]failed[/red] {item}: {error}", highlight=False)
+    for line in paid_hints(error):
+        err_console.print(f"  {line}", highlight=False, soft_wrap=True)  # a command or URL stays whole
+
+
+def paid_hints(error: BaseException) -> list[str]:
+    """How to get a result the provider did (and billed) but that could not be kept: the command
+    that waits for or fetches the task again, the result URL, or at least the request id."""
+    if not isinstance(error, AiofaceError):
+        return []
+    provider = error.provider
+    if isinstance(error, TaskTimeoutError):
+        if error.task_id and provider:
+            return [f"the task may still finish: aioface result --task-id {error.task_id} --provider {provider}"]
+        return []
+    if isinstance(error, TaskError):
+        return []  # the provider says it failed: nothing to fetch
+    task_id, url = error.task_id, error.result_url
+    rid = None if isinstance(error, APIError) else error.request_id  # an API error's own id is no result
+    if not (task_id or url or rid):
+        return []
+    lines = []
+    if task_id and provider and _has_result_op(provider):
+        lines.append(
+            f"paid for but not saved: fetch it again with aioface result --task-id {task_id} --provider {provider}"
+        )
+    if url:
+        lines.append(f"result URL (valid for hours; client.download fetches it): {url}")
+    if not lines:
+        ids = f"task {task_id}" if task_id else f"request {rid}"
+        lines.append(f"paid for but not saved ({ids}); the provider keeps no copy to fetch again")
+    return lines
+
+
+def _has_result_op(provider: str) -> bool:
+    from ..providers import operations
+
+    return any(spec.name == provider for spec, _ in operations().get("result", ()))

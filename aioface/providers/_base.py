@@ -295,7 +295,7 @@ class ProviderContext:
                     timeout=timeout,
                 )
             except AiofaceError as exc:
-                exc.add_ids(task_id=extra.get("task_id"), request_id=extra.get("request_id"))
+                exc.add_ids(task_id=extra.get("task_id"), request_id=extra.get("request_id"), provider=self.name)
                 raise
             result = self._result(saved, None, extra)
             if told is not None:
@@ -366,7 +366,7 @@ class ProviderContext:
         try:
             saved = await self.save(url, dest, expected_size=expected_size, name=task_id or request_id)
         except AiofaceError as exc:  # paid work whose result is not delivered: say how to fetch it again
-            exc.add_ids(task_id=task_id, request_id=request_id, result_url=url)
+            exc.add_ids(task_id=task_id, request_id=request_id, result_url=url, provider=self.name)
             raise
         result = self._result(saved, url, fields)
         await self.status("done", task_id=task_id)
