@@ -109,3 +109,10 @@ def is_local_url(url: str, *, param: str = "url") -> bool:
     """Whether ``url``'s host is one only this machine can reach (see :func:`is_local_host`); an
     InvalidRequestError when ``url`` is not a valid http(s) URL."""
     return is_local_host(_parse(url, param)[1])
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

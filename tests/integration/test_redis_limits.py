@@ -26,7 +26,7 @@ from aioface import ConfigurationError, LimiterTimeoutError, Rate, RedisStore
 from aioface.emulator import Emulator, EmulatorConfig, EmulatorProcess
 from aioface.limits._rate import key_digest
 from aioface.limits.redis._limiter import RedisLimiter
-from tests.support.redis import RedisServer, redis_server_binary
+from aioface.testing import RedisServer, redis_server_binary
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,7 +272,7 @@ async def test_keys_hashed_namespaced_and_expiring(redis_url: str, tmp_path: Pat
 
 
 async def test_unreachable_at_start_names_the_url_without_password() -> None:
-    from aioface.emulator._process import free_port
+    from aioface._net import free_port
 
     port = free_port()
     client_kw: dict[str, Any] = {"env": {}, "persist_limits": False}
@@ -498,7 +498,7 @@ def test_sigkill_one_process_the_others_finish(strict_server: EmulatorProcess, r
 
 
 def test_cli_limits_store_option(redis_url: str, tmp_path: Path) -> None:
-    from aioface.emulator._process import free_port
+    from aioface._net import free_port
     from tests.conftest import EmulatorProcess as CliEmulator
 
     with CliEmulator("--time-scale", "600") as emu:

