@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from aioface.emulator import Emulator, EmulatorConfig
-from aioface.emulator import EmulatorProcess as _EmulatorProcess
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -35,33 +31,10 @@ def emu(aioface_emulator: Emulator) -> Emulator:
     return aioface_emulator
 
 
-def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (64, 64), color: str = "red") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, fmt)
-    return buf.getvalue()
 
 
-def files_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.is_file())
 
 
-class EmulatorProcess(_EmulatorProcess):
-    """The child-process emulator, plus the environment a CLI run needs to reach it."""
-
-    def env(self, tmp: Path, **extra: str) -> dict[str, str]:
-        import os
-
-        env = dict(os.environ)
-        for p in ("FACESTUDIO", "ACEDATA", "AILAB"):
-            env[f"AIOFACE_{p}_BASE_URL"] = self.url
-        env.update(
-            AIOFACE_FACESTUDIO_KEY="cli-secret-key-0001",
-            AIOFACE_ACEDATA_TOKEN="cli-secret-token-0002",
-            AIOFACE_AILAB_KEY="cli-secret-key-0003",
-            AIOFACE_CACHE_DIR=str(tmp / "cache"),
-        )
-        env.update(extra)
-        return env
 
 
 @pytest.fixture(scope="session")

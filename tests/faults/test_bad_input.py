@@ -11,8 +11,7 @@ import pytest
 
 import aioface
 from aioface import InvalidRequestError
-from tests.support.hostile import JPEG, provider_app, serve
-from tests.support.servers import ToLoopback
+from tests.support.servers import JPEG, ToLoopback, provider_app, serve
 
 pytestmark = pytest.mark.anyio
 

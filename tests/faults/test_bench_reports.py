@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hostile import JPEG, cli_env, provider_app, run_cli, serve
+from tests.support.cli import cli_env, run_cli
+from tests.support.servers import JPEG, provider_app, serve
 
 pytestmark = pytest.mark.anyio
 

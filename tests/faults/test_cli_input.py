@@ -18,23 +18,10 @@ import pytest
 
 import aioface
 from aioface import ConfigurationError, InvalidRequestError
-from tests.conftest import files_in
-from tests.support.hostile import (
-    JPEG,
-    PROVIDERS,
-    cli_env,
-    journal_lines,
-    mock_client,
-    mock_providers,
-    noise_jpeg,
-    paid,
-    paid_requests,
-    part_files,
-    provider_app,
-    run_cli,
-    run_op,
-    serve,
-)
+from tests.support.cli import cli_env, journal_lines, run_cli
+from tests.support.files import files_in, part_files
+from tests.support.mocks import mock_client, mock_providers, paid_requests, run_op
+from tests.support.servers import JPEG, PROVIDERS, noise_jpeg, paid, provider_app, serve
 
 pytestmark = pytest.mark.anyio
 

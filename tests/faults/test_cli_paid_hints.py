@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.support.hostile import cli_env, png_claiming, run_cli, serve
-from tests.support.servers import picture
+from tests.support.cli import cli_env, run_cli
+from tests.support.servers import picture, png_claiming, serve
 
 pytestmark = pytest.mark.anyio
 

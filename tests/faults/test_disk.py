@@ -23,26 +23,11 @@ import pytest
 
 import aioface
 from aioface import ConfigurationError, DownloadError, ImageRejectedError, InvalidRequestError
-from tests.conftest import files_in, image_bytes
-from tests.support.hostile import (
-    PROVIDERS,
-    cli_env,
-    fill,
-    journal_lines,
-    mock_client,
-    mock_providers,
-    noise_jpeg,
-    paid,
-    paid_requests,
-    part_files,
-    png_claiming,
-    provider_app,
-    remount_readonly,
-    run_cli,
-    run_op,
-    serve,
-    tmpfs,
-)
+from tests.support.cli import cli_env, journal_lines, run_cli
+from tests.support.disks import fill, remount_readonly, tmpfs
+from tests.support.files import files_in, image_bytes, part_files
+from tests.support.mocks import mock_client, mock_providers, paid_requests, run_op
+from tests.support.servers import PROVIDERS, noise_jpeg, paid, png_claiming, provider_app, serve
 
 pytestmark = pytest.mark.anyio
 

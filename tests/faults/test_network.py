@@ -27,8 +27,8 @@ from aioface import (
     RequestTimeoutError,
     RetryPolicy,
 )
-from tests.conftest import files_in, image_bytes
-from tests.support.hostile import png_claiming, serve, trickle
+from tests.support.files import files_in, image_bytes
+from tests.support.servers import png_claiming, serve, trickle
 
 pytestmark = pytest.mark.anyio
 

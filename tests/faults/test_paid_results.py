@@ -21,18 +21,10 @@ import aioface
 from aioface import DownloadError, PollPolicy, RetryPolicy, StorageError
 from aioface.jobs._batch import run_batch
 from aioface.results import _stream
-from tests.support.hostile import (
-    cli_env,
-    journal_lines,
-    noise_jpeg,
-    paid,
-    part_files,
-    png_claiming,
-    provider_app,
-    run_cli,
-    serve,
-    tmpfs,
-)
+from tests.support.cli import cli_env, journal_lines, run_cli
+from tests.support.disks import tmpfs
+from tests.support.files import part_files
+from tests.support.servers import noise_jpeg, paid, png_claiming, provider_app, serve
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 import aioface
 from aioface import FeedError, InvalidRequestError, PollPolicy, QuotaExceededError
-from tests.support.hostile import JPEG, RESULT, SUBMIT, serve
+from tests.support.servers import JPEG, RESULT, SUBMIT, serve
 
 pytestmark = pytest.mark.anyio
 FAST = PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, deadline=5)

@@ -17,7 +17,8 @@ import pytest
 from aioface import ConfigurationError
 from aioface.emulator import Emulator, EmulatorConfig
 from aioface.jobs._batch import JobError, Journal, parse_job, run_batch
-from tests.conftest import EmulatorProcess, files_in, image_bytes
+from tests.support.cli import EmulatorProcess
+from tests.support.files import files_in, image_bytes
 
 KEYS = ["cli-secret-key-0001", "cli-secret-token-0002", "cli-secret-key-0003"]
 

@@ -12,8 +12,7 @@ from aioface import TaskEvent
 from aioface._dispatch import RequestTiming
 from aioface.emulator import Emulator, Faults
 from aioface.jobs._bench import bench_ops, benchable, phase_seconds, run_comparison
-from tests.conftest import EmulatorProcess
-from tests.integration.test_cli import aioface
+from tests.support.cli import EmulatorProcess, aioface
 
 
 def test_phase_seconds_from_events() -> None:

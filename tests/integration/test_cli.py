@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import EmulatorProcess, files_in
+from tests.support.cli import EmulatorProcess, aioface
+from tests.support.files import files_in
 
 KEYS = ["cli-secret-key-0001", "cli-secret-token-0002", "cli-secret-key-0003"]
 COMMANDS = ["generate", "change-age", "swap", "batch", "emulator", "demo"]
@@ -24,10 +23,6 @@ def emulator() -> Iterator[EmulatorProcess]:
     emu.stop()
 
 
-def aioface(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aioface", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -10,8 +10,8 @@ import pytest
 
 from aioface.cli import app
 from aioface.providers import operations
-from tests.conftest import EmulatorProcess, files_in
-from tests.integration.test_cli import aioface
+from tests.support.cli import EmulatorProcess, aioface
+from tests.support.files import files_in
 
 main = app()
 URL = "https://cdn.acedata.cloud/n1lmd8.png"
@@ -121,7 +121,7 @@ def test_result_goes_on_waiting_for_a_task_submitted_earlier(emulator: EmulatorP
     import asyncio
 
     import aioface as lib
-    from tests.conftest import image_bytes
+    from tests.support.files import image_bytes
 
     env = emulator.env(tmp_path)
 
@@ -151,7 +151,7 @@ async def test_face_rects_and_swap_timeout_reach_the_provider(tmp_path: Path) ->
     """What the options put on the wire, seen by a server of the test's own (not only file names)."""
     from aiohttp import web
 
-    from tests.support.hostile import cli_env, run_cli
+    from tests.support.cli import cli_env, run_cli
     from tests.support.servers import picture, serve
 
     bodies: dict[str, dict[str, object]] = {}

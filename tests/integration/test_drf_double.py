@@ -44,7 +44,7 @@ def throttled(n: int) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def drf_redis() -> Iterator[str]:
-    """``REDIS_URL``, else a throw-away redis-server (aioface.testing.RedisServer) for this module; skip if none starts."""
+    """``REDIS_URL``, else a throw-away redis-server (``aioface.testing.RedisServer``); skip if none starts."""
     given = os.environ.get("REDIS_URL")
     if given:
         yield given

@@ -33,7 +33,8 @@ from aiohttp import web
 
 import aioface
 from aioface.emulator import Emulator
-from tests.conftest import EmulatorProcess, files_in
+from tests.support.cli import EmulatorProcess
+from tests.support.files import files_in
 from tests.support.servers import fake_proxy, picture, serve
 
 SRC = "https://cdn.acedata.cloud/n1lmd8.png"

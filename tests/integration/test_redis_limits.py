@@ -499,7 +499,7 @@ def test_sigkill_one_process_the_others_finish(strict_server: EmulatorProcess, r
 
 def test_cli_limits_store_option(redis_url: str, tmp_path: Path) -> None:
     from aioface._net import free_port
-    from tests.conftest import EmulatorProcess as CliEmulator
+    from tests.support.cli import EmulatorProcess as CliEmulator
 
     with CliEmulator("--time-scale", "600") as emu:
         env = emu.env(tmp_path)

@@ -23,7 +23,7 @@ from aioface import (
 from aioface._net import bound_port
 from aioface.emulator import Emulator, EmulatorConfig, Faults
 from aioface.jobs._batch import JobError, parse_job, run_batch
-from tests.conftest import files_in, image_bytes
+from tests.support.files import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
 FAST_RETRY = RetryPolicy(max_retries=3, base=0.01, cap=0.05, max_wait=2.0)

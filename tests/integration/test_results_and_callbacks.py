@@ -42,7 +42,7 @@ from aiohttp import web
 
 import aioface
 from aioface.emulator import Emulator, EmulatorConfig
-from tests.conftest import files_in
+from tests.support.files import files_in
 from tests.support.servers import ToLoopback, picture, serve
 
 pytestmark = pytest.mark.anyio
@@ -428,7 +428,7 @@ def test_other_spellings_of_this_host_are_local(url: str) -> None:
 
 async def test_cli_swap_past_its_timeout_says_how_to_go_on_waiting(tmp_path: Path) -> None:
     """The CLI user gets the task id and the command that fetches the paid result."""
-    from tests.support.hostile import cli_env, run_cli
+    from tests.support.cli import cli_env, run_cli
 
     async def swap(request: web.Request) -> web.Response:
         await request.read()

@@ -35,8 +35,7 @@ import anyio
 import pytest
 
 from aioface.emulator import Emulator, EmulatorConfig
-from tests.conftest import EmulatorProcess
-from tests.support.servers import LineReader
+from tests.support.cli import EmulatorProcess, LineReader
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 NOTICE = "facestudio 1/minute (Anon)"
@@ -219,7 +218,7 @@ async def test_a_failing_wait_hook_never_fails_the_request_and_a_views_own_limit
     """The hook is the caller's display: if it raises, the call still goes through (logged). A wait
     held by a view's own stricter limit (``with_options(limits=...)``) is announced like any other."""
     from aioface import Client, MockResponse, MockTransport
-    from tests.conftest import image_bytes
+    from tests.support.files import image_bytes
 
     seen: list[Any] = []
 

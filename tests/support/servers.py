@@ -1,18 +1,15 @@
-"""Tiny purpose-built servers for the field tests: real loopback HTTP (127.0.0.1, port 0), no emulator.
-
-Each plays one misbehaviour a real provider, CDN or proxy shows and the emulator does not.
-Only public aiohttp and asyncio APIs: nothing here reaches into aioface.
-"""
+"""Tiny misbehaving servers of the tests' own (real loopback HTTP, 127.0.0.1, port 0) and the images they serve."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
 import socket
-import subprocess
-import sys
-import threading
-import time
+import struct
+import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,8 +17,11 @@ from typing import Any
 
 import aiohttp
 import aiohttp.abc
+import anyio
 from aiohttp import web
 from PIL import Image
+
+from tests.support.files import image_bytes
 
 
 def picture(fmt: str = "PNG", size: tuple[int, int] = (96, 80), color: tuple[int, int, int] = (200, 120, 90)) -> bytes:
@@ -32,20 +32,6 @@ def picture(fmt: str = "PNG", size: tuple[int, int] = (96, 80), color: tuple[int
     buf = io.BytesIO()
     im.save(buf, fmt)
     return buf.getvalue()
-
-
-@asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 with a free port; yields its base URL."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 class ToLoopback(aiohttp.abc.AbstractResolver):
@@ -117,44 +103,119 @@ async def fake_proxy(
         await server.wait_closed()
 
 
-class LineReader:
-    """A child process whose merged stdout/stderr is read line by line in a thread (bounded waits)."""
+JPEG = image_bytes("JPEG", (64, 64))
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aioface", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
 
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+SUBMIT = "/api/portrait/editing/ai-face-swap"
 
-    def wait_for(self, needle: str, timeout: float) -> str | None:
-        """The first line containing ``needle`` within ``timeout`` seconds, else None."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if needle in line:
-                    return line
-            if self.proc.poll() is not None and not self._thread.is_alive():
-                break
-            time.sleep(0.05)
-        return next((line for line in list(self.lines) if needle in line), None)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._thread.join(5)
+RESULT = "/api/common/query-async-task-result"
+
+
+PROVIDERS = ["facestudio", "acedata", "ailab"]
+
+
+def noise_jpeg(side: int, quality: int = 95) -> bytes:
+    """A JPEG of random pixels: big for its size (about ``side * side * 1.1`` bytes at quality 95)."""
+    im = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width x height`` pixels (a decompression bomb by its header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 (a free port) and yield its base URL; handlers still running at
+    the end are cancelled after a short grace."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    site = web.SockSite(runner, sock)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def trickle(
+    request: web.Request, body: bytes, *, head: int, step: float, seconds: float = 10.0
+) -> web.StreamResponse:
+    """Answer 200 with ``Content-Length`` and ``body``: ``head`` bytes at once, then one byte every
+    ``step`` seconds for at most ``seconds`` (then the handler gives up and closes)."""
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg", "Content-Length": str(len(body))})
+    await resp.prepare(request)
+    await resp.write(body[:head])
+    with anyio.move_on_after(seconds), contextlib.suppress(ConnectionError):
+        for i in range(head, len(body)):
+            await anyio.sleep(step)
+            await resp.write(body[i : i + 1])
+    return resp
+
+
+def provider_app(
+    hits: Counter[str], image: bytes, *, stall_after: int | None = None, queries: list[dict[str, str]] | None = None
+) -> web.Application:
+    """A fake of all three providers on one host, counting requests by path in ``hits``.
+
+    Face Studio answers ``image``; Ace Data answers an ``image_url`` here; AILab creates a task
+    that is done at the first poll. ``stall_after``: Face Studio answers that many images, then
+    sends the headers and the first bytes of each further one and stalls (until the client leaves).
+    ``queries`` collects Face Studio's query parameters.
+    """
+    app = web.Application(client_max_size=32 * 1024 * 1024)
+
+    async def generate(request: web.Request) -> web.StreamResponse:
+        hits[request.path] += 1
+        if queries is not None:
+            queries.append(dict(request.query))
+        if stall_after is not None and hits[request.path] > stall_after:
+            return await trickle(request, image, head=1024, step=5.0, seconds=60.0)
+        return web.Response(body=image, content_type="image/jpeg", headers={"X-User-Class": "Professional"})
+
+    async def ace(request: web.Request) -> web.Response:
+        hits[request.path] += 1
+        await request.read()
+        return web.json_response({"success": True, "image_url": f"http://{request.host}/img.jpg", "task_id": "t"})
+
+    async def ailab_submit(request: web.Request) -> web.Response:
+        hits[request.path] += 1
+        await request.read()
+        return web.json_response({"error_code": 0, "task_id": "t-1"})
+
+    async def ailab_poll(request: web.Request) -> web.Response:
+        hits[request.path] += 1
+        img = f"http://{request.host}/img.jpg"
+        return web.json_response({"error_code": 0, "task_status": 2, "data": {"image": img}})
+
+    async def img(request: web.Request) -> web.Response:
+        hits[request.path] += 1
+        return web.Response(body=image, content_type="image/jpeg")
+
+    app.router.add_get("/v1/generate", generate)
+    app.router.add_post("/face/{op}", ace)
+    app.router.add_post("/api/portrait/editing/ai-face-swap", ailab_submit)
+    app.router.add_get("/api/common/query-async-task-result", ailab_poll)
+    app.router.add_get("/img.jpg", img)
+    return app
+
+
+def paid(hits: Counter[str]) -> int:
+    """Requests that start paid work (Face Studio generations, Ace Data calls, AILab submissions)."""
+    return sum(
+        n
+        for path, n in hits.items()
+        if path in ("/v1/generate", "/api/portrait/editing/ai-face-swap") or path.startswith("/face/")
+    )

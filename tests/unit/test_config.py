@@ -23,7 +23,7 @@ from aioface import (
     _config,
 )
 from aioface.jobs import _budget
-from tests.support.hostile import JPEG, provider_app, serve
+from tests.support.servers import JPEG, provider_app, serve
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from aioface import (
 )
 from aioface.emulator import Emulator
 from aioface.transports._base import RequestSpec, Response
-from tests.conftest import image_bytes
+from tests.support.files import image_bytes
 
 pytestmark = pytest.mark.anyio
 

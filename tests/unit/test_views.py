@@ -27,7 +27,7 @@ from aioface import (
 from aioface.emulator import Emulator, Faults
 from aioface.transports import AiohttpTransport
 from aioface.transports._base import RequestSpec, Response
-from tests.conftest import image_bytes
+from tests.support.files import image_bytes
 
 pytestmark = pytest.mark.anyio
 IMAGE = "https://cdn.acedata.cloud/f5687u.png"
@@ -129,6 +129,9 @@ async def test_the_views_timeout_goes_with_every_request(
     assert timeouts and set(timeouts) == {VIEW_TIMEOUT}, transport.sent
 
 
+# Tasks still running at their first poll (under load a 0.1 s task could end before it, and an
+# ended task announces nothing before its result).
+@pytest.mark.aioface_emulator(task_duration=2.0)
 @pytest.mark.parametrize(("name", "provider", "call"), CALLS, ids=IDS)
 async def test_the_views_on_status_hears_every_call(
     emu: Emulator, tmp_path: Path, name: str, provider: str, call: Callable[..., Awaitable[object]]

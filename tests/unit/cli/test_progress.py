@@ -9,7 +9,7 @@ import pytest
 
 from aioface import CallbackReceiver, PollPolicy, TaskEvent, TaskFailedError
 from aioface.emulator import Emulator, Faults
-from tests.conftest import image_bytes
+from tests.support.files import image_bytes
 
 pytestmark = pytest.mark.anyio
 FAST_POLL = PollPolicy(initial=0.02, factor=1.0, jitter=0.0, deadline=10)

@@ -10,7 +10,7 @@ from pathlib import Path
 from aioface.jobs._budget import views, window_use
 from aioface.limits import Rate
 from aioface.limits._persist import BudgetStore, budget_path
-from tests.integration.test_cli import aioface
+from tests.support.cli import aioface
 
 KEY = "cli-secret-key-0001"
 
@@ -91,7 +91,7 @@ def test_cli_shows_and_resets_the_budget_kept_in_redis(redis_url: str, tmp_path:
     import redis
 
     from aioface import Client, MockResponse, MockTransport
-    from tests.conftest import image_bytes
+    from tests.support.files import image_bytes
 
     url = redis_url.rsplit("/", 1)[0] + "/9"  # a database of its own
     r = redis.Redis.from_url(url)

@@ -18,7 +18,7 @@ from aioface import (
     TaskTimeoutError,
 )
 from aioface.emulator import Emulator, EmulatorConfig, Faults
-from tests.conftest import files_in
+from tests.support.files import files_in
 
 pytestmark = pytest.mark.anyio
 SRC = "https://cdn.acedata.cloud/n1lmd8.png"

@@ -17,7 +17,7 @@ from aioface import (
 from aioface.providers.acedata import _adapter as acedata
 from aioface.providers.ailab import _adapter as ailab
 from aioface.providers.facestudio import _adapter as facestudio
-from tests.conftest import image_bytes
+from tests.support.files import image_bytes
 
 
 def test_facestudio_params_are_converted() -> None:

@@ -16,7 +16,7 @@ from aioface import (
     TaskTimeoutError,
 )
 from aioface.emulator import Emulator, EmulatorConfig, Faults
-from tests.conftest import files_in, image_bytes
+from tests.support.files import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
 FAST = PollPolicy(initial=0.02, factor=1.5, max_interval=0.1, deadline=5)

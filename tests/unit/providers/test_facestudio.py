@@ -17,7 +17,7 @@ from aioface import (
     RetryPolicy,
 )
 from aioface.emulator import Emulator, EmulatorConfig
-from tests.conftest import files_in
+from tests.support.files import files_in
 
 pytestmark = pytest.mark.anyio
 

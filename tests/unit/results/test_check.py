@@ -13,8 +13,8 @@ import pytest
 from aioface import DownloadError, ProtocolError
 from aioface.results._check import FIRST_BYTES, BodyCheck
 from aioface.results._stream import save_stream
-from tests.conftest import files_in, image_bytes
-from tests.support.hostile import png_claiming
+from tests.support.files import files_in, image_bytes
+from tests.support.servers import png_claiming
 
 pytestmark = pytest.mark.anyio
 JPEG = image_bytes("JPEG", (40, 30))

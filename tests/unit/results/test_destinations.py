@@ -10,7 +10,7 @@ import pytest
 from aioface import Client, DownloadError, MockRequest, MockResponse, MockTransport
 from aioface.emulator import Emulator
 from aioface.results import _stream
-from tests.conftest import files_in, image_bytes
+from tests.support.files import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
 JPEG = image_bytes("JPEG", (48, 32))

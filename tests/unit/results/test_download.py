@@ -13,7 +13,7 @@ from aioface import DownloadError, InvalidRequestError, ProtocolError, RetryPoli
 from aioface._net import check_http_url, safe_name
 from aioface.emulator import Emulator, EmulatorConfig, Faults
 from aioface.results._stream import stream_to_file
-from tests.conftest import files_in, image_bytes
+from tests.support.files import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
 

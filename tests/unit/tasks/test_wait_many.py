@@ -10,7 +10,7 @@ import pytest
 
 from aioface import APIError, PollPolicy, TaskEvent, TaskFailedError, TaskTimeoutError
 from aioface.emulator import Emulator, EmulatorConfig, Faults
-from tests.conftest import image_bytes
+from tests.support.files import image_bytes
 
 pytestmark = pytest.mark.anyio
 FAST = PollPolicy(initial=0.02, factor=1.5, max_interval=0.1, deadline=5)

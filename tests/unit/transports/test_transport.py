@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import aioface
-from tests.conftest import image_bytes
+from tests.support.files import image_bytes
 
 pytestmark = pytest.mark.anyio
 
