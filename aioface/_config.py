@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._errors import ConfigurationError
 from ._retry import RetryPolicy
-from .results._download import DEFAULT_MAX_BYTES
+from .results._check import DEFAULT_MAX_BYTES
 from .tasks._polling import PollPolicy
 
 if TYPE_CHECKING:  # limits/ reads its names from here: import it only where used
-    from .limits import LimitsStore, Rate
+    from .limits._protocols import LimitsStore
+    from .limits._rate import Rate
 
 
 class ProviderSpec(Protocol):
@@ -190,7 +191,7 @@ def _provider(
         raise ConfigurationError(f"{name} base URL must start with http:// or https://, got {url!r}")
     if limits is None:
         limits = env.get(provider_env(name, LIMITS)) or None
-    from .limits import parse_limits
+    from .limits._rate import parse_limits
 
     explicit = None if limits is None else (parse_limits(limits) if isinstance(limits, str) else tuple(limits))
     return ProviderConfig(name, key.strip(), source, url.rstrip("/"), explicit, dict(options or {}))
