@@ -171,7 +171,8 @@ class FaceAnalysis:
         return key in self.raw
 
     def to_json(self) -> dict[str, Any]:
-        """Everything: the size, the model version and every key point of every face."""
+        """Everything: the size, the model version, every key point of every face, and any other
+        field the provider sent."""
         d: dict[str, Any] = {
             "provider": self.provider,
             "face_num": len(self.faces),
@@ -182,6 +183,8 @@ class FaceAnalysis:
         }
         if self.request_id:
             d["request_id"] = self.request_id
+        # Whatever else the provider sent, under its own names (the faces are above, typed).
+        d.update({k: v for k, v in self.raw.items() if k not in d and k != "face_shape_set"})
         return d
 
     def table(self) -> tuple[list[str], list[list[object]]]:
@@ -234,6 +237,7 @@ class Liveness:
             d["is_live"] = self.is_live
         if self.request_id:
             d["request_id"] = self.request_id
+        d.update({k: v for k, v in self.raw.items() if k not in d})  # whatever else the provider sent
         return d
 
     def table(self) -> tuple[list[str], list[list[object]]]:
