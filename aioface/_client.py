@@ -32,7 +32,8 @@ from .providers._base import Secret
 from .providers.acedata import AceData
 from .providers.ailab import AILab
 from .providers.facestudio import FaceStudio
-from .results._download import DEFAULT_MAX_BYTES, Dest, image_size
+from .results._check import DEFAULT_MAX_BYTES, image_size
+from .results._dest import Dest
 from .tasks._fanout import FanOut, Outcome, map_all
 from .tasks._polling import DurationLearners, PollPolicy
 from .transports._base import AsyncTransport

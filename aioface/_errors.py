@@ -19,6 +19,7 @@
     │   ├── RateLimitError          429 (retry_after says when to try again)
     │   │   └── QuotaExceededError  out of credit or daily budget: waiting a little will not help
     │   └── ServerError             5xx
+    │       └── GenerationTimeoutError  the provider gave up on a job (Ace's 504 timeout): never retried
     ├── TaskError                   an asynchronous task did not give a result (task_id)
     │   ├── TaskFailedError         the provider says the task failed
     │   └── TaskTimeoutError        no result before the deadline
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ServerError",
+    "GenerationTimeoutError",
     "StorageError",
     "TaskError",
     "TaskFailedError",
@@ -227,6 +229,11 @@ class QuotaExceededError(RateLimitError):
 
 class ServerError(APIError):
     """5xx: the provider failed."""
+
+
+class GenerationTimeoutError(ServerError):
+    """The provider gave up on a job it was doing while we waited (Ace Data's 504 ``timeout`` of a
+    synchronous swap): it may have been billed, so it is never retried; no task id comes with it."""
 
 
 class TaskError(AiofaceError):

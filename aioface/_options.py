@@ -21,7 +21,7 @@ from ._config import DEFAULT_TIMEOUT, check_overrides, check_policies
 from ._retry import RetryPolicy
 from ._types import TaskEvent
 from .limits import RateLimiter
-from .results._download import DEFAULT_MAX_BYTES
+from .results._check import DEFAULT_MAX_BYTES
 from .tasks._polling import DurationLearners, PollPolicy
 
 #: ``on_status(event)``: called (or awaited, if it returns an awaitable) on each task status change.

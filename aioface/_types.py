@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 #: What a task is doing: waiting at the provider, being made, its image coming down, finished.
 TaskStatus = Literal["queued", "processing", "callback", "downloading", "done", "failed"]
@@ -85,26 +85,82 @@ class ImageResult:
         return d
 
 
+class Point(NamedTuple):
+    """One key point of a face, in the picture's pixels."""
+
+    x: float
+    y: float
+
+
+#: The named key-point lists of a face in Ace Data's ``/face/analyze`` answer (90 points in all).
+FACE_PARTS = (
+    "face_profile",
+    "left_eye",
+    "right_eye",
+    "left_eye_brow",
+    "right_eye_brow",
+    "left_pupil",
+    "right_pupil",
+    "nose",
+    "mouth",
+)
+
+
 @dataclass(frozen=True)
 class FaceInfo:
-    """One face of a :class:`FaceAnalysis`: what the provider said, the common fields typed."""
+    """One face of a :class:`FaceAnalysis`: its key points, as the provider named them.
 
-    age: int | None = None
-    #: The provider's code (Ace Data: 0 female, 1 male, as its change-gender docs number them).
-    gender: int | None = None
-    beauty: float | None = None
+    Ace Data sends 90 points per face: ``face_profile`` (21), ``left_eye``/``right_eye`` (8 each),
+    ``left_eye_brow``/``right_eye_brow`` (8 each), ``left_pupil``/``right_pupil`` (1 each),
+    ``nose`` (13), ``mouth`` (22). A list the answer lacks is empty.
+    """
+
+    face_profile: tuple[Point, ...] = ()
+    left_eye: tuple[Point, ...] = ()
+    right_eye: tuple[Point, ...] = ()
+    left_eye_brow: tuple[Point, ...] = ()
+    right_eye_brow: tuple[Point, ...] = ()
+    left_pupil: tuple[Point, ...] = ()
+    right_pupil: tuple[Point, ...] = ()
+    nose: tuple[Point, ...] = ()
+    mouth: tuple[Point, ...] = ()
     #: Everything else the provider said of this face, under its own names.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points(self) -> tuple[Point, ...]:
+        """Every key point of the face, part after part."""
+        return tuple(p for part in FACE_PARTS for p in getattr(self, part))
+
+    def box(self) -> tuple[float, float, float, float] | None:
+        """(x, y, width, height) around every key point; None without points."""
+        pts = self.points
+        if not pts:
+            return None
+        xs, ys = [p.x for p in pts], [p.y for p in pts]
+        return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {part: [{"x": p.x, "y": p.y} for p in getattr(self, part)] for part in FACE_PARTS}
+        d.update(self.extra)
+        return d
+
+
+def _num(v: float) -> str:
+    return f"{v:g}"
 
 
 @dataclass(frozen=True)
 class FaceAnalysis:
-    """A face analysis (Ace Data ``/face/analyze``): the faces found and the provider's own JSON.
-
-    ``analysis["face_num"]`` still reads the provider's JSON (``raw``)."""
+    """A face analysis (Ace Data ``/face/analyze``): each face's key points, the picture's size and
+    the model version the provider used; ``raw`` is the provider's own JSON (``analysis["..."]``
+    reads it)."""
 
     provider: str
     faces: tuple[FaceInfo, ...]
+    image_width: int | None = None
+    image_height: int | None = None
+    face_model_version: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     request_id: str | None = None
 
@@ -115,26 +171,52 @@ class FaceAnalysis:
         return key in self.raw
 
     def to_json(self) -> dict[str, Any]:
-        faces = [{"age": f.age, "gender": f.gender, "beauty": f.beauty, **f.extra} for f in self.faces]
-        d: dict[str, Any] = {"provider": self.provider, "face_num": len(self.faces), "faces": faces}
+        """Everything: the size, the model version, every key point of every face, and any other
+        field the provider sent."""
+        d: dict[str, Any] = {
+            "provider": self.provider,
+            "face_num": len(self.faces),
+            "image_width": self.image_width,
+            "image_height": self.image_height,
+            "face_model_version": self.face_model_version,
+            "faces": [f.to_json() for f in self.faces],
+        }
         if self.request_id:
             d["request_id"] = self.request_id
+        # Whatever else the provider sent, under its own names (the faces are above, typed).
+        d.update({k: v for k, v in self.raw.items() if k not in d and k != "face_shape_set"})
         return d
 
     def table(self) -> tuple[list[str], list[list[object]]]:
-        """(columns, rows), one row a face, for printing."""
-        return ["face", "age", "gender", "beauty"], [
-            [i + 1, f.age, f.gender, f.beauty] for i, f in enumerate(self.faces)
-        ]
+        """(columns, rows), one row a face: its key points and the box around them, for printing."""
+        size = f"{self.image_width}x{self.image_height}" if self.image_width and self.image_height else None
+        rows: list[list[object]] = []
+        for i, f in enumerate(self.faces):
+            box = f.box()
+            rows.append(
+                [
+                    i + 1,
+                    len(f.points),
+                    None if box is None else f"{_num(box[0])},{_num(box[1])} {_num(box[2])}x{_num(box[3])}",
+                    size,
+                    self.face_model_version,
+                ]
+            )
+        return ["face", "key points", "box (x,y wxh)", "image", "model"], rows
 
 
 @dataclass(frozen=True)
 class Liveness:
-    """A liveness check (Ace Data ``/face/detect-live``): is it a live face, with the provider's score."""
+    """A liveness check (Ace Data ``/face/detect-live``): the provider's score and model version.
+
+    The provider decides nothing: ``is_live`` is None unless the caller gave a ``threshold`` (then
+    ``score >= threshold``)."""
 
     provider: str
-    is_live: bool | None
-    score: float | None = None
+    score: float | None
+    face_model_version: str | None = None
+    is_live: bool | None = None
+    threshold: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     request_id: str | None = None
 
@@ -145,13 +227,26 @@ class Liveness:
         return key in self.raw
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"provider": self.provider, "is_live": self.is_live, "score": self.score}
+        d: dict[str, Any] = {
+            "provider": self.provider,
+            "score": self.score,
+            "face_model_version": self.face_model_version,
+        }
+        if self.threshold is not None:
+            d["threshold"] = self.threshold
+            d["is_live"] = self.is_live
         if self.request_id:
             d["request_id"] = self.request_id
+        d.update({k: v for k, v in self.raw.items() if k not in d})  # whatever else the provider sent
         return d
 
     def table(self) -> tuple[list[str], list[list[object]]]:
-        return ["is_live", "score"], [[self.is_live, self.score]]
+        columns = ["score", "model"]
+        row: list[object] = [self.score, self.face_model_version]
+        if self.threshold is not None:
+            columns += ["threshold", "is_live"]
+            row += [self.threshold, self.is_live]
+        return columns, [row]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from .._config import LIMITS_STORE_ENV
 from .._errors import ConfigurationError, InvalidRequestError
 from ..limits import parse_limits
 from ..providers import BatchOp, operations, providers
-from ..results._download import check_destination
+from ..results._dest import check_destination
 
 #: An item of a command's fan-out: (file stem, the operation's parameters).
 Named = tuple[str, dict[str, Any]]

@@ -81,6 +81,7 @@ class Emulator:
         opts: dict[str, Any] = {
             "keys": dict.fromkeys(names, DEMO_KEY),
             "base_urls": dict.fromkeys(names, self.url),
+            "options": {"acedata": {"platform_url": self.url}},  # Ace Data's file uploads, here too
             "time_scale": self.config.time_scale,
             "persist_limits": "state_dir" in kwargs,
             "env": {},

@@ -112,11 +112,25 @@ async def ailab_result(request: web.Request) -> web.StreamResponse:
     if task.stuck or elapsed < task.duration:
         status = 0 if elapsed < task.duration * 0.3 else 1
         return json_response(_ailab_envelope(task_status=status))
-    if task.fail:
+    if task.fail:  # 3: failed, as the official SDK reads it (the docs list 0, 1 and 2 only)
         return json_response(_ailab_envelope(task_status=3, data={}))
     if task.result is None:
         task.result = st.new_file(hash(task_id) % 4096, 35, 320, "jpeg")
     return json_response(_ailab_envelope(task_status=2, data={"image": f"{origin(request)}/files/{task.result}"}))
+
+
+async def ailab_credits(request: web.Request) -> web.StreamResponse:
+    """``GET /api/common/query-credits`` (the SDK's ``commonQueryCredits``): the account's balance,
+    ``ailab_credits`` when it is set (else a large made-up one), in the SDK's ``data`` list."""
+    st = request.app[STATE]
+    denied = _ailab_auth(request, st)
+    if denied is not None:
+        return denied
+    balance = float(st.ailab_credits) if st.ailab_credits is not None else 1_000_000.0
+    total = float(st.config.ailab_credits) if st.config.ailab_credits is not None else balance
+    entry = {"unique_sign": "emulator", "name": "AI Face Swap", "balance": balance, "total": total}
+    await st.latency()
+    return json_response(_ailab_envelope(data=[entry]))
 
 
 def fault(status: int) -> web.Response:
@@ -128,3 +142,4 @@ def setup(app: web.Application) -> None:
     mount(app, "ailab", "/api/", fault)
     app.router.add_post("/api/portrait/editing/ai-face-swap", ailab_swap)
     app.router.add_get("/api/common/query-async-task-result", ailab_result)
+    app.router.add_get("/api/common/query-credits", ailab_credits)

@@ -14,6 +14,8 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     entry = st.files.get(request.match_info["name"])
     if entry is None or entry.missing or entry.expires <= st.now():
         return web.Response(status=404, text="Not Found")
+    if entry.data is not None:  # an uploaded file, as it came
+        return web.Response(body=entry.data, headers={"Content-Type": entry.content_type})
     data = render(entry.seed, entry.age, entry.size, entry.fmt)
     pad = st.config.result_padding
     resp = web.StreamResponse(headers={"Content-Type": f"image/{entry.fmt}"})

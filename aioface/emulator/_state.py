@@ -13,7 +13,7 @@ from typing import Any
 from ._durations import Durations
 
 #: Fault kinds the emulator can inject.
-FAULT_KINDS = ("500", "502", "503", "504", "429", "reset", "truncate", "bad_json", "stall", "stall_body")
+FAULT_KINDS = ("500", "502", "503", "504", "429", "403", "reset", "truncate", "bad_json", "stall", "stall_body")
 
 
 @dataclass
@@ -116,6 +116,9 @@ class Task:
     #: Ace Data: the seed of the image, and the final answer once retrieved.
     seed: int = 0
     answer: dict[str, Any] | None = None
+    #: Ace Data: the swap's request body, shown in its task record; when it was made (wall clock).
+    request: dict[str, Any] | None = None
+    wall: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -126,6 +129,9 @@ class FileEntry:
     fmt: str
     expires: float
     missing: bool = False
+    #: An uploaded file's own bytes (Ace Data's platform upload), served as they came.
+    data: bytes | None = None
+    content_type: str = ""
 
 
 class State:
@@ -189,6 +195,14 @@ class State:
         missing = self.rng.random() < self.config.faults.result_missing
         ttl = self.config.result_ttl / self.config.time_scale
         self.files[name] = FileEntry(seed, age, size, fmt, self.now() + ttl, missing)
+        return name
+
+    def add_upload(self, data: bytes, filename: str, content_type: str) -> str:
+        """Keep an uploaded file; its name under ``/files/``."""
+        ext = filename.rsplit(".", 1)[-1] if "." in filename else "bin"
+        name = f"{uuid.uuid4()}.{ext}"
+        ttl = self.config.result_ttl / self.config.time_scale
+        self.files[name] = FileEntry(0, 0, 0, "", self.now() + ttl, data=data, content_type=content_type)
         return name
 
     def pick_fault(self, provider: str) -> str | None:

@@ -21,7 +21,7 @@ from .._errors import ConfigurationError, InvalidRequestError, StorageError, Tas
 from .._options import Options, applied
 from .._types import Result, TaskEvent
 from ..providers import get, providers
-from ..results._download import check_destination
+from ..results._dest import check_destination
 from ..tasks._fanout import FanOut
 
 #: The phases of a call, from its task events (plus ``limiter wait`` from the HTTP timings).

@@ -64,6 +64,10 @@ class PollPolicy:
     Every wait is scaled by a random factor in ``[1 - jitter, 1 + jitter]`` so that many tasks
     started together do not poll in lockstep. ``deadline`` bounds the whole wait (seconds from
     submission); no wait reaches past it.
+
+    ``floor``: the fewest seconds between two polls of one task. None (default): the provider's own
+    (AILab 5 s, Ace Data 3 s, as their SDKs poll; divided by the client's ``time_scale``); give a
+    number to change it (``0`` for none). The schedule decides when, above it.
     """
 
     initial: float = 0.5
@@ -75,6 +79,7 @@ class PollPolicy:
     min_interval: float = 0.1
     spacing: float = 0.24
     min_samples: int = 20
+    floor: float | None = None
 
     def __post_init__(self) -> None:
         # Written as "not (ok)" so that NaN, which compares false with everything, is refused too.
@@ -84,6 +89,14 @@ class PollPolicy:
             raise ConfigurationError("PollPolicy.deadline must be > 0")
         if not (self.min_interval > 0 and self.spacing > 0 and self.min_samples >= 1):
             raise ConfigurationError("PollPolicy needs min_interval > 0, spacing > 0, min_samples >= 1")
+        if self.floor is not None and not self.floor >= 0:
+            raise ConfigurationError("PollPolicy.floor must be >= 0 seconds (or None: the provider's)")
+
+    def with_floor(self, provider_floor: float, time_scale: float = 1.0) -> PollPolicy:
+        """This policy with ``floor`` set: its own if given, else ``provider_floor / time_scale``."""
+        if self.floor is not None:
+            return self
+        return replace(self, floor=provider_floor / time_scale)
 
     def scaled(self, time_scale: float) -> PollPolicy:
         """The same schedule on a clock that runs ``time_scale`` times faster (for an emulator whose
@@ -98,6 +111,7 @@ class PollPolicy:
             deadline=self.deadline / k,
             min_interval=self.min_interval / k,
             spacing=self.spacing / math.sqrt(k),
+            floor=None if self.floor is None else self.floor / k,
         )
 
 
@@ -396,14 +410,29 @@ class DurationLearner:
 
 
 def next_delay(
-    policy: PollPolicy, elapsed: float, learner: DurationLearner | None = None, rng: random.Random | None = None
+    policy: PollPolicy,
+    elapsed: float,
+    learner: DurationLearner | None = None,
+    rng: random.Random | None = None,
+    *,
+    polled: bool = False,
 ) -> float | None:
     """Seconds to wait before the next poll of a task submitted ``elapsed`` seconds ago, or None
     when the deadline has come. Learned when ``policy.learn`` and ``learner`` know enough, else
-    backoff; jittered; never past ``policy.deadline``."""
+    backoff; jittered; never past ``policy.deadline``; after a poll (``polled``) at least
+    ``policy.floor``, the provider's shortest interval between two polls of one task."""
     left = policy.deadline - elapsed
     if left <= 0:
         return None
+    d = _next_delay(policy, elapsed, learner, rng, left)
+    if polled and policy.floor:
+        d = min(max(d, policy.floor), left)
+    return d
+
+
+def _next_delay(
+    policy: PollPolicy, elapsed: float, learner: DurationLearner | None, rng: random.Random | None, left: float
+) -> float:
     u = (rng or random).random()
     if policy.learn and learner is not None:
         x = learner.next_poll(elapsed, policy.spacing * policy.spacing, policy.min_samples)

@@ -284,7 +284,7 @@ class WaitMany(Generic[T]):
             return self._end(row, None, self._failed(task_id, code), at)
         self._seen[row] = running
         self._pending[row] = at
-        delay = next_delay(policy, at, self._learner, self._rng)
+        delay = next_delay(policy, at, self._learner, self._rng, polled=True)
         if delay is None:
             return self._end(row, None, self._timed_out(task_id, policy.deadline), None)
         self._push(anyio.current_time() + delay, row)

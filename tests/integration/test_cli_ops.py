@@ -45,13 +45,14 @@ def test_image_ops_and_typed_facts(emulator: EmulatorProcess, tmp_path: Path) ->
     r = aioface("analyze", URL, "--json", env=env)
     assert r.returncode == 0, r.stderr
     line = json.loads(r.stdout)
-    assert line["provider"] == "acedata" and line["face_num"] == 1 and set(line["faces"][0]) >= {"age", "gender"}
+    # The spec's shapes (issue 20): 90 key points per face, no age/gender/beauty; a score, no is_live.
+    assert line["provider"] == "acedata" and line["face_num"] == 1 and len(line["faces"][0]["mouth"]) == 22
     r = aioface("analyze", URL, env=env)
-    assert r.returncode == 0 and "beauty" in r.stdout and "age" in r.stdout  # a table
+    assert r.returncode == 0 and "key points" in r.stdout and "90" in r.stdout  # a table
     r = aioface("detect-live", URL, URL, "--json", env=env)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [x["is_live"] for x in lines] == [True, True] and all(isinstance(x["score"], float) for x in lines)
+    assert all(isinstance(x["score"], float) and "is_live" not in x for x in lines)
 
 
 def test_bad_values_are_usage_errors_and_send_nothing(emulator: EmulatorProcess, tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_batch_runs_the_family(emulator: EmulatorProcess, tmp_path: Path) -> Non
     recs = {x["id"]: x for x in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     assert all(x["ok"] for x in recs.values()), recs
     assert recs["a"]["face_num"] == 1 and "path" not in recs["a"]
-    assert recs["l"]["is_live"] is True
+    assert isinstance(recs["l"]["score"], float) and "is_live" not in recs["l"]  # the spec sends no is_live
     assert recs["g"]["path"] == "g.png" and recs["r"]["path"] == "r.png"
     # A rerun pays for nothing again: facts are done by their journal line alone, images by their file.
     r = aioface("batch", str(jobs), "--out", str(out), "-q", env=emulator.env(tmp_path))

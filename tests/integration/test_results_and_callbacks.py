@@ -42,6 +42,7 @@ from aiohttp import web
 
 import aioface
 from aioface.emulator import Emulator, EmulatorConfig
+from aioface.providers.acedata import GenerationTimeoutError
 from tests.support.files import files_in
 from tests.support.servers import ToLoopback, picture, serve
 
@@ -196,17 +197,20 @@ def _ace_tasks_server(img: bytes, state: dict[str, int]) -> web.Application:
     return app
 
 
-async def test_sync_swap_answered_with_only_a_task_id_raises_with_the_task_id(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sync", [False, True])
+async def test_a_swap_answered_with_a_task_id_is_polled_never_lost(tmp_path: Path, sync: bool) -> None:
+    """Issue 20 changed this: a task id (the answer to ``async: true``, or a sync swap answered so) is
+    polled to its result with one swap request, instead of raised."""
     state: dict[str, int] = {}
     async with (
         serve(_ace_tasks_server(picture(), state)) as base,
-        _client(acedata_token="t", acedata_base_url=base) as c,
+        _client(acedata_token="t", acedata_base_url=base, poll=aioface.PollPolicy(floor=0.01)) as c,
     ):
-        with pytest.raises(aioface.TaskTimeoutError) as ei:
-            await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "s", timeout=5)
-    assert ei.value.task_id == "t-1" and "t-1" in str(ei.value)
+        r = await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "s", timeout=5, sync=sync)
+    assert r.task_id == "t-1" and r.path is not None and r.path.name == "s.png"
     assert state["swaps"] == 1  # never resubmitted (that would pay twice)
-    assert files_in(tmp_path) == []
+    assert state["retrieves"] == 2
+    assert files_in(tmp_path) == ["s.png"]
 
 
 async def test_a_timed_out_sync_swap_can_be_waited_for(tmp_path: Path) -> None:
@@ -218,16 +222,19 @@ async def test_a_timed_out_sync_swap_can_be_waited_for(tmp_path: Path) -> None:
     assert state["retrieves"] >= 2 and "swaps" not in state
 
 
-async def test_emulator_answers_a_task_id_on_timeout_and_the_task_can_be_awaited(tmp_path: Path) -> None:
-    """The docs: with ``timeout`` the call "returns directly on timeout" - with the task id, not a made-up 500."""
+async def test_emulator_answers_504_to_a_sync_swap_past_its_timeout(tmp_path: Path) -> None:
+    """The spec (issue 20): a synchronous swap whose ``timeout`` passes answers 504 ``timeout`` with no task
+    id: a typed timeout error, not retried (it may be billed), saying how to avoid it."""
     async with Emulator(EmulatorConfig(swap_duration=1.5, seed=2)) as emu, emu.client() as c:
-        with pytest.raises(aioface.TaskTimeoutError) as ei:
-            await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "s", timeout=1)
-        task_id = ei.value.task_id
-        assert task_id
-        r = await c.acedata.result(task_id, tmp_path / "s", wait_timeout=10)
-    assert r.task_id == task_id and r.bytes == r.path.stat().st_size
-    assert emu.stats["acedata_requests"] >= 2 and files_in(tmp_path) == ["s.png"]
+        with pytest.raises(GenerationTimeoutError) as ei:
+            await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "s", timeout=1, sync=True)
+        assert emu.stats["acedata_requests"] == 1  # not retried
+        r = await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "s", timeout=1)  # async: true
+    e = ei.value
+    assert isinstance(e, aioface.ServerError) and (e.status, e.code) == (504, "timeout")
+    assert "sync=True" in str(e) and "async" in str(e)
+    assert r.task_id and r.bytes == r.path.stat().st_size
+    assert files_in(tmp_path) == ["s.png"]
 
 
 # --------------------------------------------------------------------- callbacks to nowhere

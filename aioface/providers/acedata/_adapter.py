@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from ..._errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    GenerationTimeoutError,
+    ImageRejectedError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -23,8 +26,8 @@ from ..._errors import (
 )
 from ..._net import check_http_url
 from ..._retry import parse_retry_after
-from ..._types import FaceAnalysis, FaceInfo, Liveness
-from ...transports._base import RequestSpec
+from ..._types import FACE_PARTS, FaceAnalysis, FaceInfo, Liveness, Point
+from ...transports._base import FormFile, RequestSpec
 from .._base import decode_json, decode_json_object, header, require_int
 
 PROVIDER = "acedata"
@@ -47,14 +50,34 @@ _CODE_CLASSES: dict[str, type[APIError]] = {
     "used_up": QuotaExceededError,
     "not_found": NotFoundError,
     "api_error": ServerError,
-    "timeout": ServerError,
+    # The spec: a synchronous swap whose ``timeout`` passed answers 504 {"error": {"code": "timeout"}}.
+    "timeout": GenerationTimeoutError,
 }
 
 
-def _face_rect(rect: object, i: int) -> dict[str, int]:
+def _face_rect(rect: object, name: str) -> dict[str, float]:
+    """``{x, y, width, height}``, numbers (the spec gives no range, so none is checked)."""
     if not isinstance(rect, Mapping) or set(rect) != {"x", "y", "width", "height"}:
-        raise InvalidRequestError(f"face_rects[{i}] must have exactly x, y, width, height", param="face_rects")
-    return {k: require_int(rect[k], f"face_rects[{i}].{k}", 0, 100_000) for k in ("x", "y", "width", "height")}
+        raise InvalidRequestError(f"{name} must have exactly x, y, width, height", param="face_rects")
+    return {k: number(rect[k], f"{name}.{k}") for k in ("x", "y", "width", "height")}
+
+
+def number(value: object, name: str) -> float:
+    """A number (int or float, not a bool); the spec gives no range, so none is checked."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidRequestError(f"{name} must be a number, got {value!r}", param=name)
+    return value
+
+
+def _rects(infos: list[dict[str, Any]], face_rects: Sequence[object] | None, what: str) -> None:
+    if face_rects is None:
+        return
+    if isinstance(face_rects, (str, bytes)) or not isinstance(face_rects, Sequence):
+        raise InvalidRequestError("face_rects must be a list, one rectangle per face", param="face_rects")
+    if len(face_rects) != len(infos):
+        raise InvalidRequestError(f"face_rects must have one entry per {what}", param="face_rects")
+    for i, rect in enumerate(face_rects):
+        infos[i]["face_rect"] = _face_rect(rect, f"face_rects[{i}]")
 
 
 def _int(value: object, name: str) -> int:
@@ -75,45 +98,102 @@ def change_age_body(image_url: str, ages: Sequence[int], face_rects: Sequence[ob
     """``{"image_url", "age_infos": [{"age": A, "face_rect"?}]}``: one entry per face.
 
     Only what the docs say is checked: an http(s) image URL and an integer age per entry. How many
-    faces and which ages the model takes is the provider's to answer.
+    faces and which ages the model takes is the provider's to answer. GUIDE ONLY: ``face_rect`` per
+    age is what the integration guide calls "the face's age and region"; the spec lists ``age`` only.
     """
     check_http_url(image_url, param="image_url")
     infos: list[dict[str, Any]] = [{"age": _int(a, "ages")} for a in _entries(ages, "ages")]
-    if face_rects is not None:
-        if len(face_rects) != len(infos):
-            raise InvalidRequestError("face_rects must have one entry per age", param="face_rects")
-        for i, rect in enumerate(face_rects):
-            infos[i]["face_rect"] = _face_rect(rect, i)
+    _rects(infos, face_rects, "age")
     return {"image_url": image_url, "age_infos": infos}
 
 
-def change_gender_body(image_url: str, genders: Sequence[int]) -> dict[str, Any]:
-    """``{"image_url", "gender_infos": [{"gender": 0|1}]}`` (0 male to female, 1 female to male)."""
+def change_gender_body(
+    image_url: str, genders: Sequence[int], face_rects: Sequence[object] | None = None
+) -> dict[str, Any]:
+    """``{"image_url", "gender_infos": [{"gender": 0|1, "face_rect"?}]}`` (0 male to female, 1 female
+    to male); the spec's ``face_rect`` ``{x, y, width, height}`` per face, when given."""
     check_http_url(image_url, param="image_url")
-    infos = [{"gender": require_int(g, "genders", 0, 1)} for g in _entries(genders, "genders")]
+    infos: list[dict[str, Any]] = [{"gender": require_int(g, "genders", 0, 1)} for g in _entries(genders, "genders")]
+    _rects(infos, face_rects, "gender")
     return {"image_url": image_url, "gender_infos": infos}
 
 
 def image_body(image_url: str) -> dict[str, Any]:
-    """``{"image_url"}`` for analyze, beautify, cartoon and detect-live."""
+    """``{"image_url"}`` for cartoon (and the others without their options)."""
     return {"image_url": check_http_url(image_url, param="image_url")}
 
 
-def swap_body(
-    source_url: str, target_url: str, timeout: int | None = None, callback_url: str | None = None
+def _options(
+    body: dict[str, Any], given: Mapping[str, object], numbers: tuple[str, ...], strings: tuple[str, ...]
 ) -> dict[str, Any]:
-    """``{"source_image_url", "target_image_url", "timeout"?, "callback_url"?}``.
+    for k, v in given.items():
+        if v is None:
+            continue
+        if k in numbers:
+            body[k] = number(v, k)
+        elif k in strings:
+            if not isinstance(v, str) or not v:
+                raise InvalidRequestError(f"{k} must be a non-empty string, got {v!r}", param=k)
+            body[k] = v
+        else:  # a programming error: only the spec's parameters reach here
+            raise InvalidRequestError(f"unknown parameter {k!r}", param=k)
+    return body
 
-    ``timeout`` is seconds ("the processing timeout"); the docs bound it nowhere, so neither do we.
+
+#: The spec's optional numbers of ``/face/beautify`` (no range given).
+BEAUTIFY_OPTIONS = ("smoothing", "whitening", "face_lifting", "eye_enlarging")
+
+
+def beautify_body(image_url: str, **options: float | None) -> dict[str, Any]:
+    """``{"image_url", "smoothing"?, "whitening"?, "face_lifting"?, "eye_enlarging"?}`` (numbers)."""
+    return _options(image_body(image_url), options, BEAUTIFY_OPTIONS, ())
+
+
+def analyze_body(
+    image_url: str,
+    mode: float | None = None,
+    face_model_version: str | None = None,
+    need_rotate_detection: float | None = None,
+) -> dict[str, Any]:
+    """``{"image_url", "mode"?, "face_model_version"?, "need_rotate_detection"?}`` (the spec's types)."""
+    given = {"mode": mode, "face_model_version": face_model_version, "need_rotate_detection": need_rotate_detection}
+    return _options(image_body(image_url), given, ("mode", "need_rotate_detection"), ("face_model_version",))
+
+
+def detect_live_body(image_url: str, face_model_version: str | float | None = None) -> dict[str, Any]:
+    """``{"image_url", "face_model_version"?}``: the spec types it a number here (a string in analyze and
+    in both answers), so either is sent as given."""
+    body = image_body(image_url)
+    if face_model_version is not None:
+        if isinstance(face_model_version, str):
+            return _options(body, {"face_model_version": face_model_version}, (), ("face_model_version",))
+        body["face_model_version"] = number(face_model_version, "face_model_version")
+    return body
+
+
+def swap_body(
+    source_url: str,
+    target_url: str,
+    timeout: float | None = None,
+    callback_url: str | None = None,
+    *,
+    asynchronous: bool = False,
+) -> dict[str, Any]:
+    """``{"source_image_url", "target_image_url", "timeout"?, "callback_url"?, "async"?}``.
+
+    ``timeout`` is seconds, a number (the spec's type); no bound is given, so none is checked.
+    ``asynchronous`` sends ``async: true``: the provider answers at once with a task id.
     """
     body: dict[str, Any] = {
         "source_image_url": check_http_url(source_url, param="source_url"),
         "target_image_url": check_http_url(target_url, param="target_url"),
     }
     if timeout is not None:
-        body["timeout"] = _int(timeout, "timeout")
+        body["timeout"] = number(timeout, "timeout")
     if callback_url is not None:
         body["callback_url"] = check_http_url(callback_url, param="callback_url")
+    if asynchronous:
+        body["async"] = True
     return body
 
 
@@ -141,6 +221,11 @@ def _error_from(status: int, headers: Mapping[str, str], data: Any) -> APIError:
     else:
         code, message = f"http_{status}", f"HTTP {status}"
     cls = _CODE_CLASSES.get(code) or api_error_for_status(status)
+    if cls is GenerationTimeoutError:
+        message = (
+            f"{message} (the synchronous swap passed its timeout; it may have been billed, so it is not "
+            "retried: swap without sync=True, which sends async: true and polls the task, to avoid this)"
+        )
     trace = data.get("trace_id") if isinstance(data, dict) else None
     retry_after = parse_retry_after(headers, time.time()) if status == 429 else None
     return cls(
@@ -171,39 +256,88 @@ def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[s
 
 
 def _number(v: object) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    """A number, or a string holding one (the provider's score arrives as either)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            f = float(v.strip())
+        except ValueError:
+            return None
+        return f if f == f else None
+    return None
+
+
+def _either(p: Mapping[str, Any], k: str) -> object:
+    v = p.get(k)
+    return p.get(k.upper()) if v is None else v
+
+
+def _points(value: object, part: str) -> tuple[Point, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ProtocolError(f"{PROVIDER} analyze answer: {part} is not a list of points")
+    out = []
+    for p in value:
+        # The spec's own example spells some points {"X", "Y"}: both spellings are read.
+        x, y = (_number(_either(p, "x")), _number(_either(p, "y"))) if isinstance(p, Mapping) else (None, None)
+        if x is None or y is None:
+            raise ProtocolError(f"{PROVIDER} analyze answer: a point of {part} is not {{x, y}}")
+        out.append(Point(x, y))
+    return tuple(out)
+
+
+def _str(v: object) -> str | None:
+    return str(v) if isinstance(v, (str, int, float)) and not isinstance(v, bool) else None
+
+
+def analysis(data: Mapping[str, Any]) -> FaceAnalysis:
+    """``/face/analyze``'s answer (the spec): ``image_width``, ``image_height``,
+    ``face_model_version`` and ``face_shape_set``, per face its named key-point lists; anything
+    else stays in ``raw`` and each face's ``extra``."""
+    shapes = data.get("face_shape_set")
+    if shapes is None:
+        shapes = []
+    if not isinstance(shapes, list):
+        raise ProtocolError(f"{PROVIDER} analyze answer: face_shape_set is not a list")
+    faces = []
+    for f in shapes:
+        if not isinstance(f, Mapping):
+            raise ProtocolError(f"{PROVIDER} analyze answer: a face is not an object")
+        parts = {part: _points(f.get(part), part) for part in FACE_PARTS}
+        extra = {k: v for k, v in f.items() if k not in FACE_PARTS}
+        faces.append(FaceInfo(**parts, extra=extra))
+    trace = data.get("trace_id")
+    return FaceAnalysis(
+        PROVIDER,
+        tuple(faces),
+        _integer(data.get("image_width")),
+        _integer(data.get("image_height")),
+        _str(data.get("face_model_version")),
+        dict(data),
+        str(trace) if trace else None,
+    )
 
 
 def _integer(v: object) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def analysis(data: Mapping[str, Any]) -> FaceAnalysis:
-    """``/face/analyze``'s answer, typed where it has the usual fields (``faces: [{age, gender,
-    beauty, ...}]``); anything else stays in ``raw`` and each face's ``extra``."""
-    faces_raw = data.get("faces")
-    if faces_raw is None:
-        faces_raw = data.get("face_infos", [])
-    if not isinstance(faces_raw, list):
-        raise ProtocolError(f"{PROVIDER} analyze answer: faces is not a list")
-    faces = []
-    for f in faces_raw:
-        if not isinstance(f, Mapping):
-            raise ProtocolError(f"{PROVIDER} analyze answer: a face is not an object")
-        extra = {k: v for k, v in f.items() if k not in ("age", "gender", "beauty")}
-        faces.append(FaceInfo(_integer(f.get("age")), _integer(f.get("gender")), _number(f.get("beauty")), extra))
+def liveness(data: Mapping[str, Any], threshold: float | None = None) -> Liveness:
+    """``/face/detect-live``'s answer (the spec): ``{score, face_model_version}``, the score a
+    number or a numeric string. ``is_live`` only from the caller's ``threshold``."""
+    score = _number(data.get("score"))
     trace = data.get("trace_id")
-    return FaceAnalysis(PROVIDER, tuple(faces), dict(data), str(trace) if trace else None)
-
-
-def liveness(data: Mapping[str, Any]) -> Liveness:
-    """``/face/detect-live``'s answer: ``is_live`` and ``score`` typed, the rest in ``raw``."""
-    live = data.get("is_live")
-    trace = data.get("trace_id")
+    live = None if threshold is None or score is None else score >= threshold
     return Liveness(
         PROVIDER,
-        live if isinstance(live, bool) else None,
-        _number(data.get("score")),
+        score,
+        _str(data.get("face_model_version")),
+        live,
+        threshold,
         dict(data),
         str(trace) if trace else None,
     )
@@ -218,9 +352,21 @@ def image_result_fields(data: Mapping[str, Any]) -> tuple[str, int | None]:
     return url, size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
+def _int_field(v: object) -> int | None:
+    """An integer, or a string of one (the spec types swap's ``image_width``/``image_height`` as strings)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.strip().isdigit():
+        return int(v)
+    return None
+
+
 def result_extra(data: Mapping[str, Any]) -> dict[str, int]:
-    """The provider's own ``image_width``/``image_height``/``image_size`` (integers only), for the result."""
-    return {k: v for k in RESULT_FIELDS if isinstance(v := data.get(k), int) and not isinstance(v, bool)}
+    """The provider's own ``image_width``/``image_height``/``image_size`` (integers, or strings of
+    one), for the result."""
+    return {k: n for k in RESULT_FIELDS if (n := _int_field(data.get(k))) is not None}
 
 
 def task_id_of(data: Mapping[str, Any]) -> str:
@@ -279,10 +425,15 @@ def unwrap_callback(body: bytes | str | Mapping[str, Any], task_id: str | None =
     return check_callback(data, task_id)
 
 
-# GUESS, not in the face docs: Ace Data Cloud's other services answer ``POST /<service>/tasks``
-# with ``{"id": ..., "action": "retrieve"}`` as ``{"id", "response": <the answer>}`` once done
-# (no ``response`` before); the face family is assumed to do the same.
+# GUESS, not in the face docs: Ace Data Cloud's other services (and its SDK's fallback for any
+# service) answer ``POST /<service>/tasks`` with ``{"id": ..., "action": "retrieve"}`` as a task record
+# holding the job's answer under ``response`` once done; the face family is assumed to do the same.
 TASKS_PATH = "/face/tasks"
+#: Status words of a task record (the SDK's ``task_status`` reads the same ones).
+DONE_WORDS = frozenset({"succeed", "succeeded", "success", "completed", "complete", "finished"})
+FAILED_WORDS = frozenset({"failed", "failure", "error", "cancelled", "canceled", "rejected"})
+#: The SDK polls a task every 3 s: aioface polls one task no more often (``PollPolicy.floor``).
+POLL_FLOOR = 3.0
 
 
 def task_request(base_url: str, token: str, task_id: str) -> RequestSpec:
@@ -292,12 +443,111 @@ def task_request(base_url: str, token: str, task_id: str) -> RequestSpec:
     return RequestSpec("POST", base_url.rstrip("/") + TASKS_PATH, headers, json=body, idempotent=True)
 
 
-def parse_task(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
-    """The task's final answer, or None while it runs."""
-    data = decode_json_object(PROVIDER, status, body, "a task")
-    response = data.get("response")
-    if response is None:
-        return None
-    if not isinstance(response, dict):
-        raise ProtocolError(f"{PROVIDER} task response is not an object")
-    return response
+def _words(node: Mapping[str, Any]) -> set[str]:
+    return {v.lower() for k in ("status", "state") if isinstance(v := node.get(k), str)}
+
+
+def parse_task(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """A task record (a JSON object)."""
+    return decode_json_object(PROVIDER, status, body, "a task")
+
+
+def task_outcome(record: Mapping[str, Any], task_id: str) -> dict[str, Any] | None:
+    """The swap's answer once the task is done, None while it runs; :class:`TaskFailedError` when it
+    failed (an error, ``success: false`` or a failure status word), :class:`ProtocolError` when it
+    says it is done but holds no image.
+
+    Done: the record carries the answer (``response`` with an ``image_url``), or a success status word
+    (or ``success: true`` with ``finished_at``). Anything else (no record of an end, an unknown
+    status word) is a task still running: it is polled until the deadline.
+    """
+    response = record.get("response")
+    node: Mapping[str, Any] = response if isinstance(response, Mapping) else record
+    words = _words(record) | _words(node)
+    err = node.get("error") or record.get("error")
+    if words & FAILED_WORDS or err or node.get("success") is False or record.get("success") is False:
+        msg = err.get("message") if isinstance(err, Mapping) else err
+        raise TaskFailedError(
+            f"{PROVIDER} swap task {task_id} failed: {msg or ', '.join(sorted(words)) or 'success: false'}",
+            provider=PROVIDER,
+            task_id=task_id,
+        )
+    finished = node.get("finished_at") is not None or record.get("finished_at") is not None
+    says_done = bool(words & DONE_WORDS) or (
+        finished and (node.get("success") is True or record.get("success") is True)
+    )
+    if isinstance(response, Mapping) and isinstance(response.get("image_url"), str):
+        return dict(response)
+    if says_done:
+        raise ProtocolError(f"{PROVIDER} task {task_id} says it finished but holds no image_url")
+    return None
+
+
+#: Ace Data Cloud's platform (file uploads), where the API's base URL is the default one.
+DEFAULT_PLATFORM_URL = "https://platform.acedata.cloud"
+#: The SDK's ``files.upload``: multipart field ``file``, the same bearer token.
+UPLOAD_PATH = "/api/v1/files/"
+#: aioface's own cap on a local image sent for upload (the platform documents none).
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """A local image that passed the checks, ready to upload."""
+
+    data: bytes
+    filename: str
+    content_type: str
+
+
+def check_upload(data: bytes, param: str) -> LocalImage:
+    """At most :data:`MAX_UPLOAD_BYTES`, an image Pillow reads, not a decompression bomb; else
+    :class:`ImageRejectedError` (the platform names no formats, so any image is sent)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageRejectedError(
+            f"{param} is {len(data)} bytes; aioface uploads at most {MAX_UPLOAD_BYTES} (10 MiB)",
+            param=param,
+            rule="max_bytes",
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format or ""
+            im.size  # noqa: B018 - the header is read
+    except Image.DecompressionBombError:
+        raise ImageRejectedError(
+            f"{param} claims more pixels than Pillow's MAX_IMAGE_PIXELS (a decompression bomb)",
+            param=param,
+            rule="dimensions",
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise ImageRejectedError(f"{param} is not a readable image", param=param, rule="format") from None
+    mime = Image.MIME.get(fmt, "application/octet-stream")
+    ext = {"JPEG": "jpg"}.get(fmt, fmt.lower() or "bin")
+    return LocalImage(data, f"{param}.{ext}", mime)
+
+
+def upload_request(platform_url: str, token: str, data: bytes, filename: str, content_type: str) -> RequestSpec:
+    """POST a local image to the platform's file API (safe to repeat: it starts no paid work)."""
+    headers = {"accept": "application/json", "authorization": f"Bearer {token}"}
+    files = (FormFile("file", data, filename, content_type),)
+    return RequestSpec("POST", platform_url.rstrip("/") + UPLOAD_PATH, headers, files=files, idempotent=True)
+
+
+def parse_upload(status: int, headers: Mapping[str, str], body: bytes) -> str:
+    """The uploaded file's URL. GUESS: the answer's shape is not in the spec; the first http(s)
+    string under ``url``, ``file_url``, ``download_url`` (or those inside ``data``) is taken."""
+    data = decode_json_object(PROVIDER, status, body, "an upload answer")
+    if data.get("success") is False or "error" in data:
+        raise _error_from(status if status >= 400 else 500, headers, data)
+    nodes: list[Any] = [data, data.get("data")]
+    if isinstance(data.get("data"), list) and data["data"]:
+        nodes.append(data["data"][0])
+    for node in nodes:
+        if isinstance(node, Mapping):
+            for k in ("url", "file_url", "download_url"):
+                v = node.get(k)
+                if isinstance(v, str) and v.startswith(("http://", "https://")):
+                    return v
+    raise ProtocolError(f"{PROVIDER} upload answer holds no file URL")

@@ -12,6 +12,7 @@ from ..._net import check_http_url
 from ..._types import ImageResult
 from .._base import BatchOp, BenchOp, ProviderSpec, result_op
 from . import _adapter as _ailab
+from ._adapter import Credits
 from ._namespace import AILab, ImageInput
 
 
@@ -54,4 +55,4 @@ SPEC = ProviderSpec(
     emulator="aioface.emulator._ailab:setup",
 )
 
-__all__ = ["SPEC", "AILab", "ImageInput"]
+__all__ = ["SPEC", "AILab", "Credits", "ImageInput"]

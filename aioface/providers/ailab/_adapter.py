@@ -29,9 +29,12 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_SIDE = 4096  # exclusive: "less than 4096x4096px"
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
-# The docs list task_status 0 (queued), 1 (processing) and 2 (done). GUESS: 3 as "failed" is what some
-# clients report, not documented; any status but 0, 1 or 2 is treated as the task having failed.
+# The docs list task_status 0 (queued), 1 (processing) and 2 (done); the official SDK (ailabtools-sdk
+# ``wait_for_task``) treats 3 as failed and keeps polling on any other value: so does aioface.
 QUEUED, PROCESSING, DONE, FAILED = 0, 1, 2, 3
+#: The SDK's ``wait_for_task`` polls every 5 s: aioface polls one task no more often (``PollPolicy.floor``).
+POLL_FLOOR = 5.0
+CREDITS_PATH = "/api/common/query-credits"
 
 #: 429 codes that mean "out of credit": never retried.
 QUOTA_CODES = frozenset({"ERROR_NOT_ENOUGH_CREDITS", "ERROR_INSUFFICIENT_BALANCE"})
@@ -156,15 +159,74 @@ def task_id_of(data: Mapping[str, Any]) -> str:
     return tid
 
 
-def task_state(data: Mapping[str, Any]) -> tuple[int, str | None]:
-    """(task_status, result image URL when done)."""
-    status = data.get("task_status")
-    if not isinstance(status, int) or isinstance(status, bool):
-        raise ProtocolError(f"{PROVIDER} task answer has no task_status")
+def _status(v: object) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v)
+    return None
+
+
+def task_state(data: Mapping[str, Any]) -> tuple[int | None, str | None]:
+    """(task_status, result image URL when done). The status is read where the SDK reads it:
+    ``data.taskStatus``, then ``data.task_status``, then a top-level ``task_status``; None when none
+    of them holds a number (a status unknown to us: the task is polled on)."""
+    payload = data.get("data")
+    inner: Mapping[str, Any] = payload if isinstance(payload, dict) else {}
+    status = None
+    for raw in (inner.get("taskStatus"), inner.get("task_status"), data.get("task_status")):
+        if raw is not None:
+            status = _status(raw)
+            break
     url = None
     if status == DONE:
-        payload = data.get("data")
-        url = payload.get("image") if isinstance(payload, dict) else None
+        url = inner.get("image") or data.get("image")
         if not isinstance(url, str) or not url:
             raise ProtocolError(f"{PROVIDER} task is done but data.image is missing")
     return status, url
+
+
+def credits_request(base_url: str, key: str) -> RequestSpec:
+    """GET the account's credits (the SDK's ``commonQueryCredits``); safe to repeat."""
+    return RequestSpec("GET", base_url.rstrip("/") + CREDITS_PATH, {"ailabapi-api-key": key})
+
+
+@dataclass(frozen=True)
+class Credits:
+    """What ``GET /api/common/query-credits`` says of the account: ``balance`` and ``total`` of its
+    first entry (None if absent), every entry as sent in ``raw``."""
+
+    balance: float | None
+    total: float | None
+    raw: dict[str, Any]
+    request_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": PROVIDER, "balance": self.balance, "total": self.total, "data": self.raw.get("data")}
+
+    def table(self) -> tuple[list[str], list[list[object]]]:
+        return ["balance", "total"], [[self.balance, self.total]]
+
+
+def _float(v: object) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def credits(data: Mapping[str, Any]) -> Credits:
+    """The credits answer (``data``: a list of ``{balance, total, ...}``, or one such object)."""
+    entries = data.get("data")
+    first = entries[0] if isinstance(entries, list) and entries else entries
+    first = first if isinstance(first, dict) else {}
+    rid = data.get("request_id")
+    return Credits(_float(first.get("balance")), _float(first.get("total")), dict(data), str(rid) if rid else None)

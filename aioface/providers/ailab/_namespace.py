@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import AsyncIterable, Iterable
@@ -20,7 +21,7 @@ from ..._errors import (
 )
 from ..._net import check_http_url
 from ..._types import ImageResult
-from ...results._download import Dest, check_dest
+from ...results._dest import Dest, check_dest
 from ...tasks._polling import PollPolicy, next_delay
 from ...tasks._waitmany import PollKind, TaskRef, WaitMany
 from ...transports._base import RequestSpec, Response
@@ -30,9 +31,12 @@ from . import _adapter as _ailab
 ImageInput = str | os.PathLike[str] | bytes
 
 
-def _read_local(path: Path, param: str) -> bytes:
-    """A regular file's bytes, read with the cap enforced while reading (a FIFO, a device or a
-    symlink to one is refused without blocking: it would read for ever or exhaust memory)."""
+def _read_local(
+    path: Path, param: str, max_bytes: int = _ailab.MAX_BYTES, limit: str = "AILab accepts at most 5 MB"
+) -> bytes:
+    """A regular file's bytes, read with the cap (``max_bytes``, said as ``limit``) enforced while
+    reading (a FIFO, a device or a symlink to one is refused without blocking: it would read for
+    ever or exhaust memory)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -46,9 +50,9 @@ def _read_local(path: Path, param: str) -> bytes:
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
             size += len(chunk)
-            if size > _ailab.MAX_BYTES:
+            if size > max_bytes:
                 raise ImageRejectedError(
-                    f"{param} is over {_ailab.MAX_BYTES} bytes; AILab accepts at most 5 MB",
+                    f"{param} is over {max_bytes} bytes; {limit}",
                     param=param,
                     rule="max_bytes",
                 )
@@ -59,7 +63,21 @@ def _read_local(path: Path, param: str) -> bytes:
         os.close(fd)
 
 
-_KINDS: dict[int, PollKind] = {_ailab.QUEUED: "queued", _ailab.PROCESSING: "processing", _ailab.DONE: "done"}
+log = logging.getLogger("aioface")
+
+_KINDS: dict[int | None, PollKind] = {
+    _ailab.QUEUED: "queued",
+    _ailab.PROCESSING: "processing",
+    _ailab.DONE: "done",
+    _ailab.FAILED: "failed",
+}
+
+
+def _unknown(task_id: str, status: int | None, logged: set[str]) -> None:
+    """An unknown task_status: polled on until the deadline (as the SDK does), logged once a task."""
+    if task_id not in logged:
+        logged.add(task_id)
+        log.warning("ailab task %s: unknown task_status %r; polling on until the deadline", task_id, status)
 
 
 def _failed(task_id: str, status: int) -> TaskFailedError:
@@ -108,13 +126,24 @@ class AILab(ProviderNamespace):
         spec = _ailab.submit_request(ctx.base_url, key, t, tp)
         return await ctx.call_json(spec, _ailab.parse_result)
 
-    async def task(self, task_id: str) -> tuple[int, str | None]:
-        """One poll: (task_status, result URL when done)."""
+    async def credits(self) -> _ailab.Credits:
+        """The account's remaining credits (``GET /api/common/query-credits``, as the SDK asks)."""
+        ctx = self._ctx
+        spec = _ailab.credits_request(ctx.base_url, ctx.key() or "")
+        return _ailab.credits(await ctx.call_json(spec, _ailab.parse_result))
+
+    def _policy(self, poll: PollPolicy | None) -> PollPolicy:
+        """``poll`` (or the client's) with the provider's floor between two polls, unless it sets one."""
+        settings = self._ctx.settings
+        return (poll or settings.poll).with_floor(_ailab.POLL_FLOOR, settings.time_scale)
+
+    async def task(self, task_id: str) -> tuple[int | None, str | None]:
+        """One poll: (task_status, result URL when done); the status is None when the answer holds none."""
         ctx = self._ctx
         spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
         return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
 
-    async def _poll_at(self, task_id: str, at: float) -> tuple[int, str | None]:
+    async def _poll_at(self, task_id: str, at: float) -> tuple[int | None, str | None]:
         """One poll, sent no earlier than ``at`` (``anyio.current_time()``). The wait is spent in the
         provider's gate, which wakes this task once, when its time has come and a connection is
         free: 100,000 waits do not each wake on a timer only to queue for one of 100 connections."""
@@ -156,7 +185,8 @@ class AILab(ProviderNamespace):
         seen: int | None,
     ) -> str:
         """:meth:`wait`; ``seen``: the status already announced (a swap announces ``queued`` at submit)."""
-        policy = poll or self._ctx.settings.poll
+        policy = self._policy(poll)
+        logged: set[str] = set()
         rng = self._ctx.settings.rng
         known_age = first_delay or submitted_at is not None
         learner = self._ctx.settings.durations.get(self._ctx.name, "swap") if known_age else None
@@ -178,17 +208,19 @@ class AILab(ProviderNamespace):
                         else:
                             await self._ctx.status("processing", task_id=task_id, code=status)
                     seen = status
-                    if status not in (_ailab.QUEUED, _ailab.PROCESSING):
+                    if status not in (_ailab.QUEUED, _ailab.PROCESSING, _ailab.DONE, _ailab.FAILED):
+                        _unknown(task_id, status, logged)
+                    elif status not in (_ailab.QUEUED, _ailab.PROCESSING):
                         ended = True
                         if learner is not None:
                             learner.finish(token, pending, at)
                         if status != _ailab.DONE:
                             await self._ctx.status("failed", task_id=task_id, code=status)
-                            raise _failed(task_id, status)
+                            raise _failed(task_id, _ailab.FAILED)
                         assert url is not None
                         return url
                     pending = at
-                    delay = next_delay(policy, at, learner, rng)
+                    delay = next_delay(policy, at, learner, rng, polled=True)
         finally:
             if learner is not None and not ended:
                 learner.abandon(token, pending)
@@ -223,12 +255,17 @@ class AILab(ProviderNamespace):
         """
         ctx = self._ctx
         settings = ctx.settings
-        policy = poll or settings.poll
+        policy = self._policy(poll)
+        logged: set[str] = set()
 
         async def poll_once(task_id: str) -> tuple[PollKind, int, str | None]:
             spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
             status, url = _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
-            return _KINDS.get(status, "failed"), status, url
+            kind = _KINDS.get(status)
+            if kind is None:  # unknown: polled on (as still processing) until the deadline
+                _unknown(task_id, status, logged)
+                kind = "processing"
+            return kind, -1 if status is None else status, url
 
         async def announce(kind: PollKind, task_id: str, code: int) -> None:
             await ctx.status(kind, task_id=task_id, code=code)

@@ -8,7 +8,7 @@ from typing import Any
 from ..._errors import InvalidRequestError
 from ..._types import ImageResult
 from ...limits import Rate
-from ...results._download import Dest, prepare_dest
+from ...results._dest import Dest, prepare_dest
 from .._base import ProviderContext, ProviderNamespace
 from . import _adapter as _fs
 

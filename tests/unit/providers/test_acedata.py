@@ -36,7 +36,9 @@ async def test_change_age_and_image_family(emu: Emulator, tmp_path: Path) -> Non
     assert aged.path.name == "aged.png" and aged.format == "png" and aged.width == 256
     assert aged.source_url is not None and aged.source_url.startswith(emu.url)
     assert {gender.path.name, pretty.path.name, toon.path.name} == {"gender.png", "pretty.png", "toon.png"}
-    assert analysis["face_num"] == 1 and "is_live" in live
+    # The spec's shapes: 90 key points per face; a score and no is_live (issue 20 changed both).
+    assert len(analysis.faces) == 1 and len(analysis.faces[0].points) == 90
+    assert live.score is not None and live.is_live is None and "is_live" not in live
     assert files_in(tmp_path) == ["aged.png", "gender.png", "pretty.png", "toon.png"]
 
 

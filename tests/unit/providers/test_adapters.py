@@ -158,8 +158,7 @@ def test_ailab_task_states() -> None:
     assert ailab.task_state({"task_status": 2, "data": {"image": "https://x/1.jpg"}}) == (2, "https://x/1.jpg")
     with pytest.raises(ProtocolError):
         ailab.task_state({"task_status": 2, "data": {}})
-    with pytest.raises(ProtocolError):
-        ailab.task_state({})
+    assert ailab.task_state({}) == (None, None)  # no status: unknown, polled on (issue 20, as the SDK does)
 
 
 def test_ailab_image_checks() -> None:

@@ -19,7 +19,8 @@ from aioface.emulator import Emulator, EmulatorConfig, Faults
 from tests.support.files import files_in, image_bytes
 
 pytestmark = pytest.mark.anyio
-FAST = PollPolicy(initial=0.02, factor=1.5, max_interval=0.1, deadline=5)
+# floor=0: the emulator's tasks take a tenth of a second; the provider's 5 s between polls is lowered here.
+FAST = PollPolicy(initial=0.02, factor=1.5, max_interval=0.1, deadline=5, floor=0)
 
 
 async def test_swap_from_path_bytes_and_url(emu: Emulator, tmp_path: Path) -> None:
@@ -72,7 +73,7 @@ async def test_failed_and_stuck_tasks(tmp_path: Path) -> None:
                 await c.ailab.swap(tmp_path / "f", source=image_bytes(), target=image_bytes())
             assert ei.value.task_id
     async with Emulator(EmulatorConfig(faults=Faults(task_stuck=1.0))) as emu:
-        async with emu.client(poll=PollPolicy(initial=0.05, max_interval=0.2, deadline=0.6)) as c:
+        async with emu.client(poll=PollPolicy(initial=0.05, max_interval=0.2, deadline=0.6, floor=0)) as c:
             with pytest.raises(TaskTimeoutError):
                 await c.ailab.swap(tmp_path / "s", source=image_bytes(), target=image_bytes())
         polls = emu.stats["ailab_polls"]
