@@ -18,6 +18,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="variants besides bare aiohttp (default: all)")
     a = ap.parse_args()
     n, rounds = (60, 1) if a.quick else (a.n, a.rounds)
-    variants = {
+    variants: dict[str, Callable[[str, Path], None]] = {
         "bare aiohttp": lambda u, o: asyncio.run(run_aiohttp(u, n, a.c, o)),
         "aioface": lambda u, o: asyncio.run(run_aioface(u, n, a.c, o)),
         "httpx.AsyncClient": lambda u, o: asyncio.run(run_httpx(u, n, a.c, o)),

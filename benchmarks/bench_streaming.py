@@ -101,8 +101,8 @@ def main() -> None:
             data = json.loads(r.stdout.strip().splitlines()[-1])
             rows.append({"variant": variant, **data, "mb_per_s": data["bytes"] / data["seconds"] / 1e6})
     base = rows[1]["peak_rss_mb"]
-    for r in rows:
-        r["rss_ratio_vs_whole_body"] = r["peak_rss_mb"] / base
+    for row in rows:
+        row["rss_ratio_vs_whole_body"] = row["peak_rss_mb"] / base
     report(
         "streaming",
         rows,

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any
+from typing import Any, Self
 
 from .._net import free_port
 
@@ -57,7 +57,7 @@ class EmulatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
-    def __enter__(self) -> EmulatorProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,7 +16,6 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -113,7 +112,7 @@ async def test_cli_with_a_broken_cache_dir_says_so_once_and_exits_2(tmp_path: Pa
 
 
 # ------------------------------------------------------------------------------ 3. the destination
-def _dest_problem(kind: str, tmp: Path, stack: Any) -> Path:
+def _dest_problem(kind: str, tmp: Path, stack: contextlib.ExitStack) -> Path:
     """A destination that cannot be written, and the folder to check afterwards."""
     if kind == "is a directory":
         (tmp / "x.jpg").mkdir()

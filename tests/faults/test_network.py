@@ -176,6 +176,7 @@ async def test_acedata_swap_by_callback_sent_in_two_pieces(tmp_path: Path) -> No
                 callback=rx,
                 wait_timeout=3,
             )
+    assert r.path is not None
     assert r.task_id == "t-1" and r.path.read_bytes() == JPEG
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def _write_jobs(path: Path, lines: list[object]) -> None:
     path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
 
 
-def _journal(out: Path) -> list[dict[str, object]]:
+def _journal(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
@@ -90,7 +91,7 @@ async def test_batch_mixed_jobs_bad_lines_and_resume(tmp_path: Path) -> None:
         evil = by_id["../evil"]["path"]
         assert isinstance(evil, str) and "/" not in evil and (out / evil).is_file()
         fails = [r for r in recs if not r["ok"]]
-        assert {f["error"]["code"] for f in fails} == {"invalid_job", "api_error"}  # type: ignore[index]
+        assert {f["error"]["code"] for f in fails} == {"invalid_job", "api_error"}
         sent = emu.stats["facestudio_requests"]
         # Rerun: the five done jobs are skipped; failures are tried again and recorded once.
         async with emu.client() as c:

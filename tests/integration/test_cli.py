@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from tests.support.cli import EmulatorProcess, aioface
 from tests.support.files import files_in
@@ -65,6 +65,7 @@ def test_lifetime_gif_frames_in_age_order(emulator: EmulatorProcess, tmp_path: P
     assert r.returncode == 0, r.stderr
     assert "12 ok, 0 failed" in r.stdout
     with Image.open(gif) as im:
+        assert isinstance(im, GifImagePlugin.GifImageFile)
         assert im.n_frames == 12 and im.size == (128, 128)
     assert files_in(tmp_path / "frames") == [f"age-{a:02d}.jpg" for a in range(1, 13)]
 

@@ -88,7 +88,7 @@ async def test_hair_length_and_facial_hair_take_strings_and_ints(tmp_path: Path)
             await c.facestudio.generate(tmp_path / "i", hair_length=10, facial_hair=3)
             for bad in ("11", "-1", "x", "7.5", "", 11, 2.0, True):
                 with pytest.raises(aioface.InvalidRequestError):
-                    await c.facestudio.generate(tmp_path / "bad", hair_length=bad)
+                    await c.facestudio.generate(tmp_path / "bad", hair_length=bad)  # type: ignore[arg-type]
     assert [(q["hair_length"], q["facial_hair"]) for q in queries] == [("7", "0"), ("10", "3")]
 
 
@@ -106,6 +106,7 @@ async def test_batch_takes_hair_length_as_the_docs_string(emulator: EmulatorProc
 async def test_change_age_sends_more_than_ten_faces_and_any_integer_age(emu: Emulator, tmp_path: Path) -> None:
     async with emu.client() as c:
         r = await c.acedata.change_age("https://cdn.acedata.cloud/f5687u.png", [30] * 11, tmp_path / "eleven")
+        assert r.path is not None
         assert r.path.exists()
         with pytest.raises(aioface.BadRequestError):  # the provider's answer, not a local refusal
             await c.acedata.change_age("https://cdn.acedata.cloud/f5687u.png", [5], tmp_path / "five")
@@ -242,6 +243,7 @@ async def test_http_proxy_is_honoured(proxy_env: pytest.MonkeyPatch, tmp_path: P
         async with _client(facestudio_key="k", facestudio_base_url="http://facestudio.example") as c:
             face = await c.facestudio.generate(tmp_path / "face", age=30)
             cdn = await c.download("http://cdn.example/r.jpg", tmp_path / "cdn")
+    assert face.path is not None and cdn.path is not None
     assert face.path.read_bytes() == img and cdn.path.read_bytes() == img
     assert log.lines[0].startswith("GET http://facestudio.example/v1/generate?")
     assert log.lines[1].startswith("GET http://cdn.example/r.jpg ")
@@ -322,7 +324,7 @@ async def test_both_swaps_put_the_source_face_into_the_target_picture(tmp_path: 
             await c.acedata.swap(source=SRC, target=DST, dest=tmp_path / "ace")
             for ns, face, pic in ((c.ailab, FACE, PICTURE), (c.acedata, SRC, DST)):
                 try:
-                    coro = ns.swap(face, pic, tmp_path / "positional")
+                    coro = ns.swap(face, pic, tmp_path / "positional")  # type: ignore[call-arg, arg-type]
                 except TypeError:
                     continue
                 coro.close()

@@ -365,7 +365,7 @@ def faketime_library() -> str | None:
     try:
         import libfaketime
     except ImportError:
-        libfaketime = None  # type: ignore[assignment]
+        libfaketime = None
     candidates = [Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")]
     if libfaketime is not None:
         candidates.insert(0, Path(libfaketime.__file__).parent / "vendor/libfaketime/src/libfaketime.so.1")

@@ -108,21 +108,21 @@ async def test_bad_input_corpus_sends_nothing(tmp_path: Path) -> None:
     good = image_bytes()
     async with Emulator(EmulatorConfig()) as emu, emu.client() as c:
         calls = [
-            lambda: c.facestudio.generate(tmp_path / "x", age="30"),
-            lambda: c.facestudio.generate(tmp_path / "x", age=30.0),
+            lambda: c.facestudio.generate(tmp_path / "x", age="30"),  # type: ignore[arg-type]
+            lambda: c.facestudio.generate(tmp_path / "x", age=30.0),  # type: ignore[arg-type]
             lambda: c.facestudio.generate(tmp_path / "x", age=-5),
             lambda: c.facestudio.generate(tmp_path / "x", resolution=4096),
             lambda: c.facestudio.generate(tmp_path / "x", ethnicity=None, gender="robot"),
-            lambda: c.facestudio.generate(tmp_path / "x", stampless=1),
+            lambda: c.facestudio.generate(tmp_path / "x", stampless=1),  # type: ignore[arg-type]
             lambda: c.acedata.change_age("file:///etc/passwd", [30], tmp_path / "x"),
             lambda: c.acedata.change_age("javascript:alert(1)", [30], tmp_path / "x"),
             lambda: c.acedata.change_age("ftp://host/a.png", [30], tmp_path / "x"),
             lambda: c.acedata.change_age("", [30], tmp_path / "x"),
-            lambda: c.acedata.change_age("https://a/b.png", "60", tmp_path / "x"),
-            lambda: c.acedata.change_age("https://a/b.png", [30.5], tmp_path / "x"),
+            lambda: c.acedata.change_age("https://a/b.png", "60", tmp_path / "x"),  # type: ignore[arg-type]
+            lambda: c.acedata.change_age("https://a/b.png", [30.5], tmp_path / "x"),  # type: ignore[list-item]
             lambda: c.acedata.change_gender("https://a/b.png", [True], tmp_path / "x"),
             lambda: c.acedata.swap(tmp_path / "x", source="https://a/b.png", target="gopher://x/y"),
-            lambda: c.acedata.swap(tmp_path / "x", source="https://a/b.png", target="https://a/c.png", timeout="60"),
+            lambda: c.acedata.swap(tmp_path / "x", source="https://a/b.png", target="https://a/c.png", timeout="60"),  # type: ignore[arg-type]
             lambda: c.ailab.swap(tmp_path / "x", source=good, target=big),
             lambda: c.ailab.swap(tmp_path / "x", source=good, target=text),
             lambda: c.ailab.swap(tmp_path / "x", source=good, target=folder),
@@ -176,6 +176,7 @@ async def test_stalled_bodies_time_out_and_get_retried(tmp_path: Path) -> None:
     async with Emulator(EmulatorConfig(faults=faults)) as emu, emu.client(timeout=0.5, retry=FAST_RETRY) as c:
         r = await c.acedata.cartoon("https://a.b/c.png", tmp_path / "slow")
         assert c.stats("download")["retries"] == 1
+    assert r.path is not None
     assert r.path.stat().st_size == r.bytes and files_in(tmp_path) == ["slow.png"]
 
 

@@ -33,7 +33,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import anyio
@@ -96,6 +96,7 @@ async def test_gzip_encoded_result_of_a_paid_call_is_saved(tmp_path: Path, alway
     async with serve(_cdn(img, seen, always_gzip=always_gzip)) as base:
         async with _client(acedata_token="t", acedata_base_url=base) as c:
             r = await c.acedata.change_age("https://cdn.acedata.cloud/f5687u.png", [60], tmp_path / "aged")
+    assert r.path is not None
     assert r.path.read_bytes() == img and r.bytes == len(img) and r.format == "png"
     assert seen.count("POST") == 1  # paid once
     assert files_in(tmp_path) == ["aged.png"]
@@ -109,6 +110,7 @@ async def test_gzip_encoded_download(tmp_path: Path, always_gzip: bool) -> None:
     seen: list[str] = []
     async with serve(_cdn(img, seen, always_gzip=always_gzip)) as base, _client() as c:
         r = await c.download(f"{base}/cdn/r.png", tmp_path / "r", expected_size=len(img))
+    assert r.path is not None
     assert r.path.read_bytes() == img and r.bytes == len(img)
     if not always_gzip:
         assert "gzip" not in seen[0], seen
@@ -131,6 +133,7 @@ async def test_gzip_encoded_face_studio_answer_is_saved_and_paid_once(tmp_path: 
     app.router.add_get("/v1/generate", generate)
     async with serve(app) as base, _client(facestudio_key="k", facestudio_base_url=base) as c:
         r = await c.facestudio.generate(tmp_path / "face", age=30)
+    assert r.path is not None
     assert r.path.read_bytes() == img and r.bytes == len(img) and r.user_class == "basic"
     assert len(seen) == 1  # each retry would be a new paid generation
     if not always_gzip:
@@ -218,6 +221,7 @@ async def test_a_timed_out_sync_swap_can_be_waited_for(tmp_path: Path) -> None:
     state: dict[str, int] = {}
     async with serve(_ace_tasks_server(img, state)) as base, _client(acedata_token="t", acedata_base_url=base) as c:
         r = await c.acedata.result("t-1", tmp_path / "s", wait_timeout=10)
+    assert r.path is not None
     assert r.task_id == "t-1" and r.path.read_bytes() == img and r.path.name == "s.png"
     assert state["retrieves"] >= 2 and "swaps" not in state
 
@@ -233,6 +237,7 @@ async def test_emulator_answers_504_to_a_sync_swap_past_its_timeout(tmp_path: Pa
     e = ei.value
     assert isinstance(e, aioface.ServerError) and (e.status, e.code) == (504, "timeout")
     assert "sync=True" in str(e) and "async" in str(e)
+    assert r.path is not None
     assert r.task_id and r.bytes == r.path.stat().st_size
     assert files_in(tmp_path) == ["s.png"]
 
@@ -248,6 +253,11 @@ def _counting_ace(seen: list[dict[str, Any]]) -> web.Application:
     return app
 
 
+class _ReceiverArgs(TypedDict, total=False):
+    host: str
+    public_url: str
+
+
 @pytest.mark.parametrize(
     "receiver",
     [
@@ -261,7 +271,7 @@ def _counting_ace(seen: list[dict[str, Any]]) -> web.Application:
     ids=["loopback", "unspecified", "localhost", "loopback-v6", "link-local", "link-local-v6"],
 )
 async def test_a_callback_url_the_provider_cannot_reach_is_refused_before_sending(
-    tmp_path: Path, receiver: dict[str, str]
+    tmp_path: Path, receiver: _ReceiverArgs
 ) -> None:
     """The provider is far away (its URL names a public host; the test resolves it to a local server)."""
     seen: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ import io
 import math
 import tokenize
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,10 @@ async def test_a_closed_client_or_view_raises_an_aioface_error(tmp_path: Path) -
             assert isinstance(ei.value, aioface.AiofaceError) and isinstance(ei.value, RuntimeError)
             with pytest.raises(ClientClosedError):
                 await used.download(f"{base}/img.jpg", tmp_path / "d")
-            outs = await used.map(lambda d, u=used: u.facestudio.generate(d, age=30), [tmp_path / "e"])
+
+            def generate(d: Path, u: Client = used) -> Awaitable[aioface.ImageResult]:
+                return u.facestudio.generate(d, age=30)
+
+            outs = await used.map(generate, [tmp_path / "e"])
             assert isinstance(outs[0].error, ClientClosedError)
         assert hits["/v1/generate"] == 1

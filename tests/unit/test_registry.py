@@ -78,12 +78,16 @@ async def test_toy_provider_through_client_batch_and_bench(
         retry=aioface.RetryPolicy(max_retries=1, base=0.01),
     )
     assert "toy=key set" in repr(client) and "toy-secret" not in repr(client)
+    import toy_aioface  # the fixture put it on the path
+
     async with client:
-        r = await client.provider("toy").face(tmp_path / "one", n=4)
+        toy_ns = client.provider("toy")
+        assert isinstance(toy_ns, toy_aioface.Toy)
+        r = await toy_ns.face(tmp_path / "one", n=4)
         assert (r.provider, r.format, r.width, r.height) == ("toy", "png", 14, 20)
         assert r.path == tmp_path / "one.png" and r.path.stat().st_size == r.bytes
         with pytest.raises(aioface.ServerError) as err:  # its own error parser, retried then raised
-            await client.provider("toy").face(tmp_path / "bad", n=13)
+            await toy_ns.face(tmp_path / "bad", n=13)
         assert err.value.provider == "toy" and err.value.code == "oops"
 
         jobs = tmp_path / "jobs.jsonl"

@@ -6,6 +6,7 @@ import random
 import pytest
 
 from aioface import (
+    APIError,
     ConnectError,
     ProtocolError,
     QuotaExceededError,
@@ -17,7 +18,7 @@ from aioface._retry import backoff, is_retryable, parse_retry_after, retry_delay
 from aioface.providers.facestudio._adapter import parse_throttle_detail
 
 
-def _api(cls: type, status: int, retry_after: float | None = None) -> Exception:
+def _api(cls: type[APIError], status: int, retry_after: float | None = None) -> Exception:
     return cls("x", provider="p", status=status, code="c", retry_after=retry_after)
 
 

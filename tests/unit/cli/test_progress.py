@@ -54,6 +54,7 @@ async def test_acedata_callback_arrival_and_a_failing_callback_loses_nothing(emu
         face = await client.facestudio.generate(tmp_path / "f", age=30)
         src = f"{emu.url}/files/x.jpg"
         r = await client.acedata.swap(tmp_path / "s", source=src, target=src, callback=rx)
+    assert r.path is not None
     assert r.path.exists()
     assert [e.status for e in events] == [
         "processing",
@@ -64,6 +65,7 @@ async def test_acedata_callback_arrival_and_a_failing_callback_loses_nothing(emu
         "downloading",
         "done",
     ]
+    assert face.path is not None
     assert [e.provider for e in events][:3] == ["facestudio"] * 3 and face.path.exists()
     assert {e.task_id for e in events[3:]} == {r.task_id}
 
@@ -86,7 +88,7 @@ async def test_cli_progress_counts_queued_processing_downloading(
         return await client.ailab.swap(tmp_path / f"s{i}", source=image_bytes(), target=image_bytes("PNG"))
 
     async with emu.client(poll=FAST_POLL) as client:
-        oks, fails = await _fanout.fan_out(client, swap, list(range(4)), 4, "swap", quiet=True)  # type: ignore[arg-type]
+        oks, fails = await _fanout.fan_out(client, swap, list(range(4)), 4, "swap", quiet=True)
     assert len(oks) == 4 and not fails
     assert "queued 4 processing 0 downloading 0" in shown
     assert any(t.startswith("queued 0 processing 4") for t in shown)
@@ -121,8 +123,15 @@ async def test_processing_starts_when_the_request_leaves_not_while_it_waits_for_
 
     events: list[TaskEvent] = []
     transport = MockTransport(lambda r: MockResponse(200, content=image_bytes()))
-    opts = {"persist_limits": False, "env": {}, "acquire_timeout": 0.05, "on_status": events.append}
-    async with Client(facestudio_key="k", transport=transport, limits={"facestudio": "1/hour"}, **opts) as client:
+    async with Client(
+        facestudio_key="k",
+        transport=transport,
+        limits={"facestudio": "1/hour"},
+        persist_limits=False,
+        env={},
+        acquire_timeout=0.05,
+        on_status=events.append,
+    ) as client:
         await client.facestudio.generate(tmp_path / "a", age=30)
         assert [e.status for e in events] == ["processing", "downloading", "done"]
         events.clear()

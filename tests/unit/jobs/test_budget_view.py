@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -74,8 +75,7 @@ def test_cli_table_json_and_reset(tmp_path: Path) -> None:
     assert again.returncode == 2
 
 
-def aioface_input(text: str, *args: str, env: dict[str, str]) -> object:
-    import subprocess
+def aioface_input(text: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     import sys
 
     return subprocess.run(

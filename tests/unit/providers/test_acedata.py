@@ -33,8 +33,10 @@ async def test_change_age_and_image_family(emu: Emulator, tmp_path: Path) -> Non
         toon = await c.acedata.cartoon(SRC, tmp_path / "toon")
         analysis = await c.acedata.analyze(SRC)
         live = await c.acedata.detect_live(SRC)
+    assert aged.path is not None
     assert aged.path.name == "aged.png" and aged.format == "png" and aged.width == 256
     assert aged.source_url is not None and aged.source_url.startswith(emu.url)
+    assert gender.path is not None and pretty.path is not None and toon.path is not None
     assert {gender.path.name, pretty.path.name, toon.path.name} == {"gender.png", "pretty.png", "toon.png"}
     # The spec's shapes: 90 key points per face; a score and no is_live (issue 20 changed both).
     assert len(analysis.faces) == 1 and len(analysis.faces[0].points) == 90
@@ -45,6 +47,7 @@ async def test_change_age_and_image_family(emu: Emulator, tmp_path: Path) -> Non
 async def test_sync_swap_checks_declared_size(emu: Emulator, tmp_path: Path) -> None:
     async with emu.client() as c:
         r = await c.acedata.swap(tmp_path / "s", source=SRC, target=DST, timeout=30)
+    assert r.path is not None
     assert r.task_id and r.bytes == r.path.stat().st_size and (r.width, r.height) == (384, 384)
 
 
@@ -67,7 +70,7 @@ async def test_auth_and_local_checks(tmp_path: Path) -> None:
             with pytest.raises(InvalidRequestError):
                 await c.acedata.change_age("not a url", [30], tmp_path / "x")
             with pytest.raises(InvalidRequestError):
-                await c.acedata.change_age(SRC, ["100"], tmp_path / "x")
+                await c.acedata.change_age(SRC, ["100"], tmp_path / "x")  # type: ignore[list-item]
         async with emu.client(acedata_token="") as c:
             with pytest.raises(ConfigurationError, match="AIOFACE_ACEDATA_TOKEN"):
                 await c.acedata.cartoon(SRC, tmp_path / "x")

@@ -96,7 +96,7 @@ def test_acedata_bodies() -> None:
     with pytest.raises(InvalidRequestError, match="ages"):
         acedata.change_age_body("https://a/b.png", [])
     with pytest.raises(InvalidRequestError, match="ages"):
-        acedata.change_age_body("https://a/b.png", ["60"])
+        acedata.change_age_body("https://a/b.png", ["60"])  # type: ignore[list-item]
     # Only the documented rules: any number of faces, any integer age (the provider judges those).
     assert len(acedata.change_age_body("https://a/b.png", [9] * 11)["age_infos"]) == 11
     assert acedata.swap_body("https://a/s.png", "https://a/t.png", 900)["timeout"] == 900

@@ -30,6 +30,7 @@ async def test_swap_from_path_bytes_and_url(emu: Emulator, tmp_path: Path) -> No
     async with emu.client(poll=FAST) as c:
         r1 = await c.ailab.swap(tmp_path / "out" / "one", source=image_bytes(), target=src)
         r2 = await c.ailab.swap(tmp_path / "out" / "two", source=src, target=r1.source_url or "")
+    assert r1.path is not None
     assert r1.path.name == "one.jpg" and r1.task_id and r1.width == 320
     assert r2.task_id != r1.task_id
     assert emu.stats["ailab_tasks"] == 2 and emu.stats["ailab_polls"] >= 2

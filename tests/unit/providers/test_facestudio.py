@@ -55,7 +55,7 @@ async def test_bad_parameters_send_nothing(emu: Emulator, tmp_path: Path) -> Non
     async with emu.client() as client:
         for kwargs in ({"age": 200}, {"gender": "x"}, {"resolution": 64}, {"view_profile": 90}):
             with pytest.raises(InvalidRequestError):
-                await client.facestudio.generate(tmp_path / "x", **kwargs)  # type: ignore[arg-type]
+                await client.facestudio.generate(tmp_path / "x", **kwargs)
     assert emu.stats["facestudio_requests"] == 0
     assert files_in(tmp_path) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -58,7 +59,7 @@ async def test_content_length_of_an_encoded_body_counts_the_wire(tmp_path: Path)
 async def test_cancellation_removes_the_part_file(tmp_path: Path) -> None:
     gate = anyio.Event()
 
-    async def slow():  # type: ignore[no-untyped-def]
+    async def slow() -> AsyncIterator[bytes]:
         yield image_bytes()
         gate.set()
         await anyio.sleep(30)
@@ -85,6 +86,7 @@ async def test_truncated_results_are_retried_then_reported_with_no_file(tmp_path
     faults = Faults(schedule={"files": ["truncate", None]})
     async with Emulator(EmulatorConfig(faults=faults)) as emu, emu.client() as c:
         r = await c.acedata.cartoon("https://a.b/c.png", tmp_path / "retried")
+        assert r.path is not None
         assert r.bytes == r.path.stat().st_size
     faults = Faults(rates={"files": {"truncate": 1.0}})
     async with (
@@ -118,5 +120,6 @@ async def test_large_result_streams_with_flat_memory(tmp_path: Path) -> None:
         before = proc.memory_info().rss
         r = await c.acedata.cartoon("https://a.b/c.png", tmp_path / "big")
         grown = proc.memory_info().rss - before
+    assert r.bytes is not None and r.path is not None
     assert r.bytes > pad and r.path.stat().st_size == r.bytes
     assert grown < pad / 4, f"RSS grew {grown / 1e6:.1f} MB for a {pad / 1e6:.0f} MB download"

@@ -49,7 +49,7 @@ def test_policy_validation_and_old_fields_still_work() -> None:
     assert p.learn and p.min_interval == 0.1
     for bad in ({"min_interval": 0}, {"spacing": -1}, {"min_samples": 0}, {"jitter": 1.0}, {"deadline": 0}):
         with pytest.raises(ValueError):
-            PollPolicy(**bad)  # type: ignore[arg-type]
+            PollPolicy(**bad)
 
 
 # -- the learner ----------------------------------------------------------------------------

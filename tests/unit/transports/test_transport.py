@@ -34,6 +34,7 @@ async def test_mock_transport_runs_the_whole_client_without_a_network(tmp_path: 
         r = await client.facestudio.generate(tmp_path / "face", age=30)
         assert client.facestudio.tier == "professional"  # learned from X-User-Class
         assert [str(x) for x in client.limiter("facestudio").rates] == ["30/60s", "1000/86400s"]
+    assert r.path is not None
     assert (r.path.name, r.width, r.height, r.request_id, r.user_class) == ("face.jpg", 48, 32, "r1", "professional")
     assert r.path.read_bytes() == jpeg
     assert len(calls) == 2  # the 429 was retried, the bad age never sent
