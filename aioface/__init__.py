@@ -12,6 +12,7 @@ from ._errors import ConfigurationError as ConfigurationError
 from ._errors import ConnectError as ConnectError
 from ._errors import DownloadError as DownloadError
 from ._errors import FeedError as FeedError
+from ._errors import GenerationTimeoutError as GenerationTimeoutError
 from ._errors import ImageRejectedError as ImageRejectedError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import LimiterTimeoutError as LimiterTimeoutError
@@ -32,6 +33,7 @@ from ._types import FaceAnalysis as FaceAnalysis
 from ._types import FaceInfo as FaceInfo
 from ._types import ImageResult as ImageResult
 from ._types import Liveness as Liveness
+from ._types import Point as Point
 from ._types import TaskEvent as TaskEvent
 from .limits import LimitsStore as LimitsStore
 from .limits import LocalStore as LocalStore
@@ -42,6 +44,7 @@ from .limits import parse_limits as parse_limits
 from .providers.acedata import AceData as AceData
 from .providers.acedata import CallbackReceiver as CallbackReceiver
 from .providers.ailab import AILab as AILab
+from .providers.ailab import Credits as Credits
 from .providers.facestudio import TIERS as TIERS
 from .providers.facestudio import FaceStudio as FaceStudio
 from .tasks._fanout import FanOut as FanOut
@@ -75,6 +78,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "ConnectError",
+    "Credits",
     "DownloadError",
     "DurationLearners",
     "FaceAnalysis",
@@ -82,6 +86,7 @@ __all__ = [
     "FaceStudio",
     "FanOut",
     "FeedError",
+    "GenerationTimeoutError",
     "ImageRejectedError",
     "ImageResult",
     "InvalidRequestError",
@@ -96,6 +101,7 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "PermissionDeniedError",
+    "Point",
     "PollPolicy",
     "ProtocolError",
     "QuotaExceededError",

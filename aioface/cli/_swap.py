@@ -28,8 +28,8 @@ from ._runner import run_command
 
 
 @click.command()
-@click.option("--source", required=True, help="Image giving the face (URL; a path or URL for ailab).")
-@click.option("--target", required=True, help="Image whose face is replaced (URL; a path or URL for ailab).")
+@click.option("--source", required=True, help="Image giving the face (a URL or a local file).")
+@click.option("--target", required=True, help="Image whose face is replaced (a URL or a local file).")
 @click.option(
     "--provider", type=click.Choice(providers_of("swap")), default=None, help="Default: the first offering swap."
 )
@@ -45,8 +45,13 @@ from ._runner import run_command
 @click.option("--callback-url", help="Public base URL that reaches the receiver (default http://HOST:PORT).")
 @click.option(
     "--timeout",
-    type=click.IntRange(1),
+    type=click.FloatRange(0, min_open=True),
     help="acedata: seconds the provider may take (its default 120); past it the task id is printed.",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="acedata: hold the connection until the image is made (default: a task id at once, then polled).",
 )
 @out_option
 @limit_option
@@ -59,7 +64,8 @@ def swap(
     callback_host: str | None,
     callback_port: int,
     callback_url: str | None,
-    timeout: int | None,
+    timeout: float | None,
+    sync: bool,
     out: Path,
     limits: tuple[str, ...],
     limits_store: str | None,
@@ -76,6 +82,10 @@ def swap(
         if "timeout" not in bop.optional:
             raise click.BadParameter(f"{prov} takes no timeout", param_hint="--timeout")
         params["timeout"] = timeout
+    if sync:
+        if "sync" not in bop.optional:
+            raise click.BadParameter(f"{prov} has no synchronous mode", param_hint="--sync")
+        params["sync"] = True
     precheck(bop, params)
     check_out(out)
     if callback_host and "callback" not in bop.extras:

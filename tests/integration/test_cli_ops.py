@@ -177,3 +177,47 @@ async def test_face_rects_and_swap_timeout_reach_the_provider(tmp_path: Path) ->
     rect = {"x": 10, "y": 20, "width": 100, "height": 120}
     assert bodies["change-age"]["age_infos"] == [{"age": 60, "face_rect": rect}]
     assert bodies["swap"]["timeout"] == 30
+
+
+@pytest.mark.anyio
+async def test_cli_swap_takes_a_float_timeout_and_an_explicit_sync_mode(tmp_path: Path) -> None:
+    """``--timeout`` is a number (the spec's type) and ``--sync`` holds the connection; without it the
+    swap goes with ``async: true`` and its task is polled."""
+    from aiohttp import web
+
+    from tests.support.cli import cli_env, run_cli
+    from tests.support.servers import picture, serve
+
+    bodies: list[dict[str, object]] = []
+
+    async def swap(request: web.Request) -> web.Response:
+        body = await request.json()
+        bodies.append(body)
+        if body.get("async"):
+            return web.json_response({"task_id": "t-async"})
+        return web.json_response({"success": True, "image_url": f"{base}/img.png", "task_id": "t-sync"})
+
+    async def tasks(request: web.Request) -> web.Response:
+        done = {"success": True, "image_url": f"{base}/img.png", "task_id": "t-async"}
+        return web.json_response({"id": "t-async", "response": done, "finished_at": 1})
+
+    async def img(request: web.Request) -> web.Response:
+        return web.Response(body=picture(), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_post("/face/swap", swap)
+    app.router.add_post("/face/tasks", tasks)
+    app.router.add_get("/img.png", img)
+    async with serve(app) as base:
+        env = cli_env(tmp_path, base)
+        out = str(tmp_path / "o")
+        r = await run_cli(
+            "swap", "--source", URL, "--target", URL, "--timeout", "12.5", "--sync", "--out", out, env=env
+        )
+        assert r.returncode == 0, r.stderr
+        r = await run_cli("swap", "--source", URL, "--target", URL, "--name", "b", "--out", out, env=env)
+        assert r.returncode == 0, r.stderr
+        r = await run_cli("swap", "--source", URL, "--target", URL, "--timeout", "0", "--out", out, env=env)
+        assert r.returncode == 2 and len(bodies) == 2, r.stderr
+    assert bodies[0]["timeout"] == 12.5 and not bodies[0].get("async")
+    assert bodies[1].get("async") is True
