@@ -153,7 +153,7 @@ async def test_analyze_is_typed_key_points_from_the_spec_example() -> None:
 
 
 @pytest.mark.parametrize("score", [6, 6.5, "6.5"])
-async def test_detect_live_is_the_score_and_decides_nothing(score: object) -> None:
+async def test_detect_live_is_the_score_and_decides_nothing(score: float | str) -> None:
     spec = Spec(score=score)
     async with serve(spec_server(picture(), spec)) as base, _client(base) as c:
         live = await c.acedata.detect_live(SRC)
