@@ -43,6 +43,8 @@ LOG_LEVEL_ENV = "AIOFACE_LOG_LEVEL"
 LOOP_ENV = "AIOFACE_LOOP"
 #: Per provider: ``AIOFACE_<PROVIDER>_KEY`` (Ace Data Cloud's spec says ``TOKEN``), ``_BASE_URL``, ``_LIMITS``.
 KEY, TOKEN, BASE_URL, LIMITS = "KEY", "TOKEN", "BASE_URL", "LIMITS"
+#: Ace Data's platform (file uploads): AIOFACE_ACEDATA_PLATFORM_URL.
+PLATFORM_URL = "PLATFORM_URL"
 
 # -- defaults ----------------------------------------------------------------------------
 #: The application name platformdirs files the default state folder under.

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 
+from ..._config import PLATFORM_URL, provider_env
 from ..._errors import (
     APIError,
     ConfigurationError,
@@ -79,7 +80,7 @@ class AceData(ProviderNamespace):
         default one and the API's own base URL when it is not (an emulator, a proxy: the token then
         goes to no host it does not already go to)."""
         ctx = self._ctx
-        url = ctx.options.get("platform_url") or os.environ.get("AIOFACE_ACEDATA_PLATFORM_URL")
+        url = ctx.options.get("platform_url") or os.environ.get(provider_env("acedata", PLATFORM_URL))
         if not url:
             url = _ace.DEFAULT_PLATFORM_URL if ctx.base_url == _ace.DEFAULT_BASE_URL else ctx.base_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):

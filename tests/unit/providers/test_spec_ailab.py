@@ -104,7 +104,11 @@ async def test_an_unknown_status_is_not_a_failure_until_the_deadline(tmp_path: P
 
 
 async def test_wait_many_polls_unknown_statuses_on() -> None:
-    answers: list[dict[str, Any]] = [{"data": {"taskStatus": 5}}, {"data": {"task_status": 6}}, {"task_status": 2, "data": "IMAGE"}]
+    answers: list[dict[str, Any]] = [
+        {"data": {"taskStatus": 5}},
+        {"data": {"task_status": 6}},
+        {"task_status": 2, "data": "IMAGE"},
+    ]
     polls: dict[str, list[float]] = {}
     async with serve(ailab_server(answers, polls, b"")) as base, _client(base, poll=QUICK) as c:
         ids = [await c.ailab.submit(source=image_bytes(), target=image_bytes()) for _ in range(3)]
@@ -128,7 +132,11 @@ async def test_credits() -> None:
 
 async def test_polls_keep_the_sdks_5s_floor_scaled_by_time_scale() -> None:
     """wait() and wait_many() alike: the schedule is eager, the floor (5 s / 10) holds; floor=0 lowers it."""
-    answers: list[dict[str, Any]] = [{"data": {"taskStatus": 1}}, {"data": {"taskStatus": 1}}, {"task_status": 2, "data": "IMAGE"}]
+    answers: list[dict[str, Any]] = [
+        {"data": {"taskStatus": 1}},
+        {"data": {"taskStatus": 1}},
+        {"task_status": 2, "data": "IMAGE"},
+    ]
     eager = PollPolicy(initial=0.01, max_interval=0.02, learn=False, jitter=0, deadline=10)
     polls: dict[str, list[float]] = {}
     async with serve(ailab_server(answers, polls, b"")) as base, _client(base, poll=eager, time_scale=10) as c:
