@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _otel
 from ._errors import (
     AiofaceError,
     APIError,
@@ -113,6 +114,23 @@ class Router:
     ) -> ImageResult:
         """See :meth:`aioface.Client.swap`."""
         names = check_route(providers, route)
+        if not _otel.ENABLED:
+            return await self._route(client, dest, source, target, names, route, on_status, kwargs, None)
+        with _otel.route_span(route, names) as served:
+            return await self._route(client, dest, source, target, names, route, on_status, kwargs, served)
+
+    async def _route(
+        self,
+        client: Client,
+        dest: Dest,
+        source: Any,
+        target: Any,
+        names: list[str],
+        route: Route,
+        on_status: Callable[[TaskEvent], object] | None,
+        kwargs: dict[str, Any],
+        served: Callable[[str, Sequence[str]], None] | None,
+    ) -> ImageResult:
         tried: list[tuple[str, AiofaceError]] = []
         for name in self.order(client, names, route):
             try:
@@ -122,10 +140,14 @@ class Router:
                     _note(exc, tried)  # paid work exists (the caller's), or no provider is left
                     raise
                 log.info("aioface swap: %s created nothing (%s); trying the next provider", name, exc.code)
+                if served is not None:
+                    _otel.event("aioface.failover", {"aioface.provider": name, "aioface.error": str(exc.code)})
                 tried.append((name, exc))
                 continue
             if tried:
                 result.extra["failed_over"] = [n for n, _ in tried]
+            if served is not None:
+                served(name, [n for n, _ in tried])
             return result
         raise AssertionError("unreachable: the last provider's error is raised")
 
