@@ -40,7 +40,7 @@ ROUTES: tuple[Route, ...] = ("failover", "spread")
 #: The operation routed (every provider offering it takes ``swap(dest, source=, target=)``).
 OP = "swap"
 
-__all__ = ["OP", "ROUTES", "Route", "Router", "nothing_created", "swap_providers"]
+__all__ = ["OP", "ROUTES", "Route", "Router", "check_route", "nothing_created", "swap_providers", "tag_provider"]
 
 
 def swap_providers() -> list[str]:
@@ -66,6 +66,13 @@ def nothing_created(exc: BaseException) -> bool:
         # Result downloads answer as provider "download": by then the work was paid for.
         return exc.provider != "download" and isinstance(exc, (RateLimitError, ServerError))
     return isinstance(exc, (LimiterTimeoutError, InvalidRequestError, ConfigurationError))
+
+
+def tag_provider(exc: AiofaceError, provider: str) -> None:
+    """Record on an error about paid work which provider holds the task (``served_by``), so that the
+    journal can name it (an error from a result download names no provider of its own)."""
+    if (exc.task_id or exc.result_url) and not getattr(exc, "served_by", None):
+        exc.served_by = provider  # type: ignore[attr-defined]
 
 
 def _interval(limiter: Limiter) -> float:
@@ -137,6 +144,7 @@ class Router:
                 result = await self._one(client, name, dest, source, target, on_status, kwargs)
             except AiofaceError as exc:
                 if not nothing_created(exc) or len(tried) == len(names) - 1:
+                    tag_provider(exc, name)
                     _note(exc, tried)  # paid work exists (the caller's), or no provider is left
                     raise
                 log.info("aioface swap: %s created nothing (%s); trying the next provider", name, exc.code)
