@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -114,35 +114,40 @@ def attempt(provider: str, path: str, waited: float, status: int | None, error: 
         call = call.parent
 
 
-def _traced(op: str, fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    @functools.wraps(fn)
-    async def call(self: Any, *args: Any, **kwargs: Any) -> T:
-        provider = str(self._ctx.name)
-        attrs = {"aioface.provider": provider, "aioface.operation": op}
-        tracer = trace.get_tracer(NAME)
-        seen = _Call(provider, parent=_current.get())
-        token = _current.set(seen)
-        meters = _meters()
-        meters.in_flight.add(1, attrs)
-        try:
-            with tracer.start_as_current_span(f"aioface {provider}.{op}", kind=trace.SpanKind.CLIENT) as span:
-                span.set_attributes(attrs)
-                try:
-                    result = await fn(self, *args, **kwargs)
-                except BaseException as exc:
-                    _finish(
-                        span, seen, getattr(exc, "task_id", None), None, str(getattr(exc, "code", type(exc).__name__))
-                    )
-                    raise
-                _finish(span, seen, getattr(result, "task_id", None), getattr(result, "bytes", None), "ok")
-                if isinstance(result, str) and op in ("submit", "submit_swap"):
-                    span.set_attribute("aioface.task_id", result)
-                return result
-        finally:
-            meters.in_flight.add(-1, attrs)
-            _current.reset(token)
+def _traced(op: str, fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
+    """``fn`` in a span. The coroutine is made at call time, as without the wrapper: wrong arguments
+    raise TypeError where the call is written, not when it is awaited."""
 
-    return call
+    @functools.wraps(fn)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, T]:
+        return _in_span(str(self._ctx.name), op, fn(self, *args, **kwargs))
+
+    marked: Callable[..., Coroutine[Any, Any, T]] = getattr(inspect, "markcoroutinefunction", lambda f: f)(call)
+    return marked
+
+
+async def _in_span(provider: str, op: str, coro: Coroutine[Any, Any, T]) -> T:
+    attrs = {"aioface.provider": provider, "aioface.operation": op}
+    tracer = trace.get_tracer(NAME)
+    seen = _Call(provider, parent=_current.get())
+    token = _current.set(seen)
+    meters = _meters()
+    meters.in_flight.add(1, attrs)
+    try:
+        with tracer.start_as_current_span(f"aioface {provider}.{op}", kind=trace.SpanKind.CLIENT) as span:
+            span.set_attributes(attrs)
+            try:
+                result = await coro
+            except BaseException as exc:
+                _finish(span, seen, getattr(exc, "task_id", None), None, str(getattr(exc, "code", type(exc).__name__)))
+                raise
+            _finish(span, seen, getattr(result, "task_id", None), getattr(result, "bytes", None), "ok")
+            if isinstance(result, str) and op in ("submit", "submit_swap"):
+                span.set_attribute("aioface.task_id", result)
+            return result
+    finally:
+        meters.in_flight.add(-1, attrs)
+        _current.reset(token)
 
 
 def _finish(span: Any, seen: _Call, task_id: object, size: object, status: str) -> None:
