@@ -12,7 +12,7 @@ import inspect
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from . import _otel
 from ._errors import (
@@ -30,8 +30,14 @@ from .limits import Limiter
 from .providers import operations
 from .results._dest import Dest
 
-if TYPE_CHECKING:
-    from ._client import Client
+
+class Client(Protocol):
+    """What routing needs of an :class:`aioface.Client` (or a view): limiters and a view with a callback."""
+
+    def limiter(self, provider: str) -> Limiter: ...
+
+    def with_options(self, *, on_status: Callable[[TaskEvent], object] | None = None) -> Any: ...
+
 
 log = logging.getLogger("aioface")
 
