@@ -23,6 +23,7 @@ from ._errors import ConfigurationError
 from ._hub import ClientHub, open_store
 from ._options import Options, Settings, applied, resolve, stacked
 from ._retry import RetryPolicy
+from ._route import Route, Router
 from ._types import ImageResult, TaskEvent
 from .limits import Limiter, LimitsStore, Rate, RateLimiter, parse_limits
 from .limits._persist import check_budget_dir
@@ -190,6 +191,8 @@ class Client:
             check_budget_dir(folder)
         self.durations = durations if durations is not None else self._load_durations(folder)
         self._durations_path = None if durations is not None or folder is None else folder / DURATIONS_FILE
+        #: Routed swaps (:meth:`swap`) in progress per provider, shared with every view.
+        self._router = Router()
         self._own_store = config.limits_store is None or isinstance(config.limits_store, str)
         store = open_store(config.limits_store, state_dir=folder)
         self._hub = ClientHub(
@@ -361,6 +364,34 @@ class Client:
         if ns is None:
             raise ConfigurationError(f"unknown provider {name!r}; known: {', '.join(self._namespaces)}")
         return ns
+
+    async def swap(
+        self,
+        dest: Dest = None,
+        *,
+        source: Any,
+        target: Any,
+        providers: Sequence[str] | None = None,
+        route: Route = "failover",
+        **kwargs: Any,
+    ) -> ImageResult:
+        """Swap the face of ``source`` into ``target`` through one of several providers.
+
+        ``providers``: the providers to use, in order (default: every one offering a swap, in
+        registry order). ``route="failover"`` asks the first, and the next only after an error
+        that proves nothing was created or paid (no connection, no slot in time, a 429, an
+        exhausted quota or a 5xx answered to the submit, an input this provider refuses locally):
+        never once a task id exists; that error (carrying ``task_id``) is raised, the task is
+        yours. ``route="spread"`` asks first the provider whose limiter frees a slot soonest,
+        so that a run uses every provider's limits at once (and fails over the same way).
+        ``result.provider`` (and each ``on_status`` event's) says who served it; a result that
+        failed over lists the providers tried first in ``result.extra["failed_over"]``.
+        Other keyword arguments go to each provider's ``swap``.
+        """
+        on_status = resolve(self._settings, self._options).on_status
+        return await self._root._router.swap(
+            self, dest, source=source, target=target, providers=providers, route=route, on_status=on_status, **kwargs
+        )
 
     def limiter(self, provider: str) -> Limiter:
         """The rate limiter for ``provider``."""

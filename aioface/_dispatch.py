@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import anyio
 
+from . import _otel
 from ._errors import AiofaceError, APIError, RateLimitError, api_error_for_status
 from ._gate import Gate
 from ._net import check_http_url
@@ -207,6 +208,16 @@ class Dispatch:
                 attempt += 1
                 endpoint.stats["retries"] += 1
                 log.info("%s %s: %s; retry %d in %.2fs", endpoint.name, spec.method, exc.code, attempt, delay)
+                if _otel.ENABLED:
+                    _otel.event(
+                        "aioface.retry",
+                        {
+                            "aioface.provider": endpoint.name,
+                            "aioface.error": str(exc.code),
+                            "aioface.attempt": attempt,
+                            "aioface.delay_seconds": delay,
+                        },
+                    )
                 if isinstance(exc, RateLimitError):
                     endpoint.limiter.cooldown(delay)  # everyone on this key waits, not just us
                 else:
@@ -294,6 +305,8 @@ class Dispatch:
             permit.release()
             for p in own_permits:
                 p.release()
+            if _otel.ENABLED:
+                _otel.attempt(endpoint.name, spec.url.split("?")[0], sent - queued, status, error)
             if self.on_request is not None:
                 self.on_request(
                     RequestTiming(

@@ -7,12 +7,14 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .._client import Client
 from .._dispatch import RequestTiming
 from .._errors import InvalidRequestError
+from .._route import OP, swap_providers
 from ..jobs._bench import (
     PHASES,
     BenchReport,
@@ -24,6 +26,7 @@ from ..jobs._bench import (
     write_json,
     write_png,
 )
+from ..jobs._sheet import draw_sheet, run_sheet
 from ..providers import providers
 from . import EXIT_OK, EXIT_SOME_FAILED
 from ._params import concurrency_option, limit_option, parse_limit_options, quiet_option, store_option
@@ -91,6 +94,20 @@ def parse_prices(values: Sequence[str], names: Sequence[str]) -> dict[str, tuple
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON.")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a latency chart (PNG).")
 @click.option(
+    "--sheet",
+    "sheet_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also swap the same inputs through each provider: a contact sheet (PNG) of the results.",
+)
+@click.option(
+    "--sheet-input",
+    "sheet_inputs",
+    nargs=2,
+    multiple=True,
+    metavar="SOURCE TARGET",
+    help="An input pair for --sheet (URLs or paths); repeat for rows. Default with the emulator: three of its faces.",
+)
+@click.option(
     "--out",
     "out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -109,6 +126,8 @@ def bench(
     prices: tuple[str, ...],
     json_path: Path | None,
     png_path: Path | None,
+    sheet_path: Path | None,
+    sheet_inputs: tuple[tuple[str, str], ...],
     out: Path | None,
     concurrency: int,
     limits: tuple[str, ...],
@@ -124,6 +143,7 @@ def bench(
     \b
     Example: aioface bench --emulator --provider ailab -n 40 -c 8 --png bench.png
     Compare: aioface bench --provider acedata,ailab --op swap -n 40 --png swap.png
+    Sheet:   aioface bench --provider acedata,ailab --op swap -n 4 --sheet compare.png
     """
     names = bench_providers(provider_list)
     if op is not None:
@@ -134,11 +154,18 @@ def bench(
     lim: dict[str, str] = {}
     for v in limits:
         lim.update(parse_limit_options([v], names[0] if len(names) == 1 else None))
-    for option, path in (("--json", json_path), ("--png", png_path)):
+    for option, path in (("--json", json_path), ("--png", png_path), ("--sheet", sheet_path)):
         if path is not None:
             check_report(path, option)
     keyed = any(os.environ.get(providers()[p].key_env) for p in names)
     emulated = use_emulator or not keyed
+    check_sheet(sheet_path, sheet_inputs, names, op, emulated)
+    sheet_prices = {p: price_map.get(p) or providers()[p].bench.price for p in names}  # type: ignore[union-attr]
+    sheet: list[Any] = []
+
+    async def also_sheet(client: Client, inputs: Sequence[tuple[str, str]]) -> None:
+        if sheet_path is not None:
+            sheet.extend(await run_sheet(client, names, inputs, prices={p: v for p, v in sheet_prices.items() if v}))
 
     async def go() -> int:
         timings: list[RequestTiming] = []
@@ -165,6 +192,9 @@ def bench(
                         reports = await run_comparison(
                             client, timings, names, n, concurrency, folder, done, op=op, prices=price_map
                         )
+                        faces = [emu.state.new_file(seed, 30, 256, "jpeg") for seed in range(1, 7)]
+                        urls = [f"{emu.url}/files/{f}" for f in faces]
+                        await also_sheet(client, sheet_inputs or list(zip(urls[::2], urls[1::2], strict=True)))
                 else:
                     async with Client(
                         limits=lim, limits_store=limits_store, on_request=timings.append, on_limit_wait=announce_wait
@@ -172,6 +202,7 @@ def bench(
                         reports = await run_comparison(
                             client, timings, names, n, concurrency, folder, done, op=op, prices=price_map
                         )
+                        await also_sheet(client, sheet_inputs)
         finally:
             if out is None:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -188,9 +219,34 @@ def bench(
                 write_png(reports[0], png_path)
             else:
                 write_comparison_png(reports, png_path)
+        if sheet_path is not None:
+            cells, shown = sheet
+            draw_sheet(cells, shown, names, sheet_path)
+            failed = sum(c.error is not None for c in cells)
+            out_console.print(
+                f"contact sheet: {sheet_path} ({len(shown)} inputs x {len(names)} providers, {failed} failed)"
+            )
         return EXIT_SOME_FAILED if any(r.failed for r in reports) else EXIT_OK
 
     run_command(go())
+
+
+def check_sheet(
+    path: Path | None, inputs: Sequence[tuple[str, str]], names: Sequence[str], op: str | None, emulated: bool
+) -> None:
+    """``--sheet`` swaps: every provider must offer a swap; real providers need ``--sheet-input``."""
+    if path is None:
+        if inputs:
+            raise click.BadParameter("--sheet-input goes with --sheet", param_hint="--sheet-input")
+        return
+    offered = swap_providers()
+    lacking = [p for p in names if p not in offered]
+    if lacking or (op is not None and op != OP):
+        raise click.BadParameter(
+            f"a sheet swaps faces (--op {OP}); {', '.join(lacking) or op} cannot", param_hint="--sheet"
+        )
+    if not inputs and not emulated:
+        raise click.BadParameter("give the sheet's inputs: --sheet-input SOURCE TARGET (repeat)", param_hint="--sheet")
 
 
 def print_comparison(reports: Sequence[BenchReport]) -> None:

@@ -10,6 +10,7 @@ import click
 
 from .. import CallbackReceiver
 from .._client import Client
+from .._route import ROUTES, Route, swap_providers
 from . import EXIT_OK
 from ._fanout import image_of
 from ._params import (
@@ -31,7 +32,19 @@ from ._runner import run_command
 @click.option("--source", required=True, help="Image giving the face (a URL or a local file).")
 @click.option("--target", required=True, help="Image whose face is replaced (a URL or a local file).")
 @click.option(
-    "--provider", type=click.Choice(providers_of("swap")), default=None, help="Default: the first offering swap."
+    "--provider",
+    default=None,
+    metavar="NAME|auto|NAME,NAME",
+    callback=lambda c, p, v: swap_route_providers(v),
+    help=f"One of {', '.join(providers_of('swap'))} (default: the first); 'auto' or a list: the next one "
+    "when a provider cannot take the swap (down, out of quota), never once a task exists.",
+)
+@click.option(
+    "--route",
+    type=click.Choice(ROUTES),
+    default="failover",
+    show_default=True,
+    help="With auto or a list: in the order given (failover), or the soonest free slot first (spread).",
 )
 @click.option(
     "--name",
@@ -59,7 +72,8 @@ from ._runner import run_command
 def swap(
     source: str,
     target: str,
-    provider: str | None,
+    provider: str | list[str] | None,
+    route: Route,
     name: str,
     callback_host: str | None,
     callback_port: int,
@@ -75,7 +89,10 @@ def swap(
     \b
     Example: aioface swap --source https://cdn.acedata.cloud/n1lmd8.png \\
                           --target https://cdn.acedata.cloud/3np95r.png --out swapped
+    Any provider: aioface swap --provider auto --source ... --target ...
     """
+    if isinstance(provider, list):
+        return routed_swap(source, target, provider, route, name, callback_host, timeout, out, limits, limits_store)
     prov, bop = operation("swap", provider)
     params: dict[str, Any] = {"source": source, "target": target}
     if timeout is not None:
@@ -102,6 +119,52 @@ def swap(
             else:
                 r = image_of(await bop.run(ns, params, out / name))
         out_console.print(f"saved {r.path} ({r.bytes} bytes, task {r.task_id})", highlight=False)
+        print_summary(1, 0, time.monotonic() - start, None)
+        return EXIT_OK
+
+    run_command(go())
+
+
+def swap_route_providers(value: str | None) -> str | list[str] | None:
+    """``--provider``: one name (that provider's own swap), or ``auto`` / ``a,b`` (a routed swap)."""
+    if value is None:
+        return None
+    offered = swap_providers()
+    names = offered if value == "auto" else [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in offered]
+    if bad or not names or len(set(names)) != len(names):
+        raise click.BadParameter(
+            f"choose auto or from {', '.join(offered)} (comma-separated, each once); got {value!r}"
+        )
+    return names if value == "auto" or len(names) > 1 else names[0]
+
+
+def routed_swap(
+    source: str,
+    target: str,
+    names: list[str],
+    route: Route,
+    name: str,
+    callback_host: str | None,
+    timeout: float | None,
+    out: Path,
+    limits: tuple[str, ...],
+    limits_store: str | None,
+) -> None:
+    """``--provider auto`` (or a list): :meth:`Client.swap` over ``names``, saying who served it."""
+    if timeout is not None or callback_host:
+        hint = "--timeout" if timeout is not None else "--callback-host"
+        raise click.BadParameter("only with one --provider that takes it, not with auto or a list", param_hint=hint)
+    check_out(out)
+    lim = parse_limit_options(limits, None)
+
+    async def go() -> int:
+        start = time.monotonic()
+        async with Client(limits=lim, limits_store=limits_store, on_limit_wait=announce_wait) as client:
+            r = await client.swap(out / name, source=source, target=target, providers=names, route=route)
+        tried = r.extra.get("failed_over")
+        via = f" after {', '.join(tried)} could not take it" if tried else ""
+        out_console.print(f"saved {r.path} ({r.bytes} bytes, {r.provider}{via}, task {r.task_id})", highlight=False)
         print_summary(1, 0, time.monotonic() - start, None)
         return EXIT_OK
 

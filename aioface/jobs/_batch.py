@@ -24,11 +24,13 @@ from .. import _json
 from .._client import Client
 from .._errors import AiofaceError, APIError, ConfigurationError, InvalidRequestError, StorageError
 from .._net import unique_name
+from .._route import tag_provider
 from .._types import ImageResult, Result
 from ..providers import BatchOp, operations
 from ..results._check import header_dimensions, sniff_format
 from ..results._dest import MIN_FREE, SUFFIXES, free_space
 from ..tasks._fanout import FanOut, Outcome
+from ._routed import AUTO, check_routed, resumable, run_resumed, run_routed
 
 MAX_LINE = 64 * 1024
 RESULTS = "results.jsonl"
@@ -84,6 +86,12 @@ def parse_job(raw: bytes, line: int) -> Job:
         raise JobError(f"line {line}: unknown op {op!r}; known: {', '.join(ops)}", param="op")
     offered = [spec.name for spec, _ in ops[op]]
     provider = data.pop("provider", None) or offered[0]
+    if provider == AUTO:  # a routed swap (jobs/_routed.py)
+        try:
+            check_routed(op, data)
+        except InvalidRequestError as exc:
+            raise JobError(f"line {line}: {exc.message}", param=exc.param) from None
+        return Job(str(jid), op, AUTO, data, line)
     if provider not in offered:
         raise JobError(f"line {line}: op {op} is offered by {', '.join(offered)}, not {provider!r}", param="provider")
     bop = _op(op, provider)
@@ -145,7 +153,15 @@ def recover_output(job: Job, out_dir: Path, present: set[str] | frozenset[str] |
 
 async def run_job(client: Client, job: Job, out_dir: Path) -> Result:
     """Send one job and save its image (or return its facts: a face analysis)."""
-    return await _op(job.op, job.provider).run(client.provider(job.provider), job.params, output_stem(out_dir, job.id))
+    if job.provider == AUTO:
+        return await run_routed(client, job.params, output_stem(out_dir, job.id))
+    try:
+        return await _op(job.op, job.provider).run(
+            client.provider(job.provider), job.params, output_stem(out_dir, job.id)
+        )
+    except AiofaceError as exc:
+        tag_provider(exc, job.provider)  # paid work: the journal names the provider holding the task
+        raise
 
 
 def error_record(exc: BaseException) -> dict[str, Any]:
@@ -162,8 +178,8 @@ def error_record(exc: BaseException) -> dict[str, Any]:
         rec["status"] = exc.status
         rec["provider"] = exc.provider
     if isinstance(exc, AiofaceError):  # paid work not delivered: what fetches it again
-        for k in ("task_id", "request_id", "result_url"):
-            if v := getattr(exc, k):
+        for k in ("task_id", "request_id", "result_url", "served_by"):
+            if v := getattr(exc, k, None):
                 rec[k] = v
     return rec
 
@@ -174,6 +190,9 @@ class Journal:
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / RESULTS
         self.done: dict[str, dict[str, Any]] = {}
+        #: Jobs whose last run failed after their provider created a task: (provider, task id) to
+        #: wait for instead of paying again (kept in the journal until the job ends).
+        self.tasks: dict[str, tuple[str, str]] = {}
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             self._lock = os.open(out_dir / ".aioface.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -209,7 +228,15 @@ class Journal:
                     rec = _json.loads(raw)
                 except ValueError:
                     continue  # a line cut by a crash
-                if not isinstance(rec, dict) or rec.get("ok") is not True or not isinstance(rec.get("id"), str):
+                if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
+                    continue
+                if rec.get("ok") is False and isinstance(rec.get("error"), dict):
+                    task = resumable(rec["error"])
+                    if task is not None and rec["id"] not in self.done:
+                        self.tasks[rec["id"]] = task
+                        kept.append(_json.dumps_line(rec))
+                    continue
+                if rec.get("ok") is not True:
                     continue
                 if rec["id"] in self.done:
                     continue
@@ -219,6 +246,7 @@ class Journal:
                         continue
                 # else facts (a face analysis) or a task handed to a webhook: the line itself is the result
                 self.done[rec["id"]] = rec
+                self.tasks.pop(rec["id"], None)
                 kept.append(_json.dumps_line(rec))
         tmp = self.path.with_name(f".{RESULTS}.tmp")
         with open(tmp, "wb") as f:
@@ -321,7 +349,10 @@ async def run_batch(
         adopted = recover_output(job, out_dir, journal.present) if journal.present else None
         if adopted is not None:
             return adopted
-        if not _op(job.op, job.provider).writes_image:
+        task = journal.tasks.get(job.id)
+        if task is not None:  # created (and paid for) by an earlier run: wait for it, never pay again
+            return await run_resumed(client, task[0], task[1], output_stem(out_dir, job.id))
+        if job.provider != AUTO and not _op(job.op, job.provider).writes_image:
             return await run_job(client, job, out_dir)
         async with room.claim():  # before sending: waits, or refuses, when the disk cannot take one more result
             try:

@@ -286,6 +286,11 @@ class RateLimiter:
         finally:
             self._waiters.leave(me)  # cancelled or timed out: takes nothing (granted: already left)
 
+    def seconds_until_free(self) -> float | None:
+        """Seconds until every window has a slot, read only (0: free now; None: only an answer in
+        flight can free one). A router's estimate: the queue in front is not counted."""
+        return self._time_until_free(self._clock.now())
+
     @property
     def waiting(self) -> int:
         """How many callers are queued."""

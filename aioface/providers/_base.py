@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from .. import _otel
 from .._config import KEY, env_prefix, provider_env
 from .._dispatch import Dispatch, Endpoint, ErrorParser
 from .._errors import AiofaceError, ConfigurationError
@@ -385,6 +386,11 @@ class ProviderNamespace:
     def __init__(self, ctx: ProviderContext) -> None:
         self._ctx = ctx
         ctx.bind(self)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if _otel.ENABLED:  # a span per public call, only where opentelemetry-api is installed
+            _otel.trace_methods(cls)
 
     def _view(self: N, ctx: ProviderContext) -> N:
         """This namespace for a view: the same class and state, calls made through ``ctx``."""

@@ -137,6 +137,11 @@ class RedisLimiter:
         """Per-window limits in force at the last grant (the first is shared and adaptive)."""
         return tuple(self._limits)
 
+    def seconds_until_free(self) -> float | None:
+        """This process's read-only estimate of the seconds until a slot: the pause after a 429 (the
+        windows live in Redis and are not asked: 0 when no pause is known)."""
+        return max(0.0, self._paused_until - time.monotonic())
+
     @property
     def waiting(self) -> int:
         return len(self._waiters)
