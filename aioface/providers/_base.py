@@ -185,8 +185,8 @@ class ProviderContext:
                 rates, adaptive = parse_limits(self.spec.default_limits), self.spec.adaptive
             limiter = self._hub.make_limiter(self.name, self._key.get(), rates, adaptive)
             if self.explicit_limits is None and ns is not None and ns.rates_assumed():
-                # Guessed (or remembered) limits must not hold back the answer that tells the real ones.
-                limiter.allow_probe()
+                # Guessed (or remembered) limits: one request at a time, within them, until an answer tells.
+                limiter.probe_first()
             hook = ns.on_headers if ns is not None and type(ns).on_headers is not ProviderNamespace.on_headers else None
             label = ns.tier_label if ns is not None else None
             ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook, label)

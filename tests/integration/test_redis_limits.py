@@ -137,15 +137,26 @@ async def test_learned_tier_reaches_the_next_process(redis_url: str, tmp_path: P
             assert second.facestudio.tier == "professional"
 
 
-async def test_probe_goes_through_the_windows_once(store: RedisStore) -> None:
+async def test_a_probe_never_goes_over_the_windows_and_is_alone_in_flight(store: RedisStore) -> None:
+    # Issue 21 (2, 3): unconfirmed rates never send over the windows, and one request at a time.
     key = new_key()
-    lim = make(store, key, Rate(1, 10.0))
+    lim = make(store, key, Rate(1, 0.5))
     (await lim.acquire(timeout=1)).responded()
     await store.flush()
-    lim.allow_probe()
-    (await lim.acquire(timeout=1)).responded()  # assumed rates must not hold back the answer that tells
+    lim.probe_first()
     with pytest.raises(LimiterTimeoutError):
-        await lim.acquire(timeout=0.1)
+        await lim.acquire(timeout=0.2)  # the window is full: no probe through it
+    other = make(store, key, Rate(5, 0.5), stamp_bound=0.0)  # another process, the same key
+    other.probe_first()
+    probe = await other.acquire(timeout=1)  # once the window has room
+    assert other.in_flight == 1  # held in flight until its answer, stamp bound or not
+    with pytest.raises(LimiterTimeoutError):
+        await other.acquire(timeout=0.2)  # one in flight, its answer not yet in
+    probe.responded()
+    await store.flush()
+    other.set_rates([Rate(5, 0.5)])  # the answer named the rates
+    for _ in range(3):
+        await other.acquire(timeout=1)
 
 
 async def test_a_long_wait_is_reported_with_the_window_holding_it(store: RedisStore) -> None:
@@ -544,6 +555,7 @@ async def test_cancelled_during_the_script_leaves_no_ticket(redis_url: str) -> N
 @pytest.mark.skipif(redis_server_binary() is None, reason="needs a redis-server binary to stop")
 async def test_hung_redis_acquire_keeps_its_timeout() -> None:
     with RedisServer() as server:
+        server.mark_live()  # a used store: the first grant costs no grace
         s = RedisStore(server.url)  # socket timeout 5 s, give_up_after 10 s
         lim = make(s, new_key(), Rate(5, 1.0))
         (await lim.acquire(timeout=1)).responded()

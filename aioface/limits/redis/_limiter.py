@@ -31,6 +31,8 @@ class StoreLink(Protocol):
     """What a :class:`RedisLimiter` uses of its store (``RedisStore``; package-internal)."""
 
     lease: float
+    grace: float
+    live_key: str
     safe_url: str
     failures: tuple[type[BaseException], ...]
 
@@ -157,9 +159,10 @@ class RedisLimiter:
         self._probe = False  # rates from an answer: confirmed
         self._wake_head()
 
-    def allow_probe(self) -> None:
-        """Let the next request through the windows once, if no request of this key is in flight in
-        any process (rates only assumed: the answer that tells the real ones must not wait)."""
+    def probe_first(self) -> None:
+        """The rates are not confirmed (a tier assumed or remembered): until :meth:`set_rates`, a
+        request is granted only when none of this key is in flight in any process, within the
+        windows, and it holds its slot until its answer (which names the real rates)."""
         self._probe = True
         self._wake_head()
 
@@ -198,8 +201,14 @@ class RedisLimiter:
         """Redis lost the state (a new epoch): put back this process's stamps and leases."""
         now = time.monotonic()
         stamps = [x for stamp, pid in self._history for x in (int((now - stamp) * 1e6), pid)]
-        grace = self._store.lease / 3 + 0.5
-        args = [us(grace), us(self._store.lease), self._ttl_ms(), len(self._history), *stamps, *self._flight]
+        args = [
+            us(self._store.grace),
+            us(self._store.lease),
+            self._ttl_ms(),
+            len(self._history),
+            *stamps,
+            *self._flight,
+        ]
         keys = [self._keys["s"], self._keys["l"], self._keys["h"]]
         self._epoch = str(await self._store.run("restore", keys, args))
         log.warning("limits store %s: state of %s was lost; put back %d stamps", self._store.safe_url,
@@ -245,8 +254,9 @@ class RedisLimiter:
             META_TTL_MS,
             len(self._rates),
             *self._windows,
+            us(self._store.grace),
         ]
-        keys = [self._keys[r] for r in ("s", "l", "q", "qe", "h", "m")]
+        keys = [*(self._keys[r] for r in ("s", "l", "q", "qe", "h", "m")), self._store.live_key]
         task = asyncio.ensure_future(self._store.run("acquire", keys, args))
         try:
             return list(await asyncio.wait_for(asyncio.shield(task), timeout))
@@ -332,7 +342,9 @@ class RedisLimiter:
                                 self._limits[0] = int(reply[1])
                                 self._epoch = str(reply[3])
                                 flat = reply[2]
-                                facts = dict(zip(flat[::2], flat[1::2], strict=True))
+                                facts = {
+                                    k: v for k, v in zip(flat[::2], flat[1::2], strict=True) if not k.startswith("_")
+                                }
                                 self._store.remember_meta(self.provider, self.key_hash, facts)
                                 self._waiters.leave(me)  # the next in line looks again
                                 self._ticket = False
@@ -376,9 +388,8 @@ class RedisLimiter:
 
     def _grant(self, pid: str) -> _RedisPermit:
         self.granted += 1
-        self._probe = False
         self._store.start_heartbeat()
-        if self.stamp_bound is not None:
+        if self.stamp_bound is not None and not self._probe:  # a probe is in flight until its answer
             self._remember(time.monotonic() + self.stamp_bound, pid)
             return _RedisPermit(self, pid, counted=False)
         self._flight.add(pid)
