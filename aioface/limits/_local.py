@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -300,6 +301,9 @@ class LocalStore:
     def __init__(self, state_dir: Path | None = None) -> None:
         self.state_dir = state_dir
         self._facts_files: dict[Path, BudgetStore] = {}
+        #: One limiter per (provider, hashed key or account) and settings: clients that share this
+        #: store (keys of one account, say) share its windows, cooldown and rates.
+        self._limiters: weakref.WeakValueDictionary[tuple[object, ...], RateLimiter] = weakref.WeakValueDictionary()
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.state_dir) if self.state_dir else 'memory'})"
@@ -315,13 +319,19 @@ class LocalStore:
         stamp_bound: float | None,
         persist: bool = False,
     ) -> RateLimiter:
+        ident = (provider, key_hash, margin, adaptive, stamp_bound, persist)
+        found = self._limiters.get(ident)
+        if found is not None:
+            return found
         store = None
         if persist and self.state_dir is not None:
             keep = max(r.period for r in rates) + margin
             store = self._facts(provider, key_hash)  # one store per file: a refusing disk warns once
             assert store is not None
             store.keep = max(store.keep, keep)
-        return RateLimiter(rates, margin=margin, store=store, adaptive=adaptive, stamp_bound=stamp_bound)
+        made = RateLimiter(rates, margin=margin, store=store, adaptive=adaptive, stamp_bound=stamp_bound)
+        self._limiters[ident] = made
+        return made
 
     def _facts(self, provider: str, key_hash: str) -> BudgetStore | None:
         if self.state_dir is None:
