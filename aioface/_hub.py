@@ -96,6 +96,8 @@ class ClientHub:
 
     def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None:
         """Keep ``values`` for the next client using (provider, key) (locally: nothing without a state_dir)."""
+        if self.has_account(provider):  # shown as an account by ``aioface limits`` (never its label)
+            values = {**values, "kind": "account"}
         self.store.save_meta(provider, self.budget_id(provider, key), values)
 
     def view_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...]) -> Limiter:
