@@ -115,10 +115,9 @@ class RedisStore:
     >>> store = RedisStore("redis://127.0.0.1:6379/0")          # doctest: +SKIP
     >>> async with aioface.Client(limits_store=store) as client: ...
 
-    ``lease``: seconds an in-flight slot is held without a sign of life from its process (renewed
-    every third of it while the request runs); a killed process's slots come back within
-    ``lease`` + window; leases are renewed and lost state looked for every ``min(lease / 3, 1)``
-    seconds (the heartbeat). ``give_up_after``: seconds of failed calls to Redis before acquire gives
+    ``lease``: seconds an in-flight slot is held without a sign of life from its process; a killed
+    process's slots come back within ``lease`` + window. Leases are renewed, and lost state looked
+    for, every ``min(lease / 3, 1)`` seconds (the heartbeat). ``give_up_after``: seconds of failed calls to Redis before acquire gives
     up with :class:`LimiterTimeoutError` (sooner if the acquire timeout ends first).
     """
 
