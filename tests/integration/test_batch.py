@@ -206,7 +206,10 @@ def test_ctrl_c_stops_gracefully_and_the_rerun_finishes(tmp_path: Path) -> None:
     emu, env, out, cmd = _cli_batch(tmp_path, n)
     try:
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
+        journal = out / "results.jsonl"
+        deadline = time.monotonic() + 20  # mid-run, however slow the start (a loaded machine)
+        while time.monotonic() < deadline and not (journal.exists() and journal.stat().st_size > 0):
+            time.sleep(0.02)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=30)
         assert p.returncode == 130, err
