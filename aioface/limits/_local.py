@@ -149,11 +149,12 @@ class RateLimiter:
         self._rebuild()
         self._wake_head()
 
-    def probe_first(self) -> None:
+    def probe_first(self, on_facts: Callable[[Mapping[str, str]], None] | None = None) -> None:
         """The rates in force are not confirmed yet (a tier assumed, or remembered from an earlier
         run): until :meth:`set_rates` applies the rates an answer named, only one request is in
         flight at a time, and never over the windows in force. The first answer then sets the
         limits for the rest, so a tier that is no longer true cannot send a burst over the real one.
+        (``on_facts``: for shared limiters, which read what other processes confirmed; unused here.)
         """
         self._probe = True
         self._wake_head()

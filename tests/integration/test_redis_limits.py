@@ -159,6 +159,27 @@ async def test_a_probe_never_goes_over_the_windows_and_is_alone_in_flight(store:
         await other.acquire(timeout=1)
 
 
+async def test_a_probe_takes_the_rates_another_process_confirmed_instead_of_waiting(store: RedisStore) -> None:
+    # A process probing while another (confirmed) has requests in flight is told the shared facts:
+    # a confirmation ends its probing at once, instead of a wait for every answer in flight.
+    key = new_key()
+    busy = make(store, key, Rate(30, 5.0))
+    await busy.acquire(timeout=1)  # in flight, its answer slow to come
+    store.save_meta("test", key, {"tier": "pro", "confirmed": f"{time.time():.3f}"})
+    await store.flush()
+    other = RedisStore(store.url, lease=0.6)  # another process
+    waiting = make(other, key, Rate(30, 5.0))
+    waiting.probe_first()
+    with pytest.raises(LimiterTimeoutError):
+        await waiting.acquire(timeout=0.3)  # no one to tell: it waits for the answer in flight
+    told: list[dict[str, str]] = []
+    newer = make(other, key, Rate(30, 5.0))
+    newer.probe_first(lambda facts: (told.append(dict(facts)), newer.set_rates([Rate(30, 5.0)])))
+    await newer.acquire(timeout=1)
+    assert told and told[0]["tier"] == "pro"
+    await other.aclose()
+
+
 async def test_a_long_wait_is_reported_with_the_window_holding_it(store: RedisStore) -> None:
     key = new_key()
     lim = make(store, key, Rate(5, 0.2), Rate(1, 0.5), stamp_bound=0.0)

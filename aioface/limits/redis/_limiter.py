@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._errors import ConfigurationError, LimiterTimeoutError
@@ -120,6 +120,7 @@ class RedisLimiter:
         self._rng = random.Random()
         self._clock = MonotonicClock()
         self._probe = False
+        self._on_facts: Callable[[Mapping[str, str]], None] | None = None
         self.granted = 0
         self.throttled = 0
         self._rates: tuple[Rate, ...] = ()
@@ -159,11 +160,14 @@ class RedisLimiter:
         self._probe = False  # rates from an answer: confirmed
         self._wake_head()
 
-    def probe_first(self) -> None:
+    def probe_first(self, on_facts: Callable[[Mapping[str, str]], None] | None = None) -> None:
         """The rates are not confirmed (a tier assumed or remembered): until :meth:`set_rates`, a
         request is granted only when none of this key is in flight in any process, within the
-        windows, and it holds its slot until its answer (which names the real rates)."""
+        windows, and it holds its slot until its answer (which names the real rates). While it
+        waits, ``on_facts`` is given the facts the processes share (a confirmation another
+        process wrote may end the probing: it then calls :meth:`set_rates`)."""
         self._probe = True
+        self._on_facts = on_facts
         self._wake_head()
 
     # -- feedback --------------------------------------------------------------------------
@@ -354,6 +358,8 @@ class RedisLimiter:
                             self._epoch = str(reply[5])
                             wait = int(reply[1]) / 1e6
                             blocker = int(reply[6])
+                            if self._probe and len(reply) > 7:
+                                self._shared(reply[7])
                             tell(None if reply[2] else wait, self._rates[blocker - 1] if blocker else None)
                             if reply[2]:
                                 wait = max(wait, self._poll * self._rng.uniform(0.8, 1.2))
@@ -378,6 +384,13 @@ class RedisLimiter:
             if not self._waiters and self._ticket:
                 self._ticket = False
                 self._store.spawn(self._leave_queue(), "leave queue")
+
+    def _shared(self, flat: Sequence[str]) -> None:
+        """Facts read while probing: kept for the store, and told (they may confirm the rates)."""
+        facts = dict(zip(flat[::2], flat[1::2], strict=True))
+        self._store.remember_meta(self.provider, self.key_hash, facts)
+        if self._on_facts is not None:
+            self._on_facts(facts)
 
     async def _leave_queue(self) -> None:
         wid = f"{self._id}:w"

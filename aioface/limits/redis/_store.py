@@ -117,8 +117,8 @@ class RedisStore:
 
     ``lease``: seconds an in-flight slot is held without a sign of life from its process; a killed
     process's slots come back within ``lease`` + window. Leases are renewed, and lost state looked
-    for, every ``min(lease / 3, 1)`` seconds (the heartbeat). ``give_up_after``: seconds of failed calls to Redis before acquire gives
-    up with :class:`LimiterTimeoutError` (sooner if the acquire timeout ends first).
+    for, every ``min(lease / 3, 1)`` seconds (the heartbeat). ``give_up_after``: seconds of failed
+    calls to Redis before acquire gives up with :class:`LimiterTimeoutError` (sooner if the acquire timeout ends first).
     """
 
     def __init__(

@@ -53,19 +53,26 @@ class FaceStudio(ProviderNamespace):
             meta = self._ctx.load_meta()
             kept = meta.get("tier")
             self._remembered = kept if kept in _fs.TIERS else None
-            self._confirmed = self._remembered is not None and self._fresh(meta.get("confirmed"))
+            self._confirmed = self._remembered is not None and self._fresh(meta.get("confirmed"), self._remembered)
 
     def _burst(self) -> float:
         """The shortest window of the tier in force, in seconds of this client's (scaled) clock."""
         return _fs.TIERS[self.tier][0].period / self._ctx.settings.time_scale
 
-    def _fresh(self, confirmed: str | None) -> bool:
-        """Whether an answer confirmed the tier within the current (shortest) window."""
+    def _fresh(self, confirmed: str | None, tier: str) -> bool:
+        """Whether an answer confirmed ``tier`` within its current (shortest) window."""
         try:
             age = time.time() - float(confirmed or "")
         except ValueError:
             return False
-        return 0.0 <= age <= _fs.TIERS[self._remembered or "basic"][0].period / self._ctx.settings.time_scale
+        return -1.0 <= age <= _fs.TIERS[tier][0].period / self._ctx.settings.time_scale
+
+    def shared_facts(self, facts: Mapping[str, str]) -> None:
+        """While probing: a tier another process confirmed within its window is taken at once."""
+        tier = facts.get("tier")
+        if self.rates_assumed() and tier in _fs.TIERS and self._fresh(facts.get("confirmed"), tier):
+            self._remembered, self._confirmed = tier, True
+            self._ctx.apply_rates(_fs.TIERS[tier])
 
     def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
         self._recall(again=True)

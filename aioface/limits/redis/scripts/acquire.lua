@@ -5,7 +5,7 @@
 -- until its answer), meta ttl (ms), window count, then limit and period per window, then the grace
 -- (µs) a lost or new state holds every grant for. Times in integer µs.
 -- Replies: {1, limit, meta, epoch} granted; {0, wait, unknown, position, limit, epoch, window
--- holding it back longest (0: a 429 pause or none)}; {3, epoch} the state is newer than the
+-- holding it back longest (0: a 429 pause or none), and when probing the shared facts}; {3, epoch} the state is newer than the
 -- caller's (Redis lost it): restore first.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -98,4 +98,7 @@ for i = 1, n do
   end
 end
 expire()
+if probe then  -- a confirmation another process shared may end the probing
+  return {0, wait, unknown, pos, limits[1], epoch, blocker, redis.call('HGETALL', KEYS[6])}
+end
 return {0, wait, unknown, pos, limits[1], epoch, blocker}
