@@ -325,6 +325,7 @@ async def test_unreachable_at_start_names_the_url_without_password() -> None:
 async def test_redis_lost_mid_run_fails_closed(tmp_path: Path) -> None:
     cfg = EmulatorConfig(strict=True, keys={"lost-key": "professional"}, time_scale=60.0)
     with RedisServer() as server:
+        server.mark_live()  # a used store: its first grant costs no grace (issue 21), the 1.2 s are for sending
         store = RedisStore(server.url, lease=1.0, give_up_after=1.0, connect_timeout=0.5, socket_timeout=1.0)
         async with Emulator(cfg) as emu:
             client = emu.client(keys={"facestudio": "lost-key"}, limits_store=store, acquire_timeout=3.0)
