@@ -2,9 +2,10 @@
 
 The Face Studio double of the tests (``tests/support/drf_server.py``): Django REST framework's own
 throttles (burst and sustained scopes per user class), DRF's cache in a throw-away redis-server shared
-by two gunicorn workers, time scaled by overriding ``parse_rate`` only. One Professional account per
-run (30 a "minute", a minute lasting 60/--time-scale seconds), -n requests split between the
-processes, all asked for at once, with fast answers and with slow ones (1-2 s before the image).
+by two gunicorn workers (16 threads each, so that slow answers do not queue at the server), time
+scaled by overriding ``parse_rate`` only. One Professional account per run (30 a "minute", a minute
+lasting 60/--time-scale seconds), -n requests split between the processes, all asked for at once,
+with fast answers and with slow ones (1-2 s before the image).
 
 - ``aioface``: ``limits_store=RedisStore``, the tier learned from ``X-User-Class`` (a fresh account:
   one probe, then Professional); a slot held a window after the answer
@@ -168,7 +169,7 @@ def main() -> None:
         limits_url = server.url.rsplit("/", 1)[0] + "/1"
         for latency in ("fast", "slow"):
             lat = None if latency == "fast" else (1.0, 2.0)
-            with DrfFaceStudio(accounts, redis_url=server.url, time_scale=a.time_scale, latency=lat) as fs:
+            with DrfFaceStudio(accounts, redis_url=server.url, time_scale=a.time_scale, latency=lat, threads=16) as fs:
                 for i, (lt, lib, procs) in enumerate(plan):
                     if lt != latency:
                         continue
