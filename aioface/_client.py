@@ -334,6 +334,8 @@ class Client:
         :class:`TaskEvent` callback for these calls. ``limits`` (``{"facestudio": "1/second"}``)
         holds this view's calls to a stricter budget of their own, on top of the client's limits
         (which still count them): a view for a background job that must leave room for the rest.
+        Those limits are one limiter per (provider, key or account, spec), kept by the client: a
+        view made per call shares it, and so do other processes through the limits store.
         Closing a view closes the client.
         """
         given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status)  # checked here
