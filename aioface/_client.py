@@ -25,9 +25,8 @@ from ._options import Options, Settings, applied, resolve, stacked
 from ._retry import RetryPolicy
 from ._route import Route, Router
 from ._types import ImageResult, TaskEvent
-from .limits import Limiter, LimitsStore, Rate, RateLimiter, parse_limits
+from .limits import Limiter, LimitsStore, Rate, parse_limits
 from .limits._persist import check_budget_dir
-from .limits._rate import key_digest
 from .providers import ProviderContext, ProviderNamespace, providers
 from .providers._base import Secret
 from .providers.acedata import AceData
@@ -78,6 +77,9 @@ class Client:
     ``limits_store`` (or ``AIOFACE_LIMITS_STORE``): ``"local"`` (default) or a Redis URL such as
     ``redis://127.0.0.1:6379/0`` so that every process and host using a key shares its limits and
     what was learned about it; a store object you pass in is yours to close.
+    ``accounts`` (or ``AIOFACE_<PROVIDER>_ACCOUNT``) names the account a provider's key belongs to
+    (``{"facestudio": "acme"}``): keys given the same label share every window, the 429 cooldown
+    and the learned tier (Face Studio counts per user, not per key). The label is hashed like keys.
     ``on_request`` is called with a :class:`RequestTiming` after every HTTP attempt (metrics).
     A request about to wait for a rate-limit slot longer than ``limit_wait_notice`` seconds (3 by
     default) is announced before the wait: an INFO line on the ``aioface`` logger and
@@ -103,6 +105,7 @@ class Client:
         base_urls: Mapping[str, str] | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         limits: Mapping[str, str | Sequence[Rate]] | None = None,
+        accounts: Mapping[str, str] | None = None,
         facestudio_tier: str | None = None,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
@@ -135,6 +138,7 @@ class Client:
             url_args={"facestudio": facestudio_base_url, "acedata": acedata_base_url, "ailab": ailab_base_url},
             options=_with_option(options, "facestudio", "tier", facestudio_tier),
             limits=limits,
+            accounts=accounts,
             retry=retry,
             poll=poll,
             state_dir=state_dir,
@@ -196,7 +200,11 @@ class Client:
         self._own_store = config.limits_store is None or isinstance(config.limits_store, str)
         store = open_store(config.limits_store, state_dir=folder)
         self._hub = ClientHub(
-            store=store, time_scale=config.time_scale, margin=config.limit_margin, stamp_bound=config.limit_stamp_bound
+            store=store,
+            time_scale=config.time_scale,
+            margin=config.limit_margin,
+            stamp_bound=config.limit_stamp_bound,
+            accounts={p: pc.account for p, pc in config.providers.items() if pc.account},
         )
 
     def _add_providers(self, config: Config) -> None:
@@ -255,7 +263,11 @@ class Client:
             return await self._root.open()
         if self._hub.current is not None:
             return
-        keyed = [(name, key_digest(ctx.key(required=False))) for name, ctx in self._contexts.items() if ctx.has_key]
+        keyed = [
+            (name, self._hub.budget_id(name, ctx.key(required=False)))
+            for name, ctx in self._contexts.items()
+            if ctx.has_key or self._hub.has_account(name)
+        ]
         await self._hub.store.open(keyed)  # ConfigurationError naming the store if it cannot be reached
         if self._transport_given is not None:
             self._transport = self._transport_given
@@ -326,6 +338,8 @@ class Client:
         :class:`TaskEvent` callback for these calls. ``limits`` (``{"facestudio": "1/second"}``)
         holds this view's calls to a stricter budget of their own, on top of the client's limits
         (which still count them): a view for a background job that must leave room for the rest.
+        Those limits are one limiter per (provider, key or account, spec), kept by the client: a
+        view made per call shares it, and so do other processes through the limits store.
         Closing a view closes the client.
         """
         given = Options(timeout, retry, poll, acquire_timeout, max_download_bytes, on_status)  # checked here
@@ -333,10 +347,15 @@ class Client:
             unknown = set(limits) - set(self._contexts)
             if unknown:
                 raise ConfigurationError(f"limits for unknown provider(s): {', '.join(sorted(unknown))}")
-            own: dict[str, tuple[RateLimiter, ...]] = {}
+            own: dict[str, tuple[Limiter, ...]] = {}
             for name, lim in limits.items():
                 rates = parse_limits(lim) if isinstance(lim, str) else tuple(lim)
-                own[name] = (RateLimiter([r.scaled(self.time_scale) for r in rates], margin=self._hub.margin),)
+                if not rates:
+                    raise ConfigurationError(f"limits for {name}: no rate given")
+                # One limiter per (provider, key or account, rates), kept by the client: a view per
+                # call shares it, and so do other processes through the store in use.
+                key = self._root._contexts[name].key(required=False)
+                own[name] = (self._hub.view_limiter(name, key, rates),)
             given = replace(given, limiters=own)
         options = stacked(self._options, given)
         assert options is not None

@@ -41,8 +41,9 @@ LIMITS_STORE_ENV = "AIOFACE_LIMITS_STORE"
 LOG_LEVEL_ENV = "AIOFACE_LOG_LEVEL"
 #: ``asyncio`` turns the CLI's uvloop off.
 LOOP_ENV = "AIOFACE_LOOP"
-#: Per provider: ``AIOFACE_<PROVIDER>_KEY`` (Ace Data Cloud's spec says ``TOKEN``), ``_BASE_URL``, ``_LIMITS``.
-KEY, TOKEN, BASE_URL, LIMITS = "KEY", "TOKEN", "BASE_URL", "LIMITS"
+#: Per provider: ``AIOFACE_<PROVIDER>_KEY`` (Ace Data Cloud's spec says ``TOKEN``), ``_BASE_URL``, ``_LIMITS``,
+#: ``_ACCOUNT`` (a label: keys given the same one share every limit, as the server counts per account).
+KEY, TOKEN, BASE_URL, LIMITS, ACCOUNT = "KEY", "TOKEN", "BASE_URL", "LIMITS", "ACCOUNT"
 #: Ace Data's platform (file uploads): AIOFACE_ACEDATA_PLATFORM_URL.
 PLATFORM_URL = "PLATFORM_URL"
 
@@ -139,6 +140,9 @@ class ProviderConfig:
     #: Limits given (argument or ``AIOFACE_<P>_LIMITS``); None: the provider's defaults / tiers.
     limits: tuple[Rate, ...] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: The account the key belongs to (argument or ``AIOFACE_<P>_ACCOUNT``): keys of one account
+    #: share their limits, cooldown and learned tier. Never shown (it is hashed like keys).
+    account: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,7 @@ def _provider(
     url: str | None,
     limits: str | Sequence[Rate] | None,
     options: Mapping[str, Any] | None,
+    account: str | None = None,
 ) -> ProviderConfig:
     name = spec.name
     source = f"{name} key given to Client()"
@@ -196,7 +201,13 @@ def _provider(
     from .limits._rate import parse_limits
 
     explicit = None if limits is None else (parse_limits(limits) if isinstance(limits, str) else tuple(limits))
-    return ProviderConfig(name, key.strip(), source, url.rstrip("/"), explicit, dict(options or {}))
+    if account is None:
+        account = env.get(provider_env(name, ACCOUNT)) or None
+    if account is not None:
+        if not isinstance(account, str) or not account.strip():
+            raise ConfigurationError(f"the {name} account must be a non-empty label")
+        account = account.strip()
+    return ProviderConfig(name, key.strip(), source, url.rstrip("/"), explicit, dict(options or {}), account)
 
 
 def resolve(
@@ -210,6 +221,7 @@ def resolve(
     options: Mapping[str, Mapping[str, Any]] | None,
     limits: Mapping[str, str | Sequence[Rate]] | None,
     retry: RetryPolicy | None,
+    accounts: Mapping[str, str] | None = None,
     poll: PollPolicy | None,
     state_dir: str | os.PathLike[str] | None,
     persist_limits: bool,
@@ -237,8 +249,17 @@ def resolve(
     url_of = _by_provider(url_args, base_urls, specs, "base_urls")
     opts = _by_provider({}, options, specs, "options")
     _by_provider({}, limits, specs, "limits")
+    _by_provider({}, accounts, specs, "accounts")
     resolved = {
-        name: _provider(spec, env, key_of.get(name), url_of.get(name), (limits or {}).get(name), opts.get(name))
+        name: _provider(
+            spec,
+            env,
+            key_of.get(name),
+            url_of.get(name),
+            (limits or {}).get(name),
+            opts.get(name),
+            (accounts or {}).get(name),
+        )
         for name, spec in specs.items()
     }
     folder: Path | None = None
@@ -257,6 +278,7 @@ def resolve(
 
 
 __all__ = [
+    "ACCOUNT",
     "APP_NAME",
     "BASE_URL",
     "CACHE_DIR_ENV",

@@ -9,7 +9,7 @@ from ._config import persisted
 from ._dispatch import Dispatch, Endpoint, generic_error
 from ._errors import ClientClosedError, ConfigurationError
 from .limits import Limiter, LimitsStore, LocalStore, Rate, RateLimiter
-from .limits._rate import key_digest
+from .limits._rate import account_digest, key_digest
 
 
 def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None) -> LimitsStore:
@@ -31,8 +31,20 @@ def open_store(spec: LimitsStore | str | None, *, state_dir: Path | None = None)
 class ClientHub:
     """What the client shares with its providers: the dispatcher and how limiters are made."""
 
-    def __init__(self, *, store: LimitsStore, time_scale: float, margin: float, stamp_bound: float | None) -> None:
+    def __init__(
+        self,
+        *,
+        store: LimitsStore,
+        time_scale: float,
+        margin: float,
+        stamp_bound: float | None,
+        accounts: Mapping[str, str] | None = None,
+    ) -> None:
         self.store = store
+        #: Per provider, the account label its key belongs to (keys of one account share limits).
+        self._accounts = {p: account_digest(label) for p, label in (accounts or {}).items()}
+        #: A view's own limiters, one per (provider, budget, rates), kept for every view to share.
+        self._view_limiters: dict[tuple[str, str, tuple[Rate, ...]], Limiter] = {}
         self.time_scale = time_scale
         self.margin = margin
         self.stamp_bound = stamp_bound
@@ -57,10 +69,18 @@ class ClientHub:
             self._download = Endpoint("download", limiter, generic_error)
         return self._download
 
+    def budget_id(self, provider: str, key: str | None) -> str:
+        """The hashed name the limits of (provider, key) are kept under: its account's, if it has one."""
+        return self._accounts.get(provider) or key_digest(key)
+
+    def has_account(self, provider: str) -> bool:
+        """Whether ``provider``'s key was given an account (its limits are the account's)."""
+        return provider in self._accounts
+
     def make_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...], adaptive: bool) -> Limiter:
         return self.store.limiter(
             provider,
-            key_digest(key),
+            self.budget_id(provider, key),
             [r.scaled(self.time_scale) for r in rates],
             margin=self.margin,
             adaptive=adaptive,
@@ -72,11 +92,35 @@ class ClientHub:
     # locally, in Redis when limits are shared), per provider and hashed key.
     def load_meta(self, provider: str, key: str | None) -> dict[str, str]:
         """Small facts an earlier client learned about (provider, key), e.g. its tier; {} if none."""
-        return self.store.load_meta(provider, key_digest(key))
+        return self.store.load_meta(provider, self.budget_id(provider, key))
 
     def save_meta(self, provider: str, key: str | None, values: Mapping[str, str]) -> None:
         """Keep ``values`` for the next client using (provider, key) (locally: nothing without a state_dir)."""
-        self.store.save_meta(provider, key_digest(key), values)
+        if self.has_account(provider):  # shown as an account by ``aioface limits`` (never its label)
+            values = {**values, "kind": "account"}
+        self.store.save_meta(provider, self.budget_id(provider, key), values)
+
+    def view_limiter(self, provider: str, key: str | None, rates: tuple[Rate, ...]) -> Limiter:
+        """A view's own limits (``with_options(limits=...)``): one limiter per (provider, key or
+        account, rates), made once and kept, so that every view asking for them shares it; kept
+        in the store in use (Redis: shared by processes) and persisted like the client's."""
+        budget = self.budget_id(provider, key)
+        spec = tuple(sorted(rates, key=lambda r: (r.period, r.limit)))
+        found = self._view_limiters.get((provider, budget, spec))
+        if found is None:
+            label = ",".join(r.label() for r in spec)
+            view_hash = key_digest(f"{budget}|view|{label}")
+            found = self.store.limiter(
+                provider,
+                view_hash,
+                [r.scaled(self.time_scale) for r in spec],
+                margin=self.margin,
+                adaptive=False,
+                stamp_bound=self.stamp_bound,
+                persist=persisted(spec),
+            )
+            self._view_limiters[(provider, budget, spec)] = found
+        return found
 
 
 __all__ = ["ClientHub", "open_store"]

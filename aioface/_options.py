@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from ._config import DEFAULT_TIMEOUT, check_overrides, check_policies
 from ._retry import RetryPolicy
 from ._types import TaskEvent
-from .limits import RateLimiter
+from .limits import Limiter
 from .results._check import DEFAULT_MAX_BYTES
 from .tasks._polling import DurationLearners, PollPolicy
 
@@ -40,7 +40,7 @@ class Options:
     on_status: StatusCallback | None = None
     #: Extra limiters for this view's calls, per provider, on top of the client's shared ones
     #: (a view of a view holds its calls to both views' limits).
-    limiters: Mapping[str, tuple[RateLimiter, ...]] | None = None
+    limiters: Mapping[str, tuple[Limiter, ...]] | None = None
 
     def __post_init__(self) -> None:
         check_overrides(
@@ -83,7 +83,7 @@ class Settings:
     #: How long a call may wait for a rate-limit slot (None: as long as it takes).
     acquire_timeout: float | None = None
     #: A view's own limiters per provider, taken before the client's shared one.
-    limiters: Mapping[str, tuple[RateLimiter, ...]] = field(default_factory=dict, repr=False, compare=False)
+    limiters: Mapping[str, tuple[Limiter, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def overridden(self, o: Options | None) -> Settings:
         """These settings with ``o``'s set fields on top."""

@@ -14,6 +14,7 @@ import click
 from .. import _json
 from .._config import CACHE_DIR_ENV, LIMITS_STORE_ENV
 from . import EXIT_OK, EXIT_USAGE
+from ._params import account_option
 from ._progress import err_console, out_console
 
 if TYPE_CHECKING:
@@ -53,12 +54,14 @@ def duration(seconds: float) -> str:
     help="Forget a key's state, local or in Redis (default: the key the environment gives PROVIDER).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --reset.")
+@account_option
 def limits_command(
     state_dir: Path | None, limits_store: str | None, as_json: bool, reset_spec: str | None, yes: bool
 ) -> None:
     """Show the rate-limit budget of each provider and key, from the persisted state or from Redis.
 
-    Per provider and key (hashed, * marks the key of the environment): the tier last learned,
+    Per provider and key or account (hashed, * marks the environment's: its key, or its account
+    from AIOFACE_<PROVIDER>_ACCOUNT / --account; keys of one account share one state): the tier last learned,
     each window's use and when its next slot frees. Locally, windows under an hour live in memory
     only; with a Redis limits store (--limits-store or AIOFACE_LIMITS_STORE) every window, the
     requests in flight and a pause after a 429 are shared, and shown.
@@ -137,7 +140,7 @@ def budget_table(found: Sequence[BudgetView], title: str) -> Any:
                 nxt = f"paused after a 429, {duration(v.paused_for)}"
             t.add_row(
                 v.provider if first else "",
-                (v.key_hash + (" *" if v.current else "")) if first else "",
+                (("account " if v.account else "") + v.key_hash + (" *" if v.current else "")) if first else "",
                 (v.tier or "unknown") + f" ({v.limits_from})" if first else "",
                 f"{w.rate.limit} / {w.rate.period:g}s",
                 "in memory only" if w.used is None else f"{w.used}/{w.rate.limit}",

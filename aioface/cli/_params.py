@@ -1,21 +1,24 @@
-"""Shared options and parsers: --out, --concurrency, --limit, --limits-store, --quiet, --param, names.
+"""Shared options and parsers: --out, --concurrency, --limit, --limits-store, --account, --quiet, --param, names.
 
 Bad values are usage errors (exit 2) raised before anything is sent, the registry's checks included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from .._config import LIMITS_STORE_ENV
+from .._config import ACCOUNT, LIMITS_STORE_ENV, provider_env
 from .._errors import ConfigurationError, InvalidRequestError
 from ..limits import parse_limits
 from ..providers import BatchOp, operations, providers
 from ..results._dest import check_destination
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: An item of a command's fan-out: (file stem, the operation's parameters).
 Named = tuple[str, dict[str, Any]]
@@ -140,7 +143,7 @@ limit_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 #: ``limits_store``: for ``Client(limits_store=...)``; None (not given, or empty) lets the client
 #: read AIOFACE_LIMITS_STORE.
-store_option = click.option(
+_limits_store_option = click.option(
     "--limits-store",
     "limits_store",
     metavar="URL",
@@ -148,3 +151,46 @@ store_option = click.option(
     callback=lambda c, p, v: v or None,
     help=f"Share limits with other processes and hosts, e.g. redis://127.0.0.1:6379/0 [env {LIMITS_STORE_ENV}].",
 )
+
+
+def _set_accounts(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> None:
+    """``--account [PROVIDER=]LABEL``: as ``AIOFACE_<PROVIDER>_ACCOUNT`` for this command (every
+    provider without ``PROVIDER=``), put back as it was when the command ends."""
+    names = list(providers())
+    given: dict[str, str] = {}
+    for value in values:
+        provider, sep, label = value.rpartition("=") if "=" in value else ("", "", value)
+        if sep and provider not in names:
+            raise click.BadParameter(f"unknown provider {provider!r} (known: {', '.join(names)})", param=param)
+        if not label.strip():
+            raise click.BadParameter("an account label must not be empty", param=param)
+        for name in [provider] if sep else names:
+            given[name] = label.strip()
+    before = {name: os.environ.get(provider_env(name, ACCOUNT)) for name in given}
+    for name, label in given.items():
+        os.environ[provider_env(name, ACCOUNT)] = label
+
+    def restore() -> None:
+        for name, old in before.items():
+            if old is None:
+                os.environ.pop(provider_env(name, ACCOUNT), None)
+            else:
+                os.environ[provider_env(name, ACCOUNT)] = old
+
+    ctx.call_on_close(restore)
+
+
+account_option = click.option(
+    "--account",
+    multiple=True,
+    metavar="[PROVIDER=]LABEL",
+    expose_value=False,
+    callback=_set_accounts,
+    help="The account the key belongs to: keys given the same label share every limit "
+    "(Face Studio counts per user, not per key) [env AIOFACE_<PROVIDER>_ACCOUNT].",
+)
+
+
+def store_option(f: F) -> F:
+    """``--limits-store URL`` and ``--account [PROVIDER=]LABEL``: where limits are kept, whose they are."""
+    return _limits_store_option(account_option(f))

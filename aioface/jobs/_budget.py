@@ -22,6 +22,7 @@ from .. import _config, _json
 from .._config import PERSIST_MIN_PERIOD
 from ..limits import Rate, parse_limits
 from ..limits._persist import budget_path
+from ..limits._rate import account_digest
 from ..providers import providers
 
 if TYPE_CHECKING:
@@ -62,12 +63,15 @@ class BudgetView:
     paused_for: float = 0.0
     #: Requests sent and not yet answered (known with Redis only).
     in_flight: int = 0
+    #: True when the state is an account's (``AIOFACE_<P>_ACCOUNT``): every key of it shares it.
+    account: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
             "provider": self.provider,
             "key": self.key_hash,
             "current": self.current,
+            "account": self.account,
             "tier": self.tier,
             "limits_from": self.limits_from,
             "last_send": self.last_send,
@@ -98,12 +102,16 @@ def _stamps(path: Path) -> list[float]:
     return sorted(out)
 
 
-def _tier(path: Path) -> str | None:
+def _facts(path: Path) -> dict[str, object]:
     try:
         data = _json.loads(path.with_name(path.name + ".tier").read_bytes())
     except (OSError, ValueError):
-        return None
-    tier = data.get("tier") if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _tier(path: Path) -> str | None:
+    tier = _facts(path).get("tier")
     return tier if isinstance(tier, str) and tier else None
 
 
@@ -126,6 +134,9 @@ def current_hashes(env: Mapping[str, str] | None = None) -> dict[str, str]:
     for name, spec in providers().items():
         key = env.get(spec.key_env, "").strip() or None
         out[name] = budget_path(Path("."), name, key).name[len(name) + 1 : -len(".log")]
+        account = env.get(_config.provider_env(name, _config.ACCOUNT), "").strip()
+        if account:  # the key's limits are its account's
+            out[name] = account_digest(account)
     return out
 
 
@@ -151,9 +162,18 @@ def views(state_dir: Path, *, env: Mapping[str, str] | None = None, now: float |
         rates, source = _rates(provider, env, tier, current=mine[provider] == digest)
         stamps = _stamps(path)
         windows = tuple(window_use(r, stamps, now) for r in rates)
+        account = _facts(path).get("kind") == "account"
         out.append(
             BudgetView(
-                provider, digest, tier, source, windows, stamps[-1] if stamps else None, path, mine[provider] == digest
+                provider,
+                digest,
+                tier,
+                source,
+                windows,
+                stamps[-1] if stamps else None,
+                path,
+                mine[provider] == digest,
+                account=account,
             )
         )
     return out
@@ -211,6 +231,7 @@ async def redis_views(store: RedisStore, *, env: Mapping[str, str] | None = None
                 mine[st.provider] == st.key_hash,
                 st.paused_for,
                 st.in_flight,
+                st.meta.get("kind") == "account",
             )
         )
     return out

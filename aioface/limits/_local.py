@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -144,17 +145,16 @@ class RateLimiter:
             raise ConfigurationError("a limiter needs at least one rate")
         self._windows = [_Window(r) for r in sorted(rates, key=lambda r: r.period)]
         self._limits = [w.rate.limit for w in self._windows]
-        self._probe = False  # rates from an answer are confirmed: no probe needed any more
+        self._probe = False  # rates from an answer are confirmed: no probing any more
         self._rebuild()
         self._wake_head()
 
-    def allow_probe(self) -> None:
-        """Let the next request through the windows once, before any answer confirmed these rates.
-
-        For rates that are only assumed (a tier guessed, or remembered from an earlier run): the
-        request that would reveal the real tier must not wait for a window the real tier may not
-        have. Only when nothing is in flight (an answer on its way will tell), never through a 429
-        pause; the permission ends when granted or when :meth:`set_rates` applies learned rates.
+    def probe_first(self, on_facts: Callable[[Mapping[str, str]], None] | None = None) -> None:
+        """The rates in force are not confirmed yet (a tier assumed, or remembered from an earlier
+        run): until :meth:`set_rates` applies the rates an answer named, only one request is in
+        flight at a time, and never over the windows in force. The first answer then sets the
+        limits for the rest, so a tier that is no longer true cannot send a burst over the real one.
+        (``on_facts``: for shared limiters, which read what other processes confirmed; unused here.)
         """
         self._probe = True
         self._wake_head()
@@ -195,8 +195,8 @@ class RateLimiter:
         the window holding it back longest (None when that is a 429 pause, or nothing holds it)."""
         worst: float = max(0.0, self._paused_until - now)
         blocker: Rate | None = None
-        if self._probe and self._in_flight == 0:
-            return worst, None
+        if self._probe and self._in_flight > 0:  # unconfirmed rates: one at a time, its answer tells
+            return (None, None) if worst == 0.0 else (worst, None)
         for w, limit in zip(self._windows, self._limits, strict=True):
             t = w.wait(now, self._in_flight, limit)
             if t is None:
@@ -207,8 +207,7 @@ class RateLimiter:
 
     def _grant(self) -> Permit:
         self.granted += 1
-        self._probe = False
-        if self.stamp_bound is None:
+        if self.stamp_bound is None or self._probe:  # a probe is in flight until its answer
             self._in_flight += 1
             return Permit(self, counted=True)
         self._record(self._clock.now() + self.stamp_bound)
@@ -308,6 +307,9 @@ class LocalStore:
     def __init__(self, state_dir: Path | None = None) -> None:
         self.state_dir = state_dir
         self._facts_files: dict[Path, BudgetStore] = {}
+        #: One limiter per (provider, hashed key or account) and settings: clients that share this
+        #: store (keys of one account, say) share its windows, cooldown and rates.
+        self._limiters: weakref.WeakValueDictionary[tuple[object, ...], RateLimiter] = weakref.WeakValueDictionary()
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.state_dir) if self.state_dir else 'memory'})"
@@ -323,13 +325,19 @@ class LocalStore:
         stamp_bound: float | None,
         persist: bool = False,
     ) -> RateLimiter:
+        ident = (provider, key_hash, margin, adaptive, stamp_bound, persist)
+        found = self._limiters.get(ident)
+        if found is not None:
+            return found
         store = None
         if persist and self.state_dir is not None:
             keep = max(r.period for r in rates) + margin
             store = self._facts(provider, key_hash)  # one store per file: a refusing disk warns once
             assert store is not None
             store.keep = max(store.keep, keep)
-        return RateLimiter(rates, margin=margin, store=store, adaptive=adaptive, stamp_bound=stamp_bound)
+        made = RateLimiter(rates, margin=margin, store=store, adaptive=adaptive, stamp_bound=stamp_bound)
+        self._limiters[ident] = made
+        return made
 
     def _facts(self, provider: str, key_hash: str) -> BudgetStore | None:
         if self.state_dir is None:

@@ -92,8 +92,8 @@ class BudgetStore:
         """The tier last learned for this (provider, key) (as :meth:`save_tier` was given it), or None.
 
         A hint, not a fact: the provider may have changed the plan since. Use it for the limits
-        before the first answer, and never let it hold back the request that would confirm it
-        (:meth:`RateLimiter.allow_probe`).
+        before the first answer, one request at a time until an answer confirms it
+        (:meth:`RateLimiter.probe_first`).
         """
         return self.load_meta().get("tier")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .._errors import ConfigurationError
 
-__all__ = ["Rate", "key_digest", "parse_limits"]
+__all__ = ["Rate", "account_digest", "key_digest", "parse_limits"]
 
 _UNITS = {
     "ms": 0.001,
@@ -83,3 +83,8 @@ def parse_limits(spec: str) -> tuple[Rate, ...]:
 def key_digest(key: str | None) -> str:
     """The name a key is kept under (files, Redis): a hash, never the key itself."""
     return hashlib.sha256((key or "anonymous").encode()).hexdigest()[:16]
+
+
+def account_digest(label: str) -> str:
+    """The name an account's shared limits are kept under: a hash of its label (never a key's hash)."""
+    return hashlib.sha256(b"\0account\0" + label.encode()).hexdigest()[:16]

@@ -186,8 +186,8 @@ class ProviderContext:
                 rates, adaptive = parse_limits(self.spec.default_limits), self.spec.adaptive
             limiter = self._hub.make_limiter(self.name, self._key.get(), rates, adaptive)
             if self.explicit_limits is None and ns is not None and ns.rates_assumed():
-                # Guessed (or remembered) limits must not hold back the answer that tells the real ones.
-                limiter.allow_probe()
+                # Guessed (or remembered) limits: one request at a time, within them, until an answer tells.
+                limiter.probe_first(ns.shared_facts)
             hook = ns.on_headers if ns is not None and type(ns).on_headers is not ProviderNamespace.on_headers else None
             label = ns.tier_label if ns is not None else None
             ep = self._endpoint = Endpoint(self.name, limiter, self.spec.parse_error, hook, label)
@@ -408,6 +408,10 @@ class ProviderNamespace:
         (a tier assumed, or remembered from an earlier run): the first request then goes through
         whatever those rates say, so that a wrong guess cannot keep the right answer from coming."""
         return False
+
+    def shared_facts(self, facts: Mapping[str, str]) -> None:
+        """What the processes sharing this key know now (read while the rates are a guess): a
+        provider may take a tier another process confirmed (:meth:`ProviderContext.apply_rates`)."""
 
     def tier_label(self) -> str | None:
         """What the provider calls the limits in force (a tier such as ``"Anon"``), shown when a

@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 import pytest
 
+from aioface import LimiterTimeoutError
 from aioface.emulator import Emulator, EmulatorConfig
 from tests.support.cli import EmulatorProcess, LineReader
 
@@ -71,9 +72,12 @@ async def test_enterprise_tier_is_remembered_by_the_next_client(tmp_path: Path) 
 
 
 @pytest.mark.anyio
-async def test_an_assumed_tier_never_blocks_the_request_that_would_confirm_it(tmp_path: Path) -> None:
-    """A Basic key spends its 120/day, then the user upgrades to Enterprise: the next process sends the
-    one request that reveals the new tier instead of waiting for tomorrow under the old one."""
+async def test_a_remembered_tier_never_sends_over_its_spent_window_and_a_given_tier_goes_at_once(
+    tmp_path: Path,
+) -> None:
+    """A Basic key spends its 120/day, then the user upgrades to Enterprise. Issue 21: no request is
+    sent over the windows in force, whatever the tier's source, so the next process does not send
+    a probe over the spent day (before issue 21 it did); given the new tier, it goes at once."""
     state = tmp_path / "state"
     cfg = EmulatorConfig(time_scale=2000.0, keys={"upgraded": "basic"})  # a minute is 30 ms, a day 43 s
     async with Emulator(cfg) as emu:
@@ -83,11 +87,17 @@ async def test_an_assumed_tier_never_blocks_the_request_that_would_confirm_it(tm
             )
         assert [o.error for o in outcomes if not o.ok] == []
         assert emu.stats["throttled"] == 0
+        sent = emu.stats["facestudio_requests"]
         cfg.keys["upgraded"] = "enterprise"  # the plan changed at the provider
-        async with emu.client(facestudio_key="upgraded", state_dir=state, acquire_timeout=3) as c:
-            first = await c.facestudio.generate(tmp_path / "probe", resolution=128)
-            second = await c.facestudio.generate(tmp_path / "next", resolution=128)
-        assert (first.user_class, second.user_class) == ("enterprise", "enterprise")
+        async with emu.client(facestudio_key="upgraded", state_dir=state, acquire_timeout=0.5) as c:
+            with pytest.raises(LimiterTimeoutError):
+                await c.facestudio.generate(tmp_path / "probe", resolution=128)
+        assert emu.stats["facestudio_requests"] == sent  # nothing sent over the remembered day
+        async with emu.client(
+            facestudio_key="upgraded", facestudio_tier="enterprise", state_dir=state, acquire_timeout=3
+        ) as c:
+            first = await c.facestudio.generate(tmp_path / "given", resolution=128)
+        assert first.user_class == "enterprise"
         assert emu.stats["throttled"] == 0
 
 

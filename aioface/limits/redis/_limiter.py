@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._errors import ConfigurationError, LimiterTimeoutError
@@ -31,6 +31,8 @@ class StoreLink(Protocol):
     """What a :class:`RedisLimiter` uses of its store (``RedisStore``; package-internal)."""
 
     lease: float
+    grace: float
+    live_key: str
     safe_url: str
     failures: tuple[type[BaseException], ...]
 
@@ -118,6 +120,7 @@ class RedisLimiter:
         self._rng = random.Random()
         self._clock = MonotonicClock()
         self._probe = False
+        self._on_facts: Callable[[Mapping[str, str]], None] | None = None
         self.granted = 0
         self.throttled = 0
         self._rates: tuple[Rate, ...] = ()
@@ -162,10 +165,14 @@ class RedisLimiter:
         self._probe = False  # rates from an answer: confirmed
         self._wake_head()
 
-    def allow_probe(self) -> None:
-        """Let the next request through the windows once, if no request of this key is in flight in
-        any process (rates only assumed: the answer that tells the real ones must not wait)."""
+    def probe_first(self, on_facts: Callable[[Mapping[str, str]], None] | None = None) -> None:
+        """The rates are not confirmed (a tier assumed or remembered): until :meth:`set_rates`, a
+        request is granted only when none of this key is in flight in any process, within the
+        windows, and it holds its slot until its answer (which names the real rates). While it
+        waits, ``on_facts`` is given the facts the processes share (a confirmation another
+        process wrote may end the probing: it then calls :meth:`set_rates`)."""
         self._probe = True
+        self._on_facts = on_facts
         self._wake_head()
 
     # -- feedback --------------------------------------------------------------------------
@@ -203,8 +210,14 @@ class RedisLimiter:
         """Redis lost the state (a new epoch): put back this process's stamps and leases."""
         now = time.monotonic()
         stamps = [x for stamp, pid in self._history for x in (int((now - stamp) * 1e6), pid)]
-        grace = self._store.lease / 3 + 0.5
-        args = [us(grace), us(self._store.lease), self._ttl_ms(), len(self._history), *stamps, *self._flight]
+        args = [
+            us(self._store.grace),
+            us(self._store.lease),
+            self._ttl_ms(),
+            len(self._history),
+            *stamps,
+            *self._flight,
+        ]
         keys = [self._keys["s"], self._keys["l"], self._keys["h"]]
         self._epoch = str(await self._store.run("restore", keys, args))
         log.warning("limits store %s: state of %s was lost; put back %d stamps", self._store.safe_url,
@@ -250,8 +263,9 @@ class RedisLimiter:
             META_TTL_MS,
             len(self._rates),
             *self._windows,
+            us(self._store.grace),
         ]
-        keys = [self._keys[r] for r in ("s", "l", "q", "qe", "h", "m")]
+        keys = [*(self._keys[r] for r in ("s", "l", "q", "qe", "h", "m")), self._store.live_key]
         task = asyncio.ensure_future(self._store.run("acquire", keys, args))
         try:
             return list(await asyncio.wait_for(asyncio.shield(task), timeout))
@@ -337,7 +351,9 @@ class RedisLimiter:
                                 self._limits[0] = int(reply[1])
                                 self._epoch = str(reply[3])
                                 flat = reply[2]
-                                facts = dict(zip(flat[::2], flat[1::2], strict=True))
+                                facts = {
+                                    k: v for k, v in zip(flat[::2], flat[1::2], strict=True) if not k.startswith("_")
+                                }
                                 self._store.remember_meta(self.provider, self.key_hash, facts)
                                 self._waiters.leave(me)  # the next in line looks again
                                 self._ticket = False
@@ -347,6 +363,8 @@ class RedisLimiter:
                             self._epoch = str(reply[5])
                             wait = int(reply[1]) / 1e6
                             blocker = int(reply[6])
+                            if self._probe and len(reply) > 7:
+                                self._shared(reply[7])
                             tell(None if reply[2] else wait, self._rates[blocker - 1] if blocker else None)
                             if reply[2]:
                                 wait = max(wait, self._poll * self._rng.uniform(0.8, 1.2))
@@ -372,6 +390,13 @@ class RedisLimiter:
                 self._ticket = False
                 self._store.spawn(self._leave_queue(), "leave queue")
 
+    def _shared(self, flat: Sequence[str]) -> None:
+        """Facts read while probing: kept for the store, and told (they may confirm the rates)."""
+        facts = dict(zip(flat[::2], flat[1::2], strict=True))
+        self._store.remember_meta(self.provider, self.key_hash, facts)
+        if self._on_facts is not None:
+            self._on_facts(facts)
+
     async def _leave_queue(self) -> None:
         wid = f"{self._id}:w"
         async with self._store.client().pipeline(transaction=True) as p:
@@ -381,9 +406,8 @@ class RedisLimiter:
 
     def _grant(self, pid: str) -> _RedisPermit:
         self.granted += 1
-        self._probe = False
         self._store.start_heartbeat()
-        if self.stamp_bound is not None:
+        if self.stamp_bound is not None and not self._probe:  # a probe is in flight until its answer
             self._remember(time.monotonic() + self.stamp_bound, pid)
             return _RedisPermit(self, pid, counted=False)
         self._flight.add(pid)

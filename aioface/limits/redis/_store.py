@@ -12,8 +12,11 @@ whose clocks disagree still count the same windows. Per (provider, hashed key), 
   process's slots come back at worst lease + window later
 - ``q``, ``qe``  the waiting queue (score: ticket number) and each waiter's lease
 - ``h``  hash: cooldown end, adaptive limit and streak, ticket counter, longest window kept, and
-  an epoch: if Redis loses the state (restarted empty), each process that sees a new epoch puts
-  back its own recent stamps and leases and holds every grant for a short grace meanwhile
+  an epoch: if Redis loses the state (flushed, restarted empty), each process that sees a new
+  epoch puts back its own recent stamps and leases, and every grant waits a grace meanwhile
+  (one heartbeat and a little): no process, a new one included, is granted a slot the lost
+  stamps still hold. ``{prefix}:live`` (one store-wide key, written at each grant) tells a key
+  that is new or idle (no grace) from a store that lost its state (a flush takes it too)
 - ``m``  hash: small shared facts (``meta``), such as a learned tier
 
 Fairness: each process queues one ticket per key; the waiter at position p is granted as soon as
@@ -112,10 +115,10 @@ class RedisStore:
     >>> store = RedisStore("redis://127.0.0.1:6379/0")          # doctest: +SKIP
     >>> async with aioface.Client(limits_store=store) as client: ...
 
-    ``lease``: seconds an in-flight slot is held without a sign of life from its process (renewed
-    every third of it while the request runs); a killed process's slots come back within
-    ``lease`` + window. ``give_up_after``: seconds of failed calls to Redis before acquire gives
-    up with :class:`LimiterTimeoutError` (sooner if the acquire timeout ends first).
+    ``lease``: seconds an in-flight slot is held without a sign of life from its process; a killed
+    process's slots come back within ``lease`` + window. Leases are renewed, and lost state looked
+    for, every ``min(lease / 3, 1)`` seconds (the heartbeat). ``give_up_after``: seconds of failed
+    calls to Redis before acquire gives up with :class:`LimiterTimeoutError` (sooner if the acquire timeout ends first).
     """
 
     def __init__(
@@ -149,7 +152,15 @@ class RedisStore:
         self.url = url
         self.safe_url = safe_url(url)
         self.prefix = prefix
+        #: Exists while Redis has not lost the store's state (written at each grant): a key found
+        #: without state while it exists is new or idle, never lost, and costs no grace.
+        self.live_key = f"{prefix}:live"
         self.lease = lease
+        #: How often live processes renew leases and look for lost state (seconds).
+        self.heartbeat = min(lease / 3, 1.0)
+        #: How long a lost state holds every grant: one heartbeat and a little, so that the live
+        #: processes can put back the stamps of the windows still open.
+        self.grace = self.heartbeat + 0.5
         self.give_up_after = give_up_after
         self._redis: Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -367,7 +378,7 @@ class RedisStore:
         assert me is not None
         try:
             while not me.cancelling():
-                await asyncio.sleep(self.lease / 3)
+                await asyncio.sleep(self.heartbeat)
                 busy = [lim for lim in self._limiters if lim.busy()]
                 if not busy:
                     break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,10 @@ class FaceStudio(ProviderNamespace):
         #: The tier an earlier client learned for this key (read once, when first needed), or None.
         self._remembered: str | None = None
         self._recalled = False
+        #: Whether an answer confirmed the remembered tier within its shortest window (this process
+        #: or another, through the shared store); and when this process last said so (wall clock).
+        self._confirmed = False
+        self._told_at = 0.0
 
     # -- tiers ------------------------------------------------------------------------------
     @property
@@ -45,28 +50,57 @@ class FaceStudio(ProviderNamespace):
         ``again`` when the limiter is made: a shared store may have been opened since)."""
         if (again or not self._recalled) and self.rates_assumed():
             self._recalled = True
-            kept = self._ctx.load_meta().get("tier")
+            meta = self._ctx.load_meta()
+            kept = meta.get("tier")
             self._remembered = kept if kept in _fs.TIERS else None
+            self._confirmed = self._remembered is not None and self._fresh(meta.get("confirmed"), self._remembered)
+
+    def _burst(self) -> float:
+        """The shortest window of the tier in force, in seconds of this client's (scaled) clock."""
+        return _fs.TIERS[self.tier][0].period / self._ctx.settings.time_scale
+
+    def _fresh(self, confirmed: str | None, tier: str) -> bool:
+        """Whether an answer confirmed ``tier`` within its current (shortest) window."""
+        try:
+            age = time.time() - float(confirmed or "")
+        except ValueError:
+            return False
+        return -1.0 <= age <= _fs.TIERS[tier][0].period / self._ctx.settings.time_scale
+
+    def shared_facts(self, facts: Mapping[str, str]) -> None:
+        """While probing: a tier another process confirmed within its window is taken at once."""
+        tier = facts.get("tier")
+        if self.rates_assumed() and tier in _fs.TIERS and self._fresh(facts.get("confirmed"), tier):
+            self._remembered, self._confirmed = tier, True
+            self._ctx.apply_rates(_fs.TIERS[tier])
 
     def initial_rates(self) -> tuple[tuple[Rate, ...], bool]:
         self._recall(again=True)
         return _fs.TIERS[self.tier], False
 
     def rates_assumed(self) -> bool:
-        # Without a key the tier is Anon; with one, only an answer's X-User-Class tells.
-        return self._given_tier is None and self.user_class is None and self._ctx.has_key
+        # Without a key the tier is Anon; with one, only an answer's X-User-Class tells (or one
+        # another process confirmed in the shared store within the current window).
+        return self._given_tier is None and self.user_class is None and self._ctx.has_key and not self._confirmed
 
     def tier_label(self) -> str:
         return self.tier.capitalize()
 
     def on_headers(self, headers: Mapping[str, str]) -> None:
         cls = _fs.user_class(headers)
-        if not cls or cls == self.user_class:
+        if not cls:
+            return
+        now = time.time()
+        if cls == self.user_class:
+            if self._ctx.has_key and cls in _fs.TIERS and now - self._told_at > self._burst() / 2:
+                self._told_at = now  # still so: other processes starting now need not probe
+                self._ctx.save_meta(tier=cls, confirmed=f"{now:.3f}")
             return
         self.user_class = cls
         if cls in _fs.TIERS:
-            if self._ctx.has_key:
-                self._ctx.save_meta(tier=cls)  # the next run starts from it (writes only on a change)
+            if self._ctx.has_key:  # the next run starts from it, other processes trust it for a window
+                self._told_at = now
+                self._ctx.save_meta(tier=cls, confirmed=f"{now:.3f}")
             if self._given_tier is None:
                 self._ctx.apply_rates(_fs.TIERS[cls])
 

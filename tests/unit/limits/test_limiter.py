@@ -258,32 +258,32 @@ def test_budget_store_remembers_the_learned_tier_per_provider_and_key(tmp_path: 
     assert sorted(p.name for p in (tmp_path / "limits").iterdir()) == [store.tier_path.name]
 
 
-async def test_probe_lets_one_request_past_assumed_rates() -> None:
+async def test_a_probe_never_goes_over_the_windows_in_force() -> None:
+    # Issue 21 (3): "never holds back the first request" must not mean "over a limit that is known".
     clock = FakeClock()
     lim = RateLimiter([Rate(2, 100.0)], margin=0.0, clock=clock)
     for _ in range(2):
         lim.try_acquire().responded()  # type: ignore[union-attr]
-    assert lim.try_acquire() is None  # the assumed budget is spent
-    lim.allow_probe()
-    probe = lim.try_acquire()
-    assert probe is not None
-    assert lim.try_acquire() is None  # one probe only
-    probe.responded()
-    lim.allow_probe()
-    lim.set_rates([Rate(2, 100.0)])  # the answer confirmed the same rates: the probe permission ends
-    assert lim.try_acquire() is None
-    lim.allow_probe()
+    assert lim.try_acquire() is None  # the budget is spent
+    lim.probe_first()
+    assert lim.try_acquire() is None  # unconfirmed rates still hold: no request over them
     lim.cooldown(5.0)
-    assert lim.try_acquire() is None  # never through a 429 pause
-    await clock.advance(5.0)
-    assert lim.try_acquire() is not None
+    await clock.advance(100.0)
+    probe = lim.try_acquire()
+    assert probe is not None  # the window ended: the probe goes
+    assert lim.try_acquire() is None  # and only it, until its answer
+    probe.responded()
+    assert lim.try_acquire() is not None  # answered without naming rates: the next one may go
+    lim.set_rates([Rate(2, 100.0)])  # an answer named the rates: no more probing
 
 
-async def test_probe_wakes_a_waiter_and_waits_for_an_answer_in_flight() -> None:
+async def test_unconfirmed_rates_allow_one_request_in_flight_until_an_answer_names_them() -> None:
+    # Issue 21 (2): a remembered Enterprise tier must not send 15 requests before the first answer.
     clock = FakeClock()
-    lim = RateLimiter([Rate(1, 100.0)], margin=0.0, clock=clock)
-    first = await lim.acquire()  # in flight: its answer will tell the tier
-    lim.allow_probe()
+    lim = RateLimiter([Rate(120, 100.0)], margin=0.0, clock=clock, stamp_bound=0.5)
+    lim.probe_first()
+    first = await lim.acquire()
+    assert lim.in_flight == 1  # held in flight until its answer, stamp bound or not
     assert lim.try_acquire() is None
     got: list[object] = []
     async with anyio.create_task_group() as tg:
@@ -291,12 +291,16 @@ async def test_probe_wakes_a_waiter_and_waits_for_an_answer_in_flight() -> None:
         async def waiter() -> None:
             got.append(await lim.acquire())
 
-        tg.start_soon(waiter)
+        for _ in range(3):
+            tg.start_soon(waiter)
         await clock.advance(1.0)
         assert got == []
-        first.responded()  # answered, but the rates were not confirmed: the probe may go now
+        first.responded()
+        lim.set_rates([Rate(5, 100.0)])  # the answer named Basic: the rest go by it
         await clock.advance(0.0)
-    assert len(got) == 1
+    assert len(got) == 3 and lim.in_flight == 0
+    assert lim.try_acquire() is not None  # 1 + 3 stamped (stamp bound now), 5 allowed
+    assert lim.try_acquire() is None
 
 
 def test_rate_label_reads_as_written_and_parses_back() -> None:

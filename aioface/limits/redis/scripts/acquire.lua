@@ -1,8 +1,11 @@
--- KEYS: s l q qe h m. ARGV: permit id, waiter id, lease, margin, stamp bound (-1: none), adaptive,
--- the epoch the caller last saw ('' if none), probe (1: through the windows once if nothing is in
--- flight), meta ttl (ms), window count, then limit and period per window. Times in integer µs.
+-- KEYS: s l q qe h m, and the store-wide marker 'live' (exists while the store has not lost its
+-- state). ARGV: permit id, waiter id, lease, margin, stamp bound (-1: none), adaptive,
+-- the epoch the caller last saw ('' if none), probe (1: the rates are not confirmed: granted only
+-- when no request of the key is in flight in any process, within the windows, and held in flight
+-- until its answer), meta ttl (ms), window count, then limit and period per window, then the grace
+-- (µs) a lost or new state holds every grant for. Times in integer µs.
 -- Replies: {1, limit, meta, epoch} granted; {0, wait, unknown, position, limit, epoch, window
--- holding it back longest (0: a 429 pause or none)}; {3, epoch} the state is newer than the
+-- holding it back longest (0: a 429 pause or none), and when probing the shared facts}; {3, epoch} the state is newer than the
 -- caller's (Redis lost it): restore first.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -28,6 +31,14 @@ local epoch = h[4]
 if not epoch then
   epoch = f(now)
   redis.call('HSET', KEYS[5], 'epoch', epoch)
+  -- No state: new, idle long enough to expire, or lost (flushed, restarted empty). Only a loss
+  -- can hide stamps of open windows, and a loss takes the store-wide marker too: then hold every
+  -- grant until the live processes have put theirs back (their heartbeat), or the grace passed.
+  if redis.call('EXISTS', KEYS[7]) == 0 then
+    local g = now + tonumber(ARGV[11 + 2 * n])
+    redis.call('HSET', KEYS[5], 'grace', f(g))
+    h[5] = f(g)
+  end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', f(now - keep))
 -- waiters that stopped asking
@@ -53,9 +64,10 @@ for i = 1, n do
   local room = limits[i] - counts[i] - inflight
   if free == nil or room < free then free = room end
 end
-if ARGV[8] == '1' and inflight == 0 then free = math.max(free, pos + 1) end
+local probe = ARGV[8] == '1'
+if probe and inflight > 0 then free = 0 end
 if now >= pause and pos < free then
-  if bound >= 0 then
+  if bound >= 0 and not probe then
     redis.call('ZADD', KEYS[1], f(now + bound), pid)
   else
     redis.call('ZADD', KEYS[2], f(now + lease), pid)
@@ -64,6 +76,7 @@ if now >= pause and pos < free then
   redis.call('ZREM', KEYS[4], wid)
   expire()
   redis.call('PEXPIRE', KEYS[6], ARGV[9])
+  redis.call('SET', KEYS[7], '1', 'PX', ARGV[9])
   return {1, limits[1], redis.call('HGETALL', KEYS[6]), epoch}
 end
 -- wait: keep (or take) a place in the queue; how long until pos + 1 slots are free?
@@ -72,6 +85,7 @@ if not redis.call('ZSCORE', KEYS[3], wid) then
 end
 redis.call('ZADD', KEYS[4], f(now + lease), wid)
 local wait, unknown, blocker = math.max(0, pause - now), 0, 0
+if probe and inflight > 0 then unknown = 1 end
 for i = 1, n do
   local over = counts[i] + inflight - limits[i] + 1 + pos
   if over > counts[i] then
@@ -84,4 +98,7 @@ for i = 1, n do
   end
 end
 expire()
+if probe then  -- a confirmation another process shared may end the probing
+  return {0, wait, unknown, pos, limits[1], epoch, blocker, redis.call('HGETALL', KEYS[6])}
+end
 return {0, wait, unknown, pos, limits[1], epoch, blocker}
