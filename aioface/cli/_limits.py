@@ -54,9 +54,20 @@ def duration(seconds: float) -> str:
     help="Forget a key's state, local or in Redis (default: the key the environment gives PROVIDER).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --reset.")
+@click.option(
+    "--credits",
+    "ask_credits",
+    is_flag=True,
+    help="Also ask each provider that tells its credits (AILab) how many are left: one free GET each.",
+)
 @account_option
 def limits_command(
-    state_dir: Path | None, limits_store: str | None, as_json: bool, reset_spec: str | None, yes: bool
+    state_dir: Path | None,
+    limits_store: str | None,
+    as_json: bool,
+    reset_spec: str | None,
+    yes: bool,
+    ask_credits: bool,
 ) -> None:
     """Show the rate-limit budget of each provider and key, from the persisted state or from Redis.
 
@@ -70,6 +81,7 @@ def limits_command(
     Example: aioface limits
              aioface limits --limits-store redis://127.0.0.1:6379/0
     Reset:   aioface limits --reset facestudio          (asks first; --yes to skip)
+    Credits: aioface limits --credits                   (AILab's remaining credits too)
     """
     from ..jobs._budget import current_hashes, default_state_dir, reset, views
 
@@ -112,15 +124,39 @@ def limits_command(
             removed = reset(v)
             out_console.print(f"reset {provider} key {v.key_hash}: removed {len(removed)} file(s)", highlight=False)
         sys.exit(EXIT_OK)
+    credits = asyncio.run(ask_for_credits()) if ask_credits else []
     if as_json:
         for v in found:
             out_console.print(_json.dumps(v.to_json()).decode(), highlight=False, soft_wrap=True)
+        for c in credits:
+            out_console.print(_json.dumps(c).decode(), highlight=False, soft_wrap=True)
         sys.exit(EXIT_OK)
     if not found:
         out_console.print(f"no limits kept in {where}", highlight=False)
-        sys.exit(EXIT_OK)
-    out_console.print(budget_table(found, f"limits kept in {where}"))
+    else:
+        out_console.print(budget_table(found, f"limits kept in {where}"))
+    for c in credits:
+        out_console.print(f"{c['provider']} credits: {c['balance']} left of {c['total']}", highlight=False)
     sys.exit(EXIT_OK)
+
+
+async def ask_for_credits() -> list[dict[str, Any]]:
+    """Each keyed provider's own account of its credits (providers whose namespace has ``credits()``)."""
+    from .._client import Client
+    from .._errors import ConfigurationError
+
+    out: list[dict[str, Any]] = []
+    async with Client(persist_limits=False) as client:
+        for name in client.base_urls:
+            ns = client.provider(name)
+            ask = getattr(ns, "credits", None)
+            if ask is None:
+                continue
+            try:
+                out.append((await ask()).to_json())
+            except ConfigurationError:  # no key for this provider: nothing to ask
+                continue
+    return out
 
 
 def budget_table(found: Sequence[BudgetView], title: str) -> Any:

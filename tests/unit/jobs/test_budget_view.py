@@ -134,3 +134,21 @@ def test_cli_refuses_an_odd_redis_url_with_exit_2_and_no_password(tmp_path: Path
     assert r.returncode == 2, out
     assert "Traceback" not in out and "secret" not in out
     assert "bad limits store URL 'redis://127.0.0.1:1/0'" in r.stderr, out
+
+
+def test_cli_limits_asks_for_credits_where_a_provider_tells_them(tmp_path: Path) -> None:
+    """``aioface limits --credits``: AILab's remaining credits (its query-credits), beside the budget."""
+    from tests.support.cli import EmulatorProcess
+
+    with EmulatorProcess("--time-scale", "60") as emu:
+        env = emu.env(tmp_path)
+        r = aioface("limits", "--credits", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+        told = [x for x in lines if x.get("provider") == "ailab" and "balance" in x]
+        assert len(told) == 1 and told[0]["balance"] > 0
+        r = aioface("limits", "--credits", env=env)
+        assert r.returncode == 0 and "ailab credits:" in r.stdout, r.stderr
+        no_key = {k: v for k, v in env.items() if k != "AIOFACE_AILAB_KEY"}
+        r = aioface("limits", "--credits", "--json", env=no_key)
+        assert r.returncode == 0 and "balance" not in r.stdout, r.stderr
