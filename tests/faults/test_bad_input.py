@@ -74,6 +74,20 @@ async def test_a_bad_image_url_is_refused_before_sending(far: tuple[aioface.Clie
     assert sum(hits.values()) == 0
 
 
+@pytest.mark.parametrize("timeout", [-1, 0, -0.5, float("inf"), float("nan"), "60", True])
+async def test_an_ace_swap_timeout_that_is_no_positive_number_is_refused_before_sending(
+    far: tuple[aioface.Client, Counter[str]], timeout: object
+) -> None:
+    c, hits = far
+    ok = "https://cdn.example/a.png"
+    for sync in (False, True):
+        with pytest.raises(InvalidRequestError, match="timeout"):
+            await c.acedata.swap(None, source=ok, target=ok, timeout=timeout, sync=sync)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="timeout"):
+        await c.acedata.submit_swap(source=ok, target=ok, timeout=timeout, callback_url=ok)  # type: ignore[arg-type]
+    assert sum(hits.values()) == 0
+
+
 @pytest.mark.parametrize("url", BAD_URLS)
 async def test_a_bad_callback_url_is_refused_before_sending(far: tuple[aioface.Client, Counter[str]], url: str) -> None:
     c, hits = far

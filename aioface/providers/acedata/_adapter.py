@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -181,7 +182,7 @@ def swap_body(
 ) -> dict[str, Any]:
     """``{"source_image_url", "target_image_url", "timeout"?, "callback_url"?, "async"?}``.
 
-    ``timeout`` is seconds, a number (the spec's type); no bound is given, so none is checked.
+    ``timeout`` is seconds, a number (the spec's type): positive and finite, no other bound (the spec gives none).
     ``asynchronous`` sends ``async: true``: the provider answers at once with a task id.
     """
     body: dict[str, Any] = {
@@ -189,7 +190,9 @@ def swap_body(
         "target_image_url": check_http_url(target_url, param="target_url"),
     }
     if timeout is not None:
-        body["timeout"] = number(timeout, "timeout")
+        body["timeout"] = seconds = number(timeout, "timeout")
+        if not 0 < seconds < math.inf:
+            raise InvalidRequestError(f"timeout must be a positive number of seconds, got {timeout!r}", param="timeout")
     if callback_url is not None:
         body["callback_url"] = check_http_url(callback_url, param="callback_url")
     if asynchronous:
