@@ -174,3 +174,18 @@ async def test_spread_uses_both_limits() -> None:
     assert served_alone == {"acedata": n}
     assert served["acedata"] >= 3 and served["ailab"] >= 3, served
     assert spread < 0.8 * alone, (spread, alone, served)
+
+
+@pytest.mark.parametrize("provider", ["acedata", "ailab"])
+async def test_a_local_file_and_bytes_work_for_either_provider(tmp_path: Any, provider: str) -> None:
+    """Inputs work for both: Ace uploads a local file or bytes through its platform's file API first;
+    AILab sends them as its multipart fields."""
+    me = tmp_path / "me.jpg"
+    me.write_bytes(FACE)
+    config = EmulatorConfig(task_duration=0.05, swap_duration=0.05)
+    async with Emulator(config) as emu, client({"acedata": emu.url, "ailab": emu.url}) as c:
+        r = await c.swap(tmp_path / "out", source=me, target=FACE, providers=(provider,))
+        uploads = emu.stats.get("acedata_uploads", 0)
+    assert r.provider == provider
+    assert r.path is not None and r.path.stat().st_size == r.bytes
+    assert uploads == (2 if provider == "acedata" else 0)
