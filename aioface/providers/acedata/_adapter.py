@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -14,7 +13,6 @@ from ..._errors import (
     AuthenticationError,
     BadRequestError,
     GenerationTimeoutError,
-    ImageRejectedError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -27,8 +25,7 @@ from ..._errors import (
 )
 from ..._net import check_http_url
 from ..._retry import parse_retry_after
-from ..._types import FACE_PARTS, FaceAnalysis, FaceInfo, Liveness, Point
-from ...transports._base import FormFile, RequestSpec
+from ...transports._base import RequestSpec
 from .._base import decode_json, decode_json_object, header, require_int
 
 PROVIDER = "acedata"
@@ -214,7 +211,7 @@ def build_request(base_url: str, token: str, op: str, body: Mapping[str, Any], t
     )
 
 
-def _error_from(status: int, headers: Mapping[str, str], data: Any) -> APIError:
+def error_from(status: int, headers: Mapping[str, str], data: Any) -> APIError:
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         code = str(err.get("code") or f"http_{status}")
@@ -247,103 +244,15 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> APIErro
         data = decode_json(PROVIDER, status, body)
     except ProtocolError:
         data = {"error": body[:200].decode("utf-8", "replace") or f"HTTP {status}"}
-    return _error_from(status, headers, data)
+    return error_from(status, headers, data)
 
 
 def parse_result(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """A 2xx answer: the result dict, or a typed error when it says ``success: false``."""
     data = decode_json_object(PROVIDER, status, body)
     if data.get("success") is False or "error" in data:
-        raise _error_from(status if status >= 400 else 500, headers, data)
+        raise error_from(status if status >= 400 else 500, headers, data)
     return data
-
-
-def _number(v: object) -> float | None:
-    """A number, or a string holding one (the provider's score arrives as either)."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            f = float(v.strip())
-        except ValueError:
-            return None
-        return f if f == f else None
-    return None
-
-
-def _either(p: Mapping[str, Any], k: str) -> object:
-    v = p.get(k)
-    return p.get(k.upper()) if v is None else v
-
-
-def _points(value: object, part: str) -> tuple[Point, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ProtocolError(f"{PROVIDER} analyze answer: {part} is not a list of points")
-    out = []
-    for p in value:
-        # The spec's own example spells some points {"X", "Y"}: both spellings are read.
-        x, y = (_number(_either(p, "x")), _number(_either(p, "y"))) if isinstance(p, Mapping) else (None, None)
-        if x is None or y is None:
-            raise ProtocolError(f"{PROVIDER} analyze answer: a point of {part} is not {{x, y}}")
-        out.append(Point(x, y))
-    return tuple(out)
-
-
-def _str(v: object) -> str | None:
-    return str(v) if isinstance(v, (str, int, float)) and not isinstance(v, bool) else None
-
-
-def analysis(data: Mapping[str, Any]) -> FaceAnalysis:
-    """``/face/analyze``'s answer (the spec): ``image_width``, ``image_height``,
-    ``face_model_version`` and ``face_shape_set``, per face its named key-point lists; anything
-    else stays in ``raw`` and each face's ``extra``."""
-    shapes = data.get("face_shape_set")
-    if shapes is None:
-        shapes = []
-    if not isinstance(shapes, list):
-        raise ProtocolError(f"{PROVIDER} analyze answer: face_shape_set is not a list")
-    faces = []
-    for f in shapes:
-        if not isinstance(f, Mapping):
-            raise ProtocolError(f"{PROVIDER} analyze answer: a face is not an object")
-        parts = {part: _points(f.get(part), part) for part in FACE_PARTS}
-        extra = {k: v for k, v in f.items() if k not in FACE_PARTS}
-        faces.append(FaceInfo(**parts, extra=extra))
-    trace = data.get("trace_id")
-    return FaceAnalysis(
-        PROVIDER,
-        tuple(faces),
-        _integer(data.get("image_width")),
-        _integer(data.get("image_height")),
-        _str(data.get("face_model_version")),
-        dict(data),
-        str(trace) if trace else None,
-    )
-
-
-def _integer(v: object) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def liveness(data: Mapping[str, Any], threshold: float | None = None) -> Liveness:
-    """``/face/detect-live``'s answer (the spec): ``{score, face_model_version}``, the score a
-    number or a numeric string. ``is_live`` only from the caller's ``threshold``."""
-    score = _number(data.get("score"))
-    trace = data.get("trace_id")
-    live = None if threshold is None or score is None else score >= threshold
-    return Liveness(
-        PROVIDER,
-        score,
-        _str(data.get("face_model_version")),
-        live,
-        threshold,
-        dict(data),
-        str(trace) if trace else None,
-    )
 
 
 def image_result_fields(data: Mapping[str, Any]) -> tuple[str, int | None]:
@@ -484,73 +393,3 @@ def task_outcome(record: Mapping[str, Any], task_id: str) -> dict[str, Any] | No
     if says_done:
         raise ProtocolError(f"{PROVIDER} task {task_id} says it finished but holds no image_url")
     return None
-
-
-#: Ace Data Cloud's platform (file uploads), where the API's base URL is the default one.
-DEFAULT_PLATFORM_URL = "https://platform.acedata.cloud"
-#: The SDK's ``files.upload``: multipart field ``file``, the same bearer token.
-UPLOAD_PATH = "/api/v1/files/"
-#: aioface's own cap on a local image sent for upload (the platform documents none).
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class LocalImage:
-    """A local image that passed the checks, ready to upload."""
-
-    data: bytes
-    filename: str
-    content_type: str
-
-
-def check_upload(data: bytes, param: str) -> LocalImage:
-    """At most :data:`MAX_UPLOAD_BYTES`, an image Pillow reads, not a decompression bomb; else
-    :class:`ImageRejectedError` (the platform names no formats, so any image is sent)."""
-    from PIL import Image, UnidentifiedImageError
-
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageRejectedError(
-            f"{param} is {len(data)} bytes; aioface uploads at most {MAX_UPLOAD_BYTES} (10 MiB)",
-            param=param,
-            rule="max_bytes",
-        )
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt = im.format or ""
-            im.size  # noqa: B018 - the header is read
-    except Image.DecompressionBombError:
-        raise ImageRejectedError(
-            f"{param} claims more pixels than Pillow's MAX_IMAGE_PIXELS (a decompression bomb)",
-            param=param,
-            rule="dimensions",
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise ImageRejectedError(f"{param} is not a readable image", param=param, rule="format") from None
-    mime = Image.MIME.get(fmt, "application/octet-stream")
-    ext = {"JPEG": "jpg"}.get(fmt, fmt.lower() or "bin")
-    return LocalImage(data, f"{param}.{ext}", mime)
-
-
-def upload_request(platform_url: str, token: str, data: bytes, filename: str, content_type: str) -> RequestSpec:
-    """POST a local image to the platform's file API (safe to repeat: it starts no paid work)."""
-    headers = {"accept": "application/json", "authorization": f"Bearer {token}"}
-    files = (FormFile("file", data, filename, content_type),)
-    return RequestSpec("POST", platform_url.rstrip("/") + UPLOAD_PATH, headers, files=files, idempotent=True)
-
-
-def parse_upload(status: int, headers: Mapping[str, str], body: bytes) -> str:
-    """The uploaded file's URL. GUESS: the answer's shape is not in the spec; the first http(s)
-    string under ``url``, ``file_url``, ``download_url`` (or those inside ``data``) is taken."""
-    data = decode_json_object(PROVIDER, status, body, "an upload answer")
-    if data.get("success") is False or "error" in data:
-        raise _error_from(status if status >= 400 else 500, headers, data)
-    nodes: list[Any] = [data, data.get("data")]
-    if isinstance(data.get("data"), list) and data["data"]:
-        nodes.append(data["data"][0])
-    for node in nodes:
-        if isinstance(node, Mapping):
-            for k in ("url", "file_url", "download_url"):
-                v = node.get(k)
-                if isinstance(v, str) and v.startswith(("http://", "https://")):
-                    return v
-    raise ProtocolError(f"{PROVIDER} upload answer holds no file URL")

@@ -26,6 +26,7 @@ from ...tasks._polling import next_delay
 from .._base import ProviderNamespace
 from ..ailab._namespace import _read_local
 from . import _adapter as _ace
+from . import _facts, _upload
 from ._callbacks import CallbackReceiver
 
 #: An image: an http(s) URL (sent as it is), or a local file's path or bytes (uploaded first).
@@ -82,12 +83,12 @@ class AceData(ProviderNamespace):
         ctx = self._ctx
         url = ctx.options.get("platform_url") or os.environ.get(provider_env("acedata", PLATFORM_URL))
         if not url:
-            url = _ace.DEFAULT_PLATFORM_URL if ctx.base_url == _ace.DEFAULT_BASE_URL else ctx.base_url
+            url = _upload.DEFAULT_PLATFORM_URL if ctx.base_url == _ace.DEFAULT_BASE_URL else ctx.base_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"acedata platform URL must start with http:// or https://, got {url!r}")
         return url.rstrip("/")
 
-    async def _local(self, image: ImageInput, param: str) -> _ace.LocalImage:
+    async def _local(self, image: ImageInput, param: str) -> _upload.LocalImage:
         """A local image read and checked (nothing is sent)."""
         if isinstance(image, bytes):
             data = image
@@ -95,15 +96,15 @@ class AceData(ProviderNamespace):
             if isinstance(image, str) and not image:
                 raise InvalidRequestError(f"{param} must be an http(s) URL, a path or bytes", param=param)
             data = await anyio.to_thread.run_sync(
-                _read_local, Path(image), param, _ace.MAX_UPLOAD_BYTES, "aioface uploads at most 10 MiB"
+                _read_local, Path(image), param, _upload.MAX_UPLOAD_BYTES, "aioface uploads at most 10 MiB"
             )
         else:
             raise InvalidRequestError(f"{param} must be an http(s) URL, a path or bytes", param=param)
-        return _ace.check_upload(data, param)
+        return _upload.check_upload(data, param)
 
     async def _urls(self, images: Sequence[tuple[ImageInput, str]]) -> list[str]:
         """Each image's URL: URLs checked and kept, local images all checked first, then uploaded."""
-        local: dict[int, _ace.LocalImage] = {}
+        local: dict[int, _upload.LocalImage] = {}
         for i, (image, param) in enumerate(images):
             if _is_url(image):
                 check_http_url(str(image), param=param)
@@ -114,8 +115,8 @@ class AceData(ProviderNamespace):
             ctx = self._ctx
             platform = self.platform_url()
             for i, img in local.items():
-                spec = _ace.upload_request(platform, ctx.key() or "", img.data, img.filename, img.content_type)
-                urls[i] = await ctx.call_json(spec, _ace.parse_upload)
+                spec = _upload.upload_request(platform, ctx.key() or "", img.data, img.filename, img.content_type)
+                urls[i] = await ctx.call_json(spec, _upload.parse_upload)
         return urls
 
     async def _body(self, image: ImageInput, build: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
@@ -207,7 +208,7 @@ class AceData(ProviderNamespace):
         body = await self._body(
             image_url, lambda u: _ace.analyze_body(u, mode, face_model_version, need_rotate_detection)
         )
-        return _ace.analysis(await self._post("analyze", body))
+        return _facts.analysis(await self._post("analyze", body))
 
     async def detect_live(
         self,
@@ -221,7 +222,7 @@ class AceData(ProviderNamespace):
         if threshold is not None:
             _ace.number(threshold, "threshold")
         body = await self._body(image_url, lambda u: _ace.detect_live_body(u, face_model_version))
-        return _ace.liveness(await self._post("detect-live", body), threshold)
+        return _facts.liveness(await self._post("detect-live", body), threshold)
 
     # -- swaps -------------------------------------------------------------------------------
     async def swap(

@@ -20,6 +20,7 @@ import aioface
 from aioface import PollPolicy
 from aioface.providers.acedata import GenerationTimeoutError
 from aioface.providers.acedata import _adapter as ace
+from aioface.providers.acedata import _facts as facts
 from tests.support.files import files_in
 from tests.support.servers import picture, serve
 
@@ -148,7 +149,7 @@ async def test_analyze_is_typed_key_points_from_the_spec_example() -> None:
     doc = a.to_json()
     assert doc["face_num"] == 1 and doc["faces"][0]["nose"][0] == {"x": 561.0, "y": 312.0}
     assert "face_shape_set" not in doc  # the points once, typed
-    more = ace.analysis({**ANALYZE_EXAMPLE, "angle": 12}).to_json()
+    more = facts.analysis({**ANALYZE_EXAMPLE, "angle": 12}).to_json()
     assert more["angle"] == 12  # --json is whole: fields aioface does not know are kept
 
 
@@ -160,7 +161,7 @@ async def test_detect_live_is_the_score_and_decides_nothing(score: float | str) 
         judged = await c.acedata.detect_live(SRC, face_model_version="3.0", threshold=6.2)
     assert live.score == float(score) and isinstance(live.score, float) and live.face_model_version == "3.0"
     assert live.is_live is None and "is_live" not in live.to_json()
-    assert ace.liveness({"score": 1, "face_model_version": "3.0", "extra": "kept"}).to_json()["extra"] == "kept"
+    assert facts.liveness({"score": 1, "face_model_version": "3.0", "extra": "kept"}).to_json()["extra"] == "kept"
     assert judged.is_live is (float(score) >= 6.2) and judged.threshold == 6.2
     assert spec.bodies["detect-live"][1] == {"image_url": SRC, "face_model_version": "3.0"}
 
