@@ -4,56 +4,64 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
-
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Column
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .._dispatch import LimitWait
 from .._options import Options
 from .._types import TaskEvent
 
-out_console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ._bar import Bar
 
 
-class LiveColumn(ProgressColumn):
-    """A column drawn afresh on every refresh from ``text()`` (counts that change between outcomes)."""
+class LazyConsole:
+    """A rich ``Console`` made on first use: a run that prints nothing through it never imports rich."""
 
-    def __init__(self, text: Callable[[], str]) -> None:
-        super().__init__(table_column=Column(no_wrap=True))
-        self._text = text
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._console: Console | None = None
 
-    def render(self, task: Task) -> Text:
-        return Text(self._text(), no_wrap=True)
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kwargs)
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.console.is_terminal
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self.console.print(*objects, **kwargs)
 
 
-class Bar(Progress):
-    """The progress table, and under it a line about a long wait for a rate-limit slot (if any)."""
+out_console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 
-    def __init__(self, *columns: str | ProgressColumn, note: Callable[[], str], **kwargs: Any) -> None:
-        self._note = note
-        super().__init__(*columns, **kwargs)
 
-    def get_renderables(self) -> Iterable[RenderableType]:
-        yield from super().get_renderables()
-        note = self._note()
-        if note:
-            yield Text(note, style="yellow", no_wrap=True, overflow="ellipsis")
+class TimeForLimiter(Protocol):
+    """A limiter that can say how long its windows need for n more requests (both built-in ones)."""
+
+    def time_for(self, n: int) -> float: ...
+
+
+def time_remaining(left: int, observed: float | None, by_limits: float | None) -> float | None:
+    """Seconds until ``left`` items are done: the estimate from the recent rate (``observed``) or the
+    time the limits in force need (``by_limits``, from the limiter's ``time_for``), whichever is
+    longer; None when there is nothing to go on yet. 50 left at 30/minute is about 100 s, however
+    fast the first 30 went."""
+    if left <= 0:
+        return 0.0
+    if observed is None or by_limits is None:
+        return by_limits if observed is None else observed
+    return max(observed, by_limits)
 
 
 class Tracker:
@@ -67,39 +75,37 @@ class Tracker:
     current: ClassVar[Tracker | None] = None
 
     def __init__(self, total: int | None, label: str, quiet: bool = False) -> None:
-        self.enabled = err_console.is_terminal and not quiet
+        self.enabled = not quiet and err_console.is_terminal
+        self.total = total
         self.ok = 0
         self.failed = 0
         self.start = time.monotonic()
         self._running: Callable[[], int] | None = None
         self._waiting: Callable[[], int] | None = None
+        self._limiter: TimeForLimiter | None = None
+        self._limits_done_at: float | None = None  # when the limits in force let the rest through
         self._last_running = 0
         self._notice: tuple[LimitWait, float] | None = None  # the event, and when its slot comes
-        self.progress = Bar(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            LiveColumn(self._counts),
-            LiveColumn(self._stage_text),
-            LiveColumn(self._rate),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            note=self._wait_text,
-            console=err_console,
-            disable=not self.enabled,
-        )
-        self.task = self.progress.add_task(label, total=total)
+        self.progress: Bar | None = None
+        if self.enabled:  # rich's progress machinery is imported only to draw a bar
+            from ._bar import make_bar
+
+            live = (self._counts, self._stage_text, self._rate)
+            self.progress = make_bar(live, self.eta, self._wait_text, err_console.console)
+            self.task = self.progress.add_task(label, total=total)
         #: Calls queued / processing / downloading, from task events (``on_status``).
         self.stages = Stages(self.show_stages)
 
     def __enter__(self) -> Tracker:
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         Tracker.current = self
         return self
 
     def __exit__(self, *exc: object) -> None:
         Tracker.current = None
-        self.progress.__exit__(None, None, None)
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
 
     def show_stages(self, text: str) -> None:
         """Called on each stage change (the bar reads :meth:`_stage_text` live)."""
@@ -107,11 +113,37 @@ class Tracker:
     def _stage_text(self) -> str:
         return self.stages.text() if self.stages.of else ""
 
-    def watch(self, running: Callable[[], int] | None = None, waiting: Callable[[], int] | None = None) -> None:
+    def watch(
+        self,
+        running: Callable[[], int] | None = None,
+        waiting: Callable[[], int] | None = None,
+        limiter: object | None = None,
+    ) -> None:
         """Read the jobs running and the requests queued for a slot live (cheap reads: the bar is drawn
-        from another thread)."""
+        from another thread); with the ``limiter`` they go through, time remaining counts its limits."""
         self._running = running
         self._waiting = waiting
+        self._limiter = limiter if callable(getattr(limiter, "time_for", None)) else None  # type: ignore[assignment]
+        self._check_limits()
+
+    def _left(self) -> int:
+        return 0 if self.total is None else max(0, self.total - self.ok - self.failed)
+
+    def _check_limits(self) -> None:
+        """How long the limits in force need for the items not yet granted a slot (run on the event
+        loop, not the bar's thread: the limiter is read where it changes)."""
+        if self._limiter is None or self.total is None:
+            self._limits_done_at = None
+            return
+        running = self._running() if self._running is not None else self._last_running
+        holding = running - (self._waiting() if self._waiting is not None else 0)  # sent or answered
+        self._limits_done_at = time.monotonic() + self._limiter.time_for(max(0, self._left() - holding))
+
+    def eta(self, observed: float | None) -> float | None:
+        """Seconds remaining: rich's ``observed`` estimate (recent rate) or the limits', the longer."""
+        done_at = self._limits_done_at
+        by_limits = None if done_at is None else max(0.0, done_at - time.monotonic())
+        return time_remaining(self._left(), observed, by_limits)
 
     def _counts(self) -> str:
         running = self._running() if self._running is not None else self._last_running
@@ -141,7 +173,9 @@ class Tracker:
         else:
             self.failed += 1
         self._last_running = in_flight
-        self.progress.update(self.task, completed=self.ok + self.failed)
+        self._check_limits()
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.ok + self.failed)
 
 
 def announce_wait(event: LimitWait) -> None:
