@@ -39,7 +39,6 @@ from .limits import LimitsStore as LimitsStore
 from .limits import LocalStore as LocalStore
 from .limits import Rate as Rate
 from .limits import RateLimiter as RateLimiter
-from .limits import RedisStore as RedisStore
 from .limits import parse_limits as parse_limits
 from .providers.acedata import AceData as AceData
 from .providers.acedata import CallbackReceiver as CallbackReceiver
@@ -56,17 +55,23 @@ from .transports import MockResponse as MockResponse
 from .transports import MockTransport as MockTransport
 
 if TYPE_CHECKING:
+    from .limits import RedisStore as RedisStore
     from .transports import AiohttpTransport as AiohttpTransport
 
+    __version__: str
+
 #: Public names imported on first use (PEP 562), so ``import aioface`` does not import aiohttp.
-_LAZY = {"AiohttpTransport": "aioface.transports"}
+_LAZY = {"AiohttpTransport": "aioface.transports", "RedisStore": "aioface.limits"}
 
-try:
-    from importlib.metadata import version as _version
 
-    __version__ = _version("aioface")
-except Exception:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0+unknown"
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("aioface")
+    except Exception:  # pragma: no cover - running from a source tree without metadata
+        return "0+unknown"
+
 
 __all__ = [
     "TIERS",
@@ -136,6 +141,9 @@ def _report(obj: Any) -> None:
 
 def __getattr__(name: str) -> Any:
     """The lazy public names (:data:`_LAZY`), imported, reported as ``aioface``'s and kept."""
+    if name == "__version__":  # read from the package metadata when asked for, not at import
+        globals()[name] = v = _version()
+        return v
     where = _LAZY.get(name)
     if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

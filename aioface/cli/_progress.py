@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -40,6 +42,21 @@ class LazyConsole:
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         self.console.print(*objects, **kwargs)
+
+    def line(self, text: str) -> None:
+        """One line as it is (no markup, highlighting or wrapping): written straight to a stream that
+        is not a terminal, where rich would add nothing (and is not imported for it)."""
+        stream = sys.stderr if self._kwargs.get("stderr") else sys.stdout
+        if self._console is None and not _forced_terminal() and not stream.isatty():
+            stream.write(text + "\n")
+            stream.flush()
+        else:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _forced_terminal() -> bool:
+    """The environment asks rich for a terminal whatever the stream is (then rich decides)."""
+    return any(os.environ.get(v) for v in ("FORCE_COLOR", "FORCE_TERMINAL", "TTY_COMPATIBLE", "TTY_INTERACTIVE"))
 
 
 out_console = LazyConsole()
@@ -184,7 +201,7 @@ def announce_wait(event: LimitWait) -> None:
     if tracker is not None and tracker.enabled:
         tracker.limit_wait(event)
     else:
-        err_console.print(str(event), markup=False, highlight=False, soft_wrap=True)
+        err_console.line(str(event))
 
 
 class Stages:
@@ -235,7 +252,7 @@ def print_summary(ok: int, failed: int, elapsed: float, where: Path | None, skip
     msg = f"{', '.join(parts)} in {elapsed:.1f}s ({rate:.1f}/s)"
     if where is not None:
         msg += f"; files in {where}"
-    out_console.print(msg, highlight=False)
+    out_console.line(msg)
 
 
 def print_failure(item: object, error: BaseException) -> None:

@@ -58,3 +58,13 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert "aioface.cli._generate" in loaded
     for other in ("_bench", "_batch", "_swap", "_edit", "_emulator", "_demo", "_limits", "_bar"):
         assert f"aioface.cli.{other}'" not in loaded, other
+
+
+def test_the_redis_store_and_the_version_are_read_when_asked_for() -> None:
+    code = (
+        "import sys, aioface\n"
+        "assert 'aioface.limits.redis' not in sys.modules and 'importlib.metadata' not in sys.modules\n"
+        "assert aioface.RedisStore.__module__ == 'aioface' and aioface.limits.RedisStore is aioface.RedisStore\n"
+        "assert aioface.__version__ != '0+unknown'\n"
+    )
+    assert loaded_after(code) == []
