@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sys
 import time
@@ -101,6 +102,7 @@ class Tracker:
         self._waiting: Callable[[], int] | None = None
         self._limiter: TimeForLimiter | None = None
         self._limits_done_at: float | None = None  # when the limits in force let the rest through
+        self._checked_at = -math.inf
         self._last_running = 0
         self._notice: tuple[LimitWait, float] | None = None  # the event, and when its slot comes
         self.progress: Bar | None = None
@@ -141,20 +143,24 @@ class Tracker:
         self._running = running
         self._waiting = waiting
         self._limiter = limiter if callable(getattr(limiter, "time_for", None)) else None  # type: ignore[assignment]
-        self._check_limits()
+        self._check_limits(force=True)
 
     def _left(self) -> int:
         return 0 if self.total is None else max(0, self.total - self.ok - self.failed)
 
-    def _check_limits(self) -> None:
+    def _check_limits(self, force: bool = False) -> None:
         """How long the limits in force need for the items not yet granted a slot (run on the event
         loop, not the bar's thread: the limiter is read where it changes)."""
-        if self._limiter is None or self.total is None:
+        if self._limiter is None or self.total is None or not self.enabled:  # no bar: no estimate
             self._limits_done_at = None
             return
+        now = time.monotonic()
+        if not force and now - self._checked_at < 0.2:  # the bar shows it twice a second at most
+            return
+        self._checked_at = now
         running = self._running() if self._running is not None else self._last_running
         holding = running - (self._waiting() if self._waiting is not None else 0)  # sent or answered
-        self._limits_done_at = time.monotonic() + self._limiter.time_for(max(0, self._left() - holding))
+        self._limits_done_at = now + self._limiter.time_for(max(0, self._left() - holding))
 
     def eta(self, observed: float | None) -> float | None:
         """Seconds remaining: rich's ``observed`` estimate (recent rate) or the limits', the longer."""

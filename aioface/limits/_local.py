@@ -302,10 +302,10 @@ class RateLimiter:
         (a lower bound: each answer taken as instant). ``50`` at a full ``30/minute`` is about 100."""
         now = self._clock.now()
         windows = [
-            (limit, w.rate.period + self.margin, [e - now for e in w.expiries if e > now])
+            (limit, w.rate.period + self.margin, w.expiries)
             for w, limit in zip(self._windows, self._limits, strict=True)
         ]
-        return grant_time(n, windows, in_flight=self._in_flight, pause=self._paused_until - now)
+        return grant_time(n, windows, now=now, in_flight=self._in_flight, pause=self._paused_until - now)
 
 
 class LocalStore:

@@ -76,6 +76,7 @@ def test_grant_time_counts_taken_slots_in_the_order_they_free() -> None:
     assert grant_time(3, [(2, 10.0, [3.0, 7.0])]) == pytest.approx(13.0)  # the 1st new one's slot
     assert grant_time(1, [(1, 10.0, [])], in_flight=1) == pytest.approx(10.0)
     assert grant_time(5, [], pause=4.0) == 4.0
+    assert grant_time(1, [(2, 10.0, [1.0, 3.0, 7.0])], now=2.0) == pytest.approx(1.0)  # 1.0 is free already
 
 
 def test_time_remaining_is_the_longer_estimate() -> None:
@@ -92,6 +93,7 @@ async def test_the_tracker_counts_the_limits_for_items_not_yet_granted() -> None
     limiter = RateLimiter(parse_limits("30/minute"), clock=clock, margin=0.0)
     await steady(limiter, clock, 2.0, 180.0)
     tracker = Tracker(140, "generate", quiet=True)
+    tracker.enabled = True  # as on a terminal (no bar drawn here): without one nothing is estimated
     tracker.ok = 90  # 50 left: none running
     tracker.watch(lambda: 0, lambda: 0, limiter)
     eta = tracker.eta(1.5)
