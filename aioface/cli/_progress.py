@@ -214,35 +214,50 @@ class Stages:
     """Where each running call is (queued / processing / downloading), from ``on_status`` events.
 
     A call is known by its task: a fan-out worker runs one call at a time, and :meth:`clear`
-    forgets it when the call ends however it ends."""
+    forgets it when the call ends however it ends. Counts are kept as events come (an event costs
+    the same with 1 or 1000 calls running)."""
 
     def __init__(self, show: Callable[[str], None]) -> None:
         self._show = show
         self.of: dict[object, str] = {}
+        self._counts = {"queued": 0, "processing": 0, "downloading": 0}
+
+    def _forget(self, key: object) -> bool:
+        stage = self.of.pop(key, None)
+        if stage is None:
+            return False
+        self._counts[stage] -= 1
+        return True
 
     def on_status(self, event: TaskEvent) -> None:
         me = asyncio.current_task()
         if event.status in ("done", "failed"):
-            self.of.pop(me, None)
+            self._forget(me)
         else:
-            self.of[me] = "processing" if event.status == "callback" else event.status
-        # Calls that ended by an error (no event says so) end with their task: forget those.
-        for t in [t for t in self.of if isinstance(t, asyncio.Task) and t.done()]:
-            del self.of[t]
+            if me not in self.of:
+                # A call starts. Calls that ended by an error (no event says so) end with their task:
+                # forget those now (each started call looks once, so none is kept for long).
+                for t in [t for t in self.of if isinstance(t, asyncio.Task) and t.done()]:
+                    self._forget(t)
+            else:
+                self._forget(me)
+            stage = "processing" if event.status == "callback" else event.status
+            self.of[me] = stage
+            self._counts[stage] = self._counts.get(stage, 0) + 1
         self._show(self.text())
 
     def clear(self) -> None:
-        if self.of.pop(asyncio.current_task(), None) is not None:
+        if self._forget(asyncio.current_task()):
             self._show(self.text())
 
     def counts(self) -> dict[str, int]:
-        c = {"queued": 0, "processing": 0, "downloading": 0}
-        for stage in self.of.values():
-            c[stage] = c.get(stage, 0) + 1
-        return c
+        return dict(self._counts)
 
     def text(self) -> str:
-        return " ".join(f"{k} {v}" for k, v in self.counts().items())
+        c = self._counts
+        if len(c) == 3:
+            return f"queued {c['queued']} processing {c['processing']} downloading {c['downloading']}"
+        return " ".join(f"{k} {v}" for k, v in c.items())
 
     def options(self) -> Options:
         """Options whose ``on_status`` feeds these counts (apply around the fan-out)."""
