@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TextIO
 
 from .._dispatch import LimitWait
 from .._options import Options
@@ -37,9 +37,17 @@ class LazyConsole:
             self._console = Console(**self._kwargs)
         return self._console
 
+    def _plain(self) -> TextIO | None:
+        """The stream, when rich would only pass text through: no console yet, not a terminal, and
+        nothing in the environment asks for one."""
+        stream = sys.stderr if self._kwargs.get("stderr") else sys.stdout
+        if self._console is None and not _forced_terminal() and not stream.isatty():
+            return stream
+        return None
+
     @property
     def is_terminal(self) -> bool:
-        return self.console.is_terminal
+        return self._plain() is None and self.console.is_terminal
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         self.console.print(*objects, **kwargs)
@@ -47,8 +55,8 @@ class LazyConsole:
     def line(self, text: str) -> None:
         """One line as it is (no markup, highlighting or wrapping): written straight to a stream that
         is not a terminal, where rich would add nothing (and is not imported for it)."""
-        stream = sys.stderr if self._kwargs.get("stderr") else sys.stdout
-        if self._console is None and not _forced_terminal() and not stream.isatty():
+        stream = self._plain()
+        if stream is not None:
             stream.write(text + "\n")
             stream.flush()
         else:

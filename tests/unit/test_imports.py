@@ -68,3 +68,13 @@ def test_the_redis_store_and_the_version_are_read_when_asked_for() -> None:
         "assert aioface.__version__ != '0+unknown'\n"
     )
     assert loaded_after(code) == []
+
+
+def test_a_run_without_a_terminal_draws_nothing_and_imports_no_rich() -> None:
+    code = (
+        "from aioface.cli._progress import Tracker, announce_wait, print_summary\n"
+        "with Tracker(3, 'generate') as t:\n"
+        "    t.update(True, 0)\n"
+        "print_summary(1, 0, 1.0, None)\n"
+    )
+    assert loaded_after(code) == []
