@@ -1,5 +1,7 @@
 """aioface: an asyncio-native, rate-limit-exact client for face-image AI APIs."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import Client as Client
 from ._dispatch import LimitWait as LimitWait
 from ._dispatch import RequestTiming as RequestTiming
@@ -39,7 +41,6 @@ from .limits import LimitsStore as LimitsStore
 from .limits import LocalStore as LocalStore
 from .limits import Rate as Rate
 from .limits import RateLimiter as RateLimiter
-from .limits import RedisStore as RedisStore
 from .limits import parse_limits as parse_limits
 from .providers.acedata import AceData as AceData
 from .providers.acedata import CallbackReceiver as CallbackReceiver
@@ -52,17 +53,28 @@ from .tasks._fanout import Outcome as Outcome
 from .tasks._polling import DurationLearners as DurationLearners
 from .tasks._polling import PollPolicy as PollPolicy
 from .tasks._waitmany import WaitMany as WaitMany
-from .transports import AiohttpTransport as AiohttpTransport
 from .transports import MockRequest as MockRequest
 from .transports import MockResponse as MockResponse
 from .transports import MockTransport as MockTransport
 
-try:
-    from importlib.metadata import version as _version
+if TYPE_CHECKING:
+    from .limits import RedisStore as RedisStore
+    from .transports import AiohttpTransport as AiohttpTransport
 
-    __version__ = _version("aioface")
-except Exception:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0+unknown"
+    __version__: str
+
+#: Public names imported on first use (PEP 562), so ``import aioface`` does not import aiohttp.
+_LAZY = {"AiohttpTransport": "aioface.transports", "RedisStore": "aioface.limits"}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("aioface")
+    except Exception:  # pragma: no cover - running from a source tree without metadata
+        return "0+unknown"
+
 
 __all__ = [
     "TIERS",
@@ -124,15 +136,36 @@ __all__ = [
 ]
 
 
-def _report_the_package() -> None:
+def _report(obj: Any) -> None:
     """Public classes and functions say ``aioface.Client``, not ``aioface._client.Client``, in
     reprs and tracebacks (anyio's habit); they are importable from there, so pickling holds."""
     import inspect
 
-    for name in __all__:
-        obj = globals()[name]
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            obj.__module__ = __name__
+    if inspect.isclass(obj) or inspect.isfunction(obj):
+        obj.__module__ = __name__
 
 
-_report_the_package()
+def __getattr__(name: str) -> Any:
+    """The lazy public names (:data:`_LAZY`), imported, reported as ``aioface``'s and kept."""
+    if name == "__version__":  # read from the package metadata when asked for, not at import
+        globals()[name] = v = _version()
+        return v
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    obj = getattr(importlib.import_module(where), name)
+    _report(obj)
+    globals()[name] = obj
+    return obj
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _report(globals()[_name])
+del _name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import socket
@@ -13,11 +14,23 @@ from ._errors import InvalidRequestError
 
 def _parse(url: object, param: str) -> tuple[SplitResult, str]:
     """``url`` split, and its host as the resolver would see it (NFKC + IDNA, lower case, no
-    trailing dot); an InvalidRequestError for anything an http(s) request could not be sent to."""
+    trailing dot); an InvalidRequestError for anything an http(s) request could not be sent to.
+    Answers for valid URLs are remembered (a batch often sends one image many times)."""
     if not isinstance(url, str):
         raise InvalidRequestError(f"{param} must be a string URL", param=param)
+    if type(url) is not str:  # a str subclass may hash and compare as it likes: not remembered
+        return _parse_str.__wrapped__(url, param)
+    return _parse_str(url, param)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_str(url: str, param: str) -> tuple[SplitResult, str]:
     shown = repr(url[:80])
-    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in url):
+    if url.isascii():  # no format or surrogate characters; controls are the unprintable ones
+        bad = not url.isprintable() or " " in url
+    else:
+        bad = any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in url)
+    if bad:
         raise InvalidRequestError(
             f"{param} must be a URL without spaces or control characters, got {shown}", param=param
         )

@@ -84,11 +84,23 @@ class Settings:
     acquire_timeout: float | None = None
     #: A view's own limiters per provider, taken before the client's shared one.
     limiters: Mapping[str, tuple[Limiter, ...]] = field(default_factory=dict, repr=False, compare=False)
+    #: The last :meth:`overridden` (its options and result): a scope's calls ask with the same options.
+    _memo: tuple[Options, Settings] | None = field(default=None, init=False, repr=False, compare=False)
 
     def overridden(self, o: Options | None) -> Settings:
-        """These settings with ``o``'s set fields on top."""
+        """These settings with ``o``'s set fields on top (both are immutable: the same ``o`` gives the
+        same settings, kept from the last call, since ``replace`` costs more than the request's
+        other bookkeeping)."""
         if o is None:
             return self
+        memo = self._memo
+        if memo is not None and memo[0] is o:
+            return memo[1]
+        result = self._overridden(o)
+        object.__setattr__(self, "_memo", (o, result))
+        return result
+
+    def _overridden(self, o: Options) -> Settings:
         return replace(
             self,
             timeout=self.timeout if o.timeout is None else o.timeout,

@@ -4,13 +4,18 @@ Both are separate processes doing the same N Face Studio GETs against one emulat
 each image; the bare script is ~20 lines of aiohttp. Reported: wall seconds (best of the rounds) and
 the ratio of the bare script's time to aioface's (1.0 = no cost).
 
-    python benchmarks/bench_cli.py [--quick] [-n 3000] [-c 32] [--rounds 3]
+    python benchmarks/bench_cli.py [--quick] [-n 3000] [-c 32] [--rounds 3] [--before TREE]
+
+``--before TREE`` also runs the command from another source tree (``git worktree add /tmp/before
+<commit>``) in the same rounds, interleaved, so a change is measured against its parent under the
+same load. ``--startup`` measures start-up alone: ``generate -n 1`` against ``import aiohttp``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,15 +42,29 @@ asyncio.run(main())
 """
 
 
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("-n", type=int, default=3000)
     ap.add_argument("-c", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--before", help="another source tree to run too, e.g. a worktree of the parent commit")
+    ap.add_argument("--startup", action="store_true", help="start-up alone: -n 1, and a bare 'import aiohttp'")
     a = ap.parse_args()
     n, rounds = (100, 1) if a.quick else (a.n, a.rounds)
+    if a.startup:
+        n = 1
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = {"aioface generate": here}
+    if a.before:
+        trees["aioface generate (before)"] = os.path.abspath(a.before)
     best: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds of the process (user + system): less moved by the load
     with ChildEmulator("--key", f"{KEY}=enterprise", "--time-scale", "1000000") as emu:
         env = {
             **os.environ,
@@ -54,23 +73,46 @@ def main() -> None:
             "AIOFACE_FACESTUDIO_LIMITS": "1000000/s",
         }
         for _ in range(rounds):
-            for name in ("bare script", "aioface generate"):
+            for name in ("bare script", *trees):
                 out = tempfile.mkdtemp(prefix="aioface-cli-")
                 env["AIOFACE_CACHE_DIR"] = os.path.join(out, ".cache")
+                env.pop("PYTHONPATH", None)
                 if name == "bare script":
                     cmd = [sys.executable, "-c", BARE, emu.url, str(n), str(a.c), out, KEY]
                 else:
+                    env["PYTHONPATH"] = trees[name]
                     cmd = [sys.executable, "-m", "aioface", "generate", "-n", str(n), "--resolution", "256"]
                     cmd += ["-c", str(a.c), "-q", "--out", out]
-                t = time.perf_counter()
+                t, c0 = time.perf_counter(), _children_cpu()
                 subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
                 dt = time.perf_counter() - t
+                cpu[name] = min(cpu.get(name, float("inf")), _children_cpu() - c0)
                 assert len([f for f in os.listdir(out) if f.endswith(".jpg")]) == n
                 shutil.rmtree(out)
                 best[name] = min(best.get(name, float("inf")), dt)
-    base = best["bare script"]
-    rows = [{"run": k, "seconds": v, "ratio_bare_over_this": base / v} for k, v in best.items()]
-    report("cli run", rows, ["run", "seconds", "ratio_bare_over_this"], {"n": n, "concurrency": a.c, "rounds": rounds})
+            if a.startup:
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-c", "import aiohttp"], check=True)
+                best["python -c 'import aiohttp'"] = min(
+                    best.get("python -c 'import aiohttp'", 1e9), time.perf_counter() - t
+                )
+    base, base_cpu = best["bare script"], cpu["bare script"]
+    rows = [
+        {
+            "run": k,
+            "seconds": v,
+            "ratio_bare_over_this": base / v,
+            "cpu_seconds": cpu.get(k),
+            "cpu_ratio_this_over_bare": cpu[k] / base_cpu if k in cpu else None,
+        }
+        for k, v in best.items()
+    ]
+    report(
+        "cli run",
+        rows,
+        ["run", "seconds", "ratio_bare_over_this", "cpu_seconds", "cpu_ratio_this_over_bare"],
+        {"n": n, "concurrency": a.c, "rounds": rounds, "load": os.getloadavg()[0]},
+    )
 
 
 if __name__ == "__main__":

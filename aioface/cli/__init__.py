@@ -8,6 +8,7 @@ A thin layer over the library: each command is a module of this package (``_gene
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import sys
@@ -19,6 +20,18 @@ from .._config import LOG_LEVEL_ENV
 from .._errors import AiofaceError, ConfigurationError, InvalidRequestError
 from ._progress import err_console, paid_hints
 from ._runner import Interrupted, Terminated
+
+#: The hand-written commands, by name: ``module:attribute``, imported only when the command runs (or
+#: ``--help`` lists them), so a run pays for its own command's imports and no other's.
+COMMANDS = {
+    "generate": "_generate:generate",
+    "change-age": "_edit:change_age",
+    "swap": "_swap:swap",
+    "batch": "_batch:batch",
+    "emulator": "_emulator:emulator",
+    "bench": "_bench:bench",
+    "demo": "_demo:demo",
+}
 
 #: Exit codes: all went well; some items failed (or the run did); bad usage or input, nothing sent;
 #: Ctrl-C; SIGTERM.
@@ -40,7 +53,26 @@ def exit_code(exc: AiofaceError | Interrupted | Terminated) -> int:
 
 
 class CommandGroup(click.Group):
-    """A group whose commands end, on an aioface error, Ctrl-C or SIGTERM, with :func:`exit_code`."""
+    """A group whose commands end, on an aioface error, Ctrl-C or SIGTERM, with :func:`exit_code`.
+
+    Commands are loaded by name when first asked for (click's lazy group): the hand-written ones
+    (:data:`COMMANDS`), then one per registry operation that has none (a plug-in's too), then
+    ``limits``.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from ..providers import operations
+
+        names = {*self.commands, *COMMANDS, *(op.replace("_", "-") for op in operations()), "limits"}
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None:
+            command = load_command(cmd_name)
+            if command is not None:
+                self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -63,30 +95,39 @@ def group() -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def load_command(name: str) -> click.Command | None:
+    """The command called ``name``, its module imported now; None if there is none."""
+    where = COMMANDS.get(name)
+    if where is not None:
+        module, attribute = where.split(":")
+        command: click.Command = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+        return command
+    from ..providers import operations
+
+    for op, offered in operations().items():
+        if op.replace("_", "-") == name:
+            from ._edit import make_command
+
+            return make_command(op, [spec.name for spec, _ in offered], offered[0][1])
+    if name == "limits":
+        from ._limits import limits_command
+
+        return limits_command
+    return None
+
+
 @functools.cache
 def app() -> click.Group:
-    """The ``aioface`` command group: the hand-written commands, then one per registry operation
-    that has none (a plug-in's too), and ``limits``."""
-    from ._batch import batch
-    from ._bench import bench
-    from ._demo import demo
-    from ._edit import change_age, install_registry_commands
-    from ._emulator import emulator
-    from ._generate import generate
-    from ._limits import limits_command
-    from ._swap import swap
-
-    for command in (generate, change_age, swap, batch, emulator, bench, demo):
-        group.add_command(command)
-    install_registry_commands(group)
-    if "limits" not in group.commands:
-        group.add_command(limits_command)
+    """The ``aioface`` command group with every command loaded (``main`` loads only the one run)."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        group.get_command(ctx, name)
     return group
 
 
 def main() -> None:
     """Run the ``aioface`` command (the console script, and ``python -m aioface``)."""
-    app()()
+    group()
 
 
 __all__ = [
@@ -95,7 +136,9 @@ __all__ = [
     "EXIT_SOME_FAILED",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "COMMANDS",
     "app",
     "exit_code",
+    "load_command",
     "main",
 ]

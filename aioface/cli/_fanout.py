@@ -26,8 +26,10 @@ async def fan_out(
     label: str,
     quiet: bool = False,
     waiting: Callable[[], int] | None = None,
+    limiter: object | None = None,
 ) -> tuple[list[tuple[T, R]], list[tuple[T, BaseException]]]:
-    """``fn`` for each item, ``concurrency`` at once, under a progress bar: (successes, failures)."""
+    """``fn`` for each item, ``concurrency`` at once, under a progress bar: (successes, failures);
+    time remaining counts the ``limiter``'s limits."""
     oks: list[tuple[T, R]] = []
     fails: list[tuple[T, BaseException]] = []
     with Tracker(len(items), label, quiet) as tracker:
@@ -41,7 +43,7 @@ async def fan_out(
 
         with applied(stages.options()):  # the fan-out's tasks inherit it
             async with FanOut(tracked, items, concurrency=concurrency) as results:
-                tracker.watch(lambda: results.in_flight, waiting)
+                tracker.watch(lambda: results.in_flight, waiting, limiter)
                 async for o in results:
                     if o.ok:
                         assert o.value is not None
@@ -71,7 +73,14 @@ async def run_all(
             bop.check(ns, params)  # InvalidRequestError: exit 2, nothing sent
     limiter = client.limiter(provider)
     return await fan_out(
-        client, lambda it: bop.run(ns, it[1], out / it[0]), items, concurrency, label, quiet, lambda: limiter.waiting
+        client,
+        lambda it: bop.run(ns, it[1], out / it[0]),
+        items,
+        concurrency,
+        label,
+        quiet,
+        lambda: limiter.waiting,
+        limiter,
     )
 
 

@@ -3,58 +3,92 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
-
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Column
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TextIO
 
 from .._dispatch import LimitWait
 from .._errors import AiofaceError, APIError, TaskError, TaskTimeoutError
 from .._options import Options
 from .._types import TaskEvent
 
-out_console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ._bar import Bar
 
 
-class LiveColumn(ProgressColumn):
-    """A column drawn afresh on every refresh from ``text()`` (counts that change between outcomes)."""
+class LazyConsole:
+    """A rich ``Console`` made on first use: a run that prints nothing through it never imports rich."""
 
-    def __init__(self, text: Callable[[], str]) -> None:
-        super().__init__(table_column=Column(no_wrap=True))
-        self._text = text
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._console: Console | None = None
 
-    def render(self, task: Task) -> Text:
-        return Text(self._text(), no_wrap=True)
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kwargs)
+        return self._console
+
+    def _plain(self) -> TextIO | None:
+        """The stream, when rich would only pass text through: no console yet, not a terminal, and
+        nothing in the environment asks for one."""
+        stream = sys.stderr if self._kwargs.get("stderr") else sys.stdout
+        if self._console is None and not _forced_terminal() and not stream.isatty():
+            return stream
+        return None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self._plain() is None and self.console.is_terminal
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self.console.print(*objects, **kwargs)
+
+    def line(self, text: str) -> None:
+        """One line as it is (no markup, highlighting or wrapping): written straight to a stream that
+        is not a terminal, where rich would add nothing (and is not imported for it)."""
+        stream = self._plain()
+        if stream is not None:
+            stream.write(text + "\n")
+            stream.flush()
+        else:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-class Bar(Progress):
-    """The progress table, and under it a line about a long wait for a rate-limit slot (if any)."""
+def _forced_terminal() -> bool:
+    """The environment asks rich for a terminal whatever the stream is (then rich decides)."""
+    return any(os.environ.get(v) for v in ("FORCE_COLOR", "FORCE_TERMINAL", "TTY_COMPATIBLE", "TTY_INTERACTIVE"))
 
-    def __init__(self, *columns: str | ProgressColumn, note: Callable[[], str], **kwargs: Any) -> None:
-        self._note = note
-        super().__init__(*columns, **kwargs)
 
-    def get_renderables(self) -> Iterable[RenderableType]:
-        yield from super().get_renderables()
-        note = self._note()
-        if note:
-            yield Text(note, style="yellow", no_wrap=True, overflow="ellipsis")
+out_console = LazyConsole()
+err_console = LazyConsole(stderr=True)
+
+
+class TimeForLimiter(Protocol):
+    """A limiter that can say how long its windows need for n more requests (both built-in ones)."""
+
+    def time_for(self, n: int) -> float: ...
+
+
+def time_remaining(left: int, observed: float | None, by_limits: float | None) -> float | None:
+    """Seconds until ``left`` items are done: the estimate from the recent rate (``observed``) or the
+    time the limits in force need (``by_limits``, from the limiter's ``time_for``), whichever is
+    longer; None when there is nothing to go on yet. 50 left at 30/minute is about 100 s, however
+    fast the first 30 went."""
+    if left <= 0:
+        return 0.0
+    if observed is None or by_limits is None:
+        return by_limits if observed is None else observed
+    return max(observed, by_limits)
 
 
 class Tracker:
@@ -68,39 +102,38 @@ class Tracker:
     current: ClassVar[Tracker | None] = None
 
     def __init__(self, total: int | None, label: str, quiet: bool = False) -> None:
-        self.enabled = err_console.is_terminal and not quiet
+        self.enabled = not quiet and err_console.is_terminal
+        self.total = total
         self.ok = 0
         self.failed = 0
         self.start = time.monotonic()
         self._running: Callable[[], int] | None = None
         self._waiting: Callable[[], int] | None = None
+        self._limiter: TimeForLimiter | None = None
+        self._limits_done_at: float | None = None  # when the limits in force let the rest through
+        self._checked_at = -math.inf
         self._last_running = 0
         self._notice: tuple[LimitWait, float] | None = None  # the event, and when its slot comes
-        self.progress = Bar(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            LiveColumn(self._counts),
-            LiveColumn(self._stage_text),
-            LiveColumn(self._rate),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            note=self._wait_text,
-            console=err_console,
-            disable=not self.enabled,
-        )
-        self.task = self.progress.add_task(label, total=total)
+        self.progress: Bar | None = None
+        if self.enabled:  # rich's progress machinery is imported only to draw a bar
+            from ._bar import make_bar
+
+            live = (self._counts, self._stage_text, self._rate)
+            self.progress = make_bar(live, self.eta, self._wait_text, err_console.console)
+            self.task = self.progress.add_task(label, total=total)
         #: Calls queued / processing / downloading, from task events (``on_status``).
         self.stages = Stages(self.show_stages)
 
     def __enter__(self) -> Tracker:
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         Tracker.current = self
         return self
 
     def __exit__(self, *exc: object) -> None:
         Tracker.current = None
-        self.progress.__exit__(None, None, None)
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
 
     def show_stages(self, text: str) -> None:
         """Called on each stage change (the bar reads :meth:`_stage_text` live)."""
@@ -108,11 +141,41 @@ class Tracker:
     def _stage_text(self) -> str:
         return self.stages.text() if self.stages.of else ""
 
-    def watch(self, running: Callable[[], int] | None = None, waiting: Callable[[], int] | None = None) -> None:
+    def watch(
+        self,
+        running: Callable[[], int] | None = None,
+        waiting: Callable[[], int] | None = None,
+        limiter: object | None = None,
+    ) -> None:
         """Read the jobs running and the requests queued for a slot live (cheap reads: the bar is drawn
-        from another thread)."""
+        from another thread); with the ``limiter`` they go through, time remaining counts its limits."""
         self._running = running
         self._waiting = waiting
+        self._limiter = limiter if callable(getattr(limiter, "time_for", None)) else None  # type: ignore[assignment]
+        self._check_limits(force=True)
+
+    def _left(self) -> int:
+        return 0 if self.total is None else max(0, self.total - self.ok - self.failed)
+
+    def _check_limits(self, force: bool = False) -> None:
+        """How long the limits in force need for the items not yet granted a slot (run on the event
+        loop, not the bar's thread: the limiter is read where it changes)."""
+        if self._limiter is None or self.total is None or not self.enabled:  # no bar: no estimate
+            self._limits_done_at = None
+            return
+        now = time.monotonic()
+        if not force and now - self._checked_at < 0.2:  # the bar shows it twice a second at most
+            return
+        self._checked_at = now
+        running = self._running() if self._running is not None else self._last_running
+        holding = running - (self._waiting() if self._waiting is not None else 0)  # sent or answered
+        self._limits_done_at = now + self._limiter.time_for(max(0, self._left() - holding))
+
+    def eta(self, observed: float | None) -> float | None:
+        """Seconds remaining: rich's ``observed`` estimate (recent rate) or the limits', the longer."""
+        done_at = self._limits_done_at
+        by_limits = None if done_at is None else max(0.0, done_at - time.monotonic())
+        return time_remaining(self._left(), observed, by_limits)
 
     def _counts(self) -> str:
         running = self._running() if self._running is not None else self._last_running
@@ -142,7 +205,9 @@ class Tracker:
         else:
             self.failed += 1
         self._last_running = in_flight
-        self.progress.update(self.task, completed=self.ok + self.failed)
+        self._check_limits()
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.ok + self.failed)
 
 
 def announce_wait(event: LimitWait) -> None:
@@ -151,42 +216,57 @@ def announce_wait(event: LimitWait) -> None:
     if tracker is not None and tracker.enabled:
         tracker.limit_wait(event)
     else:
-        err_console.print(str(event), markup=False, highlight=False, soft_wrap=True)
+        err_console.line(str(event))
 
 
 class Stages:
     """Where each running call is (queued / processing / downloading), from ``on_status`` events.
 
     A call is known by its task: a fan-out worker runs one call at a time, and :meth:`clear`
-    forgets it when the call ends however it ends."""
+    forgets it when the call ends however it ends. Counts are kept as events come (an event costs
+    the same with 1 or 1000 calls running)."""
 
     def __init__(self, show: Callable[[str], None]) -> None:
         self._show = show
         self.of: dict[object, str] = {}
+        self._counts = {"queued": 0, "processing": 0, "downloading": 0}
+
+    def _forget(self, key: object) -> bool:
+        stage = self.of.pop(key, None)
+        if stage is None:
+            return False
+        self._counts[stage] -= 1
+        return True
 
     def on_status(self, event: TaskEvent) -> None:
         me = asyncio.current_task()
         if event.status in ("done", "failed"):
-            self.of.pop(me, None)
+            self._forget(me)
         else:
-            self.of[me] = "processing" if event.status == "callback" else event.status
-        # Calls that ended by an error (no event says so) end with their task: forget those.
-        for t in [t for t in self.of if isinstance(t, asyncio.Task) and t.done()]:
-            del self.of[t]
+            if me not in self.of:
+                # A call starts. Calls that ended by an error (no event says so) end with their task:
+                # forget those now (each started call looks once, so none is kept for long).
+                for t in [t for t in self.of if isinstance(t, asyncio.Task) and t.done()]:
+                    self._forget(t)
+            else:
+                self._forget(me)
+            stage = "processing" if event.status == "callback" else event.status
+            self.of[me] = stage
+            self._counts[stage] = self._counts.get(stage, 0) + 1
         self._show(self.text())
 
     def clear(self) -> None:
-        if self.of.pop(asyncio.current_task(), None) is not None:
+        if self._forget(asyncio.current_task()):
             self._show(self.text())
 
     def counts(self) -> dict[str, int]:
-        c = {"queued": 0, "processing": 0, "downloading": 0}
-        for stage in self.of.values():
-            c[stage] = c.get(stage, 0) + 1
-        return c
+        return dict(self._counts)
 
     def text(self) -> str:
-        return " ".join(f"{k} {v}" for k, v in self.counts().items())
+        c = self._counts
+        if len(c) == 3:
+            return f"queued {c['queued']} processing {c['processing']} downloading {c['downloading']}"
+        return " ".join(f"{k} {v}" for k, v in c.items())
 
     def options(self) -> Options:
         """Options whose ``on_status`` feeds these counts (apply around the fan-out)."""
@@ -202,7 +282,7 @@ def print_summary(ok: int, failed: int, elapsed: float, where: Path | None, skip
     msg = f"{', '.join(parts)} in {elapsed:.1f}s ({rate:.1f}/s)"
     if where is not None:
         msg += f"; files in {where}"
-    out_console.print(msg, highlight=False)
+    out_console.line(msg)
 
 
 def print_failure(item: object, error: BaseException) -> None:

@@ -6,12 +6,26 @@ several windows at once, FIFO; a :class:`LimitsStore` makes the limiters of a cl
 (:class:`RedisStore`, the ``redis`` extra).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._local import LocalStore as LocalStore
 from ._local import RateLimiter as RateLimiter
 from ._protocols import Limiter as Limiter
 from ._protocols import LimitsStore as LimitsStore
 from ._rate import Rate as Rate
 from ._rate import parse_limits as parse_limits
-from .redis import RedisStore as RedisStore
+
+if TYPE_CHECKING:
+    from .redis import RedisStore as RedisStore
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisStore`` on first use (PEP 562): a client that keeps its limits here never imports it."""
+    if name == "RedisStore":
+        from .redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Limiter", "LimitsStore", "LocalStore", "Rate", "RateLimiter", "RedisStore", "parse_limits"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 
 from .._errors import ConfigurationError
 from ._base import BatchOp, ProviderSpec
@@ -48,6 +47,8 @@ def _discover() -> dict[str, ProviderSpec]:
     for ref in BUILTIN:
         spec = _as_spec(_load(ref), ref)
         specs[spec.name] = spec
+    from importlib.metadata import entry_points  # when providers are first asked for, not at import
+
     for ep in entry_points(group=GROUP):
         try:
             spec = _as_spec(ep.load(), f"entry point {ep.name} ({ep.value})")

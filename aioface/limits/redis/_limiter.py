@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._errors import ConfigurationError, LimiterTimeoutError
 from .._clock import MonotonicClock
+from .._eta import grant_time
 from .._local import check_limiter_args
 from .._rate import Rate
 from .._waiters import WaiterQueue, WaitNotice
@@ -152,6 +153,13 @@ class RedisLimiter:
     @property
     def in_flight(self) -> int:
         return len(self._flight)
+
+    def time_for(self, n: int) -> float:
+        """Seconds until ``n`` more requests could all be granted, counting only what this process
+        knows without asking Redis (its requests in flight, a 429 pause): a lower bound."""
+        pause = self._paused_until - time.monotonic()
+        windows = [(limit, r.period + self.margin, ()) for r, limit in zip(self._rates, self._limits, strict=True)]
+        return grant_time(n, windows, in_flight=self.in_flight, pause=pause)
 
     def set_rates(self, rates: Sequence[Rate]) -> None:
         """Change the windows live; history already spent (by any process) counts against them."""

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from aiohttp import web
+
+if TYPE_CHECKING:  # aiohttp.web is imported when a receiver serves or answers, not with aioface
+    from aiohttp import web
 
 from ... import _json
 from ..._errors import ConfigurationError
@@ -78,6 +80,8 @@ class CallbackReceiver:
 
     async def start(self) -> None:
         """Serve on ``host:port`` (port 0 picks a free one)."""
+        from aiohttp import web
+
         app = web.Application(client_max_size=self.max_body)
         self.mount(app)
         # After a refusal, wait at most a second for the rest of a body we will not read (aiohttp
@@ -135,6 +139,8 @@ class CallbackReceiver:
         return p.payload
 
     def _reject(self, status: int, why: str) -> web.Response:
+        from aiohttp import web
+
         self.stats["rejected"] += 1
         return web.json_response({"ok": False, "error": why}, status=status)
 
@@ -156,6 +162,8 @@ class CallbackReceiver:
         return bytes(buf)
 
     async def _handle(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         nonce = request.match_info["nonce"]
         if nonce not in self._pending and nonce not in self._done:
             return self._reject(403, "unknown callback secret")  # not worth reading the body of
