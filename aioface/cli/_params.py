@@ -187,7 +187,7 @@ account_option = click.option(
     expose_value=False,
     callback=_set_accounts,
     help="The account the key belongs to: keys given the same label share every limit "
-    "(Face Studio counts per user, not per key) [env AIOFACE_<PROVIDER>_ACCOUNT].",
+    f"(Face Studio counts per user, not per key) [env {provider_env('<PROVIDER>', ACCOUNT)}].",
 )
 
 
