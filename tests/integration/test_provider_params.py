@@ -114,13 +114,16 @@ async def test_change_age_sends_more_than_ten_faces_and_any_integer_age(emu: Emu
 
 
 @pytest.mark.anyio
-async def test_swap_timeout_outside_1_to_600_is_sent(emu: Emulator, tmp_path: Path) -> None:
+async def test_swap_timeout_over_600_is_sent_and_one_of_no_seconds_is_refused(emu: Emulator, tmp_path: Path) -> None:
+    """No invented upper cap (900 s goes to the provider); a timeout of no time at all (0, -1) is bad
+    input, refused before anything is sent and paid (issue 22 item 8)."""
     async with emu.client() as c:
         r = await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "long", timeout=900)
-        assert r.path.exists()
-        with pytest.raises(aioface.BadRequestError):  # the provider's answer, not a local refusal
-            await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "zero", timeout=0)
-    assert emu.stats["acedata_requests"] == 2
+        assert r.path is not None and r.path.exists()
+        for nothing in (0, -1):
+            with pytest.raises(aioface.InvalidRequestError, match="timeout"):
+                await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "zero", timeout=nothing)
+    assert emu.stats["acedata_requests"] == 1
 
 
 # ------------------------------------------------------------------- the providers' fields
