@@ -159,14 +159,15 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--scale", type=float, default=10.0)
     ap.add_argument("--old", action="store_true", help="also the rows without a floor (issue 12)")
-    ap.add_argument("--only", help="distributions whose name contains this")
+    ap.add_argument("--only", help="distributions whose name contains one of these (comma-separated)")
     ap.add_argument("--provider", choices=["ailab", "acedata", "both"], default="both")
     a = ap.parse_args()
     n, conc, dists = (
         (40, 20, dict(list(DISTRIBUTIONS.items())[1:2])) if a.quick else (a.n, a.concurrency, DISTRIBUTIONS)
     )
     if a.only:
-        dists = {k: v for k, v in dists.items() if a.only.lower() in k.lower()}
+        wanted = [w.strip().lower() for w in a.only.split(",")]
+        dists = {k: v for k, v in dists.items() if any(w in k.lower() for w in wanted)}
     strategies = {**STRATEGIES, **(OLD if a.old else {})}
     providers = ["ailab", "acedata"] if a.provider == "both" else [a.provider]
     k = a.scale
