@@ -15,6 +15,7 @@ has ``time_scale=scale`` (AILab's floor becomes 5 s / scale), every policy is ``
 and the SDK's interval and timeout are divided by it; figures are in task seconds (real x scale).
 
     python benchmarks/bench_polling.py [--quick] [-n 600] [--concurrency 50] [--scale 10] [--old]
+        [--provider ailab|acedata|both] [--only "uniform,pareto"]
 """
 
 from __future__ import annotations
