@@ -199,27 +199,48 @@ class Scheduler:
         self._timer = asyncio.get_running_loop().call_at(due, self._fire)
 
     def _fire(self) -> None:
-        """The timer: every due row to the ready queue, workers started for them, re-armed."""
+        """The timer: due rows for the idle worker places (never more: 100,000 rows due at once
+        are popped a pool's worth at a time, by the workers as they free up), then re-armed."""
         self._timer, self._timer_at = None, math.inf
         heap, ready = self._heap, self._ready
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        while heap and heap[0][0] <= now:
+        now = asyncio.get_running_loop().time()
+        room = self._concurrency - len(self._workers) - len(ready)
+        while room > 0 and heap and heap[0][0] <= now:
             row = heapq.heappop(heap)[2]
             if not row.ended:
                 ready.append(row)
+                room -= 1
         self._spawn()
-        if heap:
+        self._rearm(now)
+
+    def _rearm(self, now: float) -> None:
+        """Arm the timer for the earliest row, unless it is due and the busy workers will take it."""
+        heap = self._heap
+        if heap and self._timer is None and not (heap[0][0] <= now and self._workers):
             self._arm(heap[0][0])
 
     def _spawn(self) -> None:
-        """Workers for the ready rows, up to the concurrency (busy ones take more when done)."""
+        """Workers for the ready rows, up to the concurrency."""
         loop = asyncio.get_running_loop()
         for _ in range(min(self._concurrency - len(self._workers), len(self._ready))):
             # A context of its own: nothing of whichever caller started it leaks into the polls.
             task = loop.create_task(self._work(), context=contextvars.Context())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
+
+    def _next(self) -> _Row | None:
+        """The next row to poll: a ready one, or the earliest if it is due; None when none is."""
+        ready, heap = self._ready, self._heap
+        while ready:
+            row = ready.popleft()
+            if not row.ended:
+                return row
+        now = asyncio.get_running_loop().time()
+        while heap and heap[0][0] <= now:
+            row = heapq.heappop(heap)[2]
+            if not row.ended:
+                return row
+        return None
 
     def _end(self, row: _Row, ended_at: float | None = None) -> None:
         """The row is done with; the learner hears an end at ``ended_at``, else that it was given up."""
@@ -245,18 +266,20 @@ class Scheduler:
 
     # -- the workers ------------------------------------------------------------------------
     async def _work(self) -> None:
-        ready = self._ready
-        while ready:
-            row = ready.popleft()
-            if row.ended:
-                continue
-            try:
-                await self._step(row)
-            except asyncio.CancelledError:  # the client closed during this poll
-                self._deliver(row, None, ClientClosedError(f"the client closed while waiting for {row.task_id}"))
-                raise
-            except Exception as exc:  # never lose a task to a bug in a callback: its waiter hears it
-                self._deliver(row, None, exc)
+        try:
+            while (row := self._next()) is not None:
+                try:
+                    await self._step(row)
+                except asyncio.CancelledError:  # the client closed during this poll
+                    self._deliver(row, None, ClientClosedError(f"the client closed while waiting for {row.task_id}"))
+                    raise
+                except Exception as exc:  # never lose a task to a bug in a callback: its waiter hears it
+                    self._deliver(row, None, exc)
+        finally:
+            me = asyncio.current_task()
+            if me is not None:
+                self._workers.discard(me)
+            self._rearm(asyncio.get_running_loop().time())
 
     async def _step(self, row: _Row) -> None:
         """Poll ``row`` once: delivered when it ended, back in the heap when it runs on."""

@@ -16,7 +16,7 @@ from aioface import FeedError, InvalidRequestError, PollPolicy, QuotaExceededErr
 from tests.support.servers import JPEG, RESULT, SUBMIT, serve
 
 pytestmark = pytest.mark.anyio
-FAST = PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, deadline=5)
+FAST = PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, deadline=5, floor=0)  # the feed, not the floor
 
 
 def ailab_app(hits: Counter[str], *, credit: int = 1000, polls_to_done: int = 2) -> web.Application:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -197,24 +197,28 @@ class AILab(ProviderNamespace):
         for a task not submitted just now: its polls and learned duration count from then.
         ``first_delay=False`` checks at once (for a task of unknown age: it is polled with backoff
         and teaches nothing).
+
+        Every wait of the client and its views is a row in the provider's one scheduler (a heap of
+        due times polled by at most ``connections`` workers), so ``client.map(lambda t:
+        client.ailab.wait(t), ids, concurrency=100_000)`` costs a row per task, not a loop and timer.
         """
         return await self._wait(task_id, poll, first_delay, submitted_at, None)
 
-    async def _wait(
+    def _wait(
         self,
         task_id: str,
         poll: PollPolicy | None,
         first_delay: bool,
         submitted_at: float | None,
         seen: int | None,
-    ) -> str:
+    ) -> Awaitable[str]:
         """:meth:`wait`; ``seen``: the status already announced (a swap announces ``queued`` at submit).
 
         The task becomes a row in the provider's one scheduler (:class:`~aioface.tasks._scheduler.Scheduler`,
         shared by the client and its views): no loop or timer of its own; this only awaits its end."""
         ctx = self._ctx
         plan = self._plan(poll, learn=first_delay or submitted_at is not None)
-        return await ctx.scheduler.wait(
+        return ctx.scheduler.wait(  # not a coroutine of its own: one frame less for each waiting task
             plan, task_id, concurrency=ctx.connections, start=submitted_at, first_delay=first_delay, seen=seen
         )
 

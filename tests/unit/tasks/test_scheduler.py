@@ -76,7 +76,7 @@ async def test_many_waits_share_one_scheduler_and_a_few_workers() -> None:
             ids = [f"slow-{i}" for i in range(300)]
             running = asyncio.ensure_future(c.map(lambda t: c.ailab.wait(t), ids, concurrency=300))
             with anyio.fail_after(10):
-                while hits["polls"] < 300:  # every task polled once, still running
+                while hits["polls"] < 300:  # noqa: ASYNC110 (no event to wait on); every task polled once, still running
                     await anyio.sleep(0.01)
             assert sched.waiting == 300  # one scheduler holds every wait
             assert c.with_options(timeout=5).ailab._ctx.scheduler is sched  # views share it
@@ -102,7 +102,7 @@ async def test_a_cancelled_wait_leaves_the_others_running() -> None:
         others = [asyncio.ensure_future(c.ailab.wait(f"slow-{i}")) for i in range(3)]
         victim = asyncio.ensure_future(c.ailab.wait("slow-victim"))
         with anyio.fail_after(10):
-            while hits["slow-victim"] < 1:
+            while hits["slow-victim"] < 1:  # noqa: ASYNC110 (no event to wait on)
                 await anyio.sleep(0.01)
         victim.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -160,7 +160,7 @@ async def test_closing_the_client_ends_the_waits_still_registered() -> None:
         await c.open()
         waits = [asyncio.ensure_future(c.ailab.wait(f"never-{i}")) for i in range(5)]
         with anyio.fail_after(10):
-            while hits["polls"] < 5:
+            while hits["polls"] < 5:  # noqa: ASYNC110 (no event to wait on)
                 await anyio.sleep(0.01)
         await c.aclose()
         with anyio.fail_after(5):
