@@ -107,7 +107,9 @@ class Scheduler:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._heap: list[tuple[float, int, _Row]] = []  # (due, sequence, row)
+        # (due, sequence) pairs, which the cyclic GC does not track, and the rows by sequence.
+        self._heap: list[tuple[float, int]] = []
+        self._rows: dict[int, _Row] = {}
         self._seq = 0
         self._ready: deque[_Row] = deque()  # due, waiting for a worker
         self._timer: asyncio.TimerHandle | None = None
@@ -177,8 +179,9 @@ class Scheduler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, math.inf
-        rows = [r for _, _, r in self._heap] + list(self._ready)
+        rows = [*self._rows.values(), *self._ready]
         self._heap.clear()
+        self._rows.clear()
         self._ready.clear()
         for task in list(self._workers):
             task.cancel()  # its row ends below or in the worker's handler
@@ -187,8 +190,9 @@ class Scheduler:
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _push(self, due: float, row: _Row) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, row))
+        self._seq = seq = self._seq + 1
+        self._rows[seq] = row
+        heapq.heappush(self._heap, (due, seq))
         if due < self._timer_at:
             self._arm(due)
 
@@ -206,7 +210,7 @@ class Scheduler:
         now = asyncio.get_running_loop().time()
         room = self._concurrency - len(self._workers) - len(ready)
         while room > 0 and heap and heap[0][0] <= now:
-            row = heapq.heappop(heap)[2]
+            row = self._rows.pop(heapq.heappop(heap)[1])
             if not row.ended:
                 ready.append(row)
                 room -= 1
@@ -237,7 +241,7 @@ class Scheduler:
                 return row
         now = asyncio.get_running_loop().time()
         while heap and heap[0][0] <= now:
-            row = heapq.heappop(heap)[2]
+            row = self._rows.pop(heapq.heappop(heap)[1])
             if not row.ended:
                 return row
         return None
