@@ -51,22 +51,31 @@ class WaitPlan(Generic[T]):
     again around each poll and status event) are the call's own: a view's waits keep its options.
     """
 
-    __slots__ = ("learner", "policy", "rng", "scope")
+    __slots__ = ("learner", "policy", "rng", "scope", "tells")
 
     def __init__(
-        self, policy: PollPolicy, learner: DurationLearner | None, rng: random.Random | None, scope: Options | None
+        self,
+        policy: PollPolicy,
+        learner: DurationLearner | None,
+        rng: random.Random | None,
+        scope: Options | None,
+        tells: bool = True,
     ) -> None:
         self.policy = policy
         self.learner = learner
         self.rng = rng
         self.scope = scope
+        #: Whether anyone listens to status events (an ``on_status`` in force): when not, a task's
+        #: waiter is woken only by its end.
+        self.tells = tells
 
     async def poll(self, task_id: str) -> tuple[PollKind, int, T | None]:
         """One poll of ``task_id``: ``(kind, status code, result when done)``; raises when it failed."""
         raise NotImplementedError
 
     async def announce(self, kind: PollKind, task_id: str, code: int) -> None:
-        """Tell ``on_status`` that ``task_id`` is ``kind`` (queued, processing or failed); by default nothing."""
+        """Tell ``on_status`` that ``task_id`` is ``kind`` (queued, processing or failed); by default
+        nothing. Called in the waiter's own task and context (as its callback expects), not a worker's."""
 
     def announces(self, code: int) -> bool:
         """Whether a running answer with ``code`` is announced (not an unknown status, say)."""
@@ -79,6 +88,16 @@ class WaitPlan(Generic[T]):
     def timed_out(self, task_id: str, deadline: float) -> Exception:
         """The error of a task not done within ``deadline`` seconds of its submission."""
         raise NotImplementedError
+
+
+class _Note:
+    """What a worker wakes a waiter with to announce a status change (then waits on a new future)."""
+
+    __slots__ = ("code", "kind")
+
+    def __init__(self, kind: PollKind, code: int) -> None:
+        self.kind = kind
+        self.code = code
 
 
 class _Row:
@@ -166,8 +185,12 @@ class Scheduler:
         delay = next_delay(plan.policy, now - row.start, learner, plan.rng) if first_delay else 0.0
         self._push(now + (delay or 0.0), row)  # past its deadline already: one poll still
         try:
-            result: T = await row.future
-            return result
+            while True:
+                got = await row.future
+                if type(got) is not _Note:
+                    result: T = got
+                    return result
+                await plan.announce(got.kind, task_id, got.code)  # here: the caller's task and context
         finally:
             if not row.ended:  # the caller was cancelled: give the row up, nothing else
                 self._end(row)
@@ -268,6 +291,15 @@ class Scheduler:
             else:
                 fut.set_result(value)
 
+    @staticmethod
+    def _note(row: _Row, kind: PollKind, code: int) -> None:
+        """Wake the waiter to announce ``kind``; what comes next goes on a new future."""
+        told = row.future
+        if told.done():  # the waiter is gone (a note not yet read is on an earlier future)
+            return
+        row.future = told.get_loop().create_future()
+        told.set_result(_Note(kind, code))
+
     # -- the workers ------------------------------------------------------------------------
     async def _work(self) -> None:
         try:
@@ -311,18 +343,17 @@ class Scheduler:
             at = anyio.current_time() - row.start  # the answer's time
             row.polled = True
             if kind in _RUNNING:
-                if code != row.seen and plan.announces(code):
-                    await plan.announce(kind, task_id, code)
+                if code != row.seen and plan.tells and plan.announces(code):
+                    self._note(row, kind, code)
                 row.seen = code
             elif kind == "done":
                 self._deliver(row, value, None, at)
                 return
             else:
                 error = plan.failed(task_id, code, value)
-                self._end(row, at)  # a failure is an end, for the learner
-                await plan.announce("failed", task_id, code)
-                if not row.future.done():
-                    row.future.set_exception(error)
+                if plan.tells:
+                    self._note(row, "failed", code)  # heard before the error
+                self._deliver(row, None, error, at)  # a failure is an end, for the learner
                 return
         if row.ended:
             return

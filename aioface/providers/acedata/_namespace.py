@@ -375,7 +375,7 @@ class AceData(ProviderNamespace):
         if wait_timeout is not None:
             policy = replace(policy, deadline=wait_timeout)
         learner = settings.durations.get(ctx.name, "swap") if learn else None
-        plan = _Waits(ctx, policy, learner, settings.rng, scope)
+        plan = _Waits(ctx, policy, learner, settings.rng, scope, settings.on_status is not None)
         if len(cache) >= 64:
             cache.clear()
         cache[key] = plan

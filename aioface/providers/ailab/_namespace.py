@@ -235,7 +235,7 @@ class AILab(ProviderNamespace):
             return plan
         settings = ctx.settings
         learner = settings.durations.get(ctx.name, "swap") if learn else None
-        plan = _Waits(ctx, poll, self._policy(poll), learner, settings.rng, scope)
+        plan = _Waits(ctx, poll, self._policy(poll), learner, settings.rng, scope, settings.on_status is not None)
         if len(cache) >= 64:
             cache.clear()
         cache[key] = plan

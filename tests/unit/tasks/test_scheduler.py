@@ -169,3 +169,20 @@ async def test_closing_the_client_ends_the_waits_still_registered() -> None:
         polls = hits["polls"]
         await anyio.sleep(0.2)
         assert hits["polls"] == polls  # nothing polls after the close
+
+
+async def test_on_status_is_called_in_the_waiters_own_task() -> None:
+    """Callbacks that tell calls apart by their task (the CLI's progress does) see the waiter's."""
+    hits: Counter[str] = Counter()
+    release = anyio.Event()
+    where: list[tuple[str, object]] = []
+
+    def record(event: TaskEvent) -> None:
+        where.append((event.status, asyncio.current_task()))
+
+    async with serve(tasks_app(hits, release)) as url, client_for(url, on_status=record) as c:
+        waiters = {t: asyncio.ensure_future(c.ailab.wait(t)) for t in ("ok-1", "ok-2")}
+        with anyio.fail_after(10):
+            await asyncio.gather(*waiters.values())
+    assert sorted(s for s, _ in where) == ["processing", "processing"]
+    assert {task for _, task in where} == set(waiters.values())
