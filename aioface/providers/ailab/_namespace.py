@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import AsyncIterable, Awaitable, Iterable
+from collections.abc import AsyncIterable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -180,14 +180,14 @@ class AILab(ProviderNamespace):
         spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
         return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
 
-    async def wait(
+    def wait(
         self,
         task_id: str,
         *,
         poll: PollPolicy | None = None,
         first_delay: bool = True,
         submitted_at: float | None = None,
-    ) -> str:
+    ) -> Coroutine[Any, Any, str]:
         """Poll until the task is done; return the result URL.
 
         Polls where AILab swaps tend to finish (learned from the last ones; see :class:`PollPolicy`),
@@ -201,8 +201,9 @@ class AILab(ProviderNamespace):
         Every wait of the client and its views is a row in the provider's one scheduler (a heap of
         due times polled by at most ``connections`` workers), so ``client.map(lambda t:
         client.ailab.wait(t), ids, concurrency=100_000)`` costs a row per task, not a loop and timer.
+        ``await`` it as any coroutine (it is the scheduler's: no frame of its own per waiting task).
         """
-        return await self._wait(task_id, poll, first_delay, submitted_at, None)
+        return self._wait(task_id, poll, first_delay, submitted_at, None)
 
     def _wait(
         self,
@@ -211,7 +212,7 @@ class AILab(ProviderNamespace):
         first_delay: bool,
         submitted_at: float | None,
         seen: int | None,
-    ) -> Awaitable[str]:
+    ) -> Coroutine[Any, Any, str]:
         """:meth:`wait`; ``seen``: the status already announced (a swap announces ``queued`` at submit).
 
         The task becomes a row in the provider's one scheduler (:class:`~aioface.tasks._scheduler.Scheduler`,
