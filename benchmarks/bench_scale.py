@@ -178,9 +178,9 @@ async def run(
             else:
                 pairs = zip(ids, times, strict=True)
                 async with client.ailab.wait_many(pairs, poll=policy, concurrency=workers) as waits:
-                    async for o in waits:
+                    async for w in waits:
                         done += 1
-                        failed += not o.ok
+                        failed += not w.ok
             t_end = time.perf_counter()
             stop.set()
             await tick
