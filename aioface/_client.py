@@ -292,6 +292,8 @@ class Client:
         """Close the transport (a transport you passed in is closed too); save learned durations."""
         if self._root is not self:
             return await self._root.aclose()
+        for ctx in self._contexts.values():
+            ctx.close_waits()  # waits still polling end now, before the transport goes
         try:
             if self._transport is not None:
                 await self._transport.aclose()

@@ -3,7 +3,9 @@
 N tasks are submitted (tiny JPEGs, ``client.fan_out`` at concurrency 200, ids kept in a flat list),
 then all N are awaited together with learned polling through one Client (100 connections): by one
 ``client.ailab.wait_many`` (``--waiter many``, the default: a heap of due times, 100 workers) or by
-a ``wait()`` per task through ``client.map`` (``--waiter each``). A ticker measures how late a 10 ms
+a ``wait()`` per task through ``client.map`` (``--waiter each``, with each task's submission time),
+or the natural form ``client.map(lambda t: client.ailab.wait(t), ids, concurrency=N)`` (``--waiter
+natural``: bare ids, the client's poll policy, every ``Outcome`` kept). A ticker measures how late a 10 ms
 sleep wakes up (event-loop lag) from
 the first submission to the last result, reported per phase (submit, wait) and overall; RSS is
 sampled to get the memory each in-flight task costs. ``gc.callbacks`` record every collection, so
@@ -16,7 +18,7 @@ Lag over 50 ms: the seconds of lag in ticks over 50 ms late, and how much of it 
 again; what dies later is still freed, only cyclic garbage among it waits for ``gc.unfreeze()``),
 ``--gc off`` disables the cyclic GC for the run; the default leaves it alone.
 
-    python benchmarks/bench_scale.py [--quick] [-n 10000] [--gc default|freeze|off] [--waiter many|each]
+    python benchmarks/bench_scale.py [--quick] [-n 10000] [--gc default|freeze|off] [--waiter many|each|natural]
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ async def run(
         env={},
         connections=100,
         timeout=120,
+        poll=policy,  # the natural form's wait(t) polls with the client's policy (the others pass it)
     ) as client:
         if gc_mode == "off":
             gc.disable()
@@ -167,6 +170,11 @@ async def run(
                 results = await client.map(wait, zip(ids, times, strict=True), concurrency=n)
                 failed = sum(not o.ok for o in results)
                 del results
+            elif waiter == "natural":  # what users write: a wait() per id, every Outcome kept
+                outcomes = await client.map(lambda t: client.ailab.wait(t), ids, concurrency=n)
+                done = n
+                failed = sum(not o.ok for o in outcomes)
+                del outcomes
             else:
                 pairs = zip(ids, times, strict=True)
                 async with client.ailab.wait_many(pairs, poll=policy, concurrency=workers) as waits:
@@ -190,11 +198,13 @@ async def run(
         "gc": gc_mode,
         "waiter": waiter if workers is None else f"{waiter}/{workers}",
         "failed": failed,
+        "all_ok": failed == 0,
         "submit_seconds": t_wait - t_submit,
         "wait_seconds": t_end - t_wait,
         "polls_per_task": polls / n,
         "peak_in_flight": peak_waiting,
         "memory_per_task_kb": (peak_rss - base_rss) / n / 1024,
+        "rss_growth_mb": (peak_rss - base_rss) / 2**20,
         **_lag([lag for _, lag in lags], ""),
         **_lag(submit_lags, "submit_"),
         **_lag(wait_lags, "wait_"),
@@ -212,9 +222,10 @@ def main() -> None:
     ap.add_argument("--gc", choices=["default", "freeze", "off"], default="default")
     ap.add_argument(
         "--waiter",
-        choices=["many", "each"],
+        choices=["many", "each", "natural"],
         default="many",
-        help="many: one client.ailab.wait_many for all tasks (default); each: a wait() per task via client.map",
+        help="many: one client.ailab.wait_many for all tasks (default); each: a wait() per task via client.map; "
+        "natural: client.map(lambda t: client.ailab.wait(t), ids, concurrency=N)",
     )
     ap.add_argument("--workers", type=int, help="wait_many's workers (default: the 100 connections)")
     ap.add_argument("--trace", help="write every tick's lag and every GC pause to this JSON file")

@@ -29,6 +29,7 @@ from ..limits import Limiter, Rate, parse_limits
 from ..results._check import image_size
 from ..results._dest import Dest
 from ..results._stream import CHUNK, Saved, save_stream, sink_writer
+from ..tasks._scheduler import Scheduler
 from ..transports._base import RequestSpec, Response
 from ._helpers import decode_json as decode_json
 from ._helpers import decode_json_object as decode_json_object
@@ -111,6 +112,7 @@ class ProviderContext:
         self._overrides: Options | None = None
         #: The client's own context (a view's shares its endpoint, limiter and namespace hooks).
         self._root: ProviderContext = self
+        self._scheduler: Scheduler | None = None  # the root's: every wait of this provider
 
     def __repr__(self) -> str:
         return f"ProviderContext({self.name!r}, {self.base_url!r}, key={'set' if self._key else 'none'})"
@@ -196,6 +198,21 @@ class ProviderContext:
     @property
     def limiter(self) -> Limiter:
         return self.endpoint.limiter
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The one scheduler of this provider's single-task waits (made on first use; views share it)."""
+        root = self._root
+        if root._scheduler is None:
+            root._scheduler = Scheduler(self.name)
+        return root._scheduler
+
+    def close_waits(self) -> None:
+        """The client is closing: every wait still registered ends with ClientClosedError."""
+        root = self._root
+        if root._scheduler is not None:
+            root._scheduler.close()
+            root._scheduler = None
 
     def load_meta(self) -> dict[str, str]:
         """Small facts an earlier client learned about this provider and key (e.g. its tier), kept

@@ -62,7 +62,7 @@ def feed_error_after(
     raise err
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 100,000 outcomes kept by map() cost no dict each
 class Outcome(Generic[T, R]):
     """What happened to one item: its position, the item, and a value or an error."""
 

@@ -1,7 +1,7 @@
 """Many waiting tasks, one scheduler: a heap of due times polled by a bounded pool of workers.
 
-A task waited for with ``wait()`` is a coroutine, a task, a cancel scope and a gate future (about
-6 KB and ~30 objects the cyclic GC scans on every full collection). Here a waiting task is a row
+For ids the caller holds in bulk (single waits, ``wait()``, join the provider's shared scheduler,
+:mod:`aioface.tasks._scheduler`, the same design with a row object per task). Here a waiting task is a row
 of a few flat arrays (its id, submission time, last "running" answer, learner token, last status)
 and a ``(due, row)`` pair in a heap: about 0.25 KB, and nothing the GC has to look at (the pairs
 hold only a float and an int, so the GC stops tracking them). One scheduler coroutine sleeps until

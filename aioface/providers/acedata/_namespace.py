@@ -20,10 +20,12 @@ from ..._errors import (
     TransportError,
 )
 from ..._net import check_http_url, is_local_url
+from ..._options import current as current_scope
 from ..._types import FaceAnalysis, ImageResult, Liveness, TaskStatus
 from ...results._dest import Dest, check_dest
-from ...tasks._polling import next_delay
-from .._base import ProviderNamespace
+from ...tasks._scheduler import WaitPlan
+from ...tasks._waitmany import PollKind
+from .._base import ProviderContext, ProviderNamespace
 from ..ailab._namespace import _read_local
 from . import _adapter as _ace
 from . import _facts, _upload
@@ -37,6 +39,54 @@ _PLACEHOLDER = "https://upload.invalid/image"
 
 def _is_url(image: object) -> bool:
     return isinstance(image, str) and "://" in image
+
+
+class _Waits(WaitPlan[dict[str, Any]]):
+    """How Ace tasks are waited for through one client or view: ``POST /face/tasks``, its record read."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: ProviderContext, *args: Any) -> None:
+        super().__init__(*args)
+        self.ctx = ctx
+
+    async def poll(self, task_id: str) -> tuple[PollKind, int, Any]:
+        ctx = self.ctx
+        spec = _ace.task_request(ctx.base_url, ctx.key() or "", task_id)
+        try:
+            record = await ctx.call_json(spec, _ace.parse_task)
+        except (APIError, TransportError) as exc:
+            # Never lose a paid task: its id goes with the error (the endpoint is a guess).
+            raise TaskTimeoutError(
+                f"acedata task {task_id}: asking POST /face/tasks for it failed ({exc}); the task "
+                f"may still finish: await client.acedata.result({task_id!r}, dest) to go on waiting",
+                provider="acedata",
+                task_id=task_id,
+            ) from exc
+        try:
+            answer = _ace.task_outcome(record, task_id)
+        except TaskFailedError as exc:
+            return "failed", 0, exc
+        return ("processing", 0, None) if answer is None else ("done", 0, answer)
+
+    def announces(self, code: int) -> bool:
+        return False  # Ace's records say nothing the events would add while the task runs
+
+    async def announce(self, kind: PollKind, task_id: str, code: int) -> None:
+        if kind == "failed":
+            await self.ctx.status("failed", task_id=task_id)
+
+    def failed(self, task_id: str, code: int, value: Any) -> Exception:
+        assert isinstance(value, TaskFailedError)
+        return value
+
+    def timed_out(self, task_id: str, deadline: float) -> Exception:
+        return TaskTimeoutError(
+            f"acedata task {task_id} not done within {deadline:g}s; "
+            f"await client.acedata.result({task_id!r}, dest) to go on waiting",
+            provider="acedata",
+            task_id=task_id,
+        )
 
 
 class AceData(ProviderNamespace):
@@ -298,61 +348,40 @@ class AceData(ProviderNamespace):
     ) -> dict[str, Any]:
         """Poll ``POST /face/tasks`` until the task is done (its answer, with ``task_id``) or failed
         (:class:`TaskFailedError`), for ``wait_timeout`` seconds (default the poll deadline) from
-        ``start``; learned polling as for AILab, never twice within the provider's floor (3 s)."""
+        ``start``; learned polling as for AILab, never twice within the provider's floor (3 s).
+        The task is a row in the provider's one scheduler (shared by the client and its views)."""
+        if wait_timeout is not None and not wait_timeout > 0:
+            raise InvalidRequestError("wait_timeout must be > 0 seconds", param="wait_timeout")
         ctx = self._ctx
+        plan = self._plan(wait_timeout, learn=first_delay)
+        answer = await ctx.scheduler.wait(
+            plan, task_id, concurrency=ctx.connections, start=start, first_delay=first_delay
+        )
+        assert answer is not None
+        answer.setdefault("task_id", task_id)
+        _ace.check_callback(answer, task_id)
+        return answer
+
+    def _plan(self, wait_timeout: float | None, *, learn: bool) -> _Waits:
+        """The plan of a wait made now through this namespace (one object for every wait made through
+        the same client or view, in the same scope, with the same ``wait_timeout``)."""
+        ctx = self._ctx
+        scope = current_scope()
+        key = (id(ctx), id(scope), wait_timeout, learn)
+        cache: dict[tuple[int, int, float | None, bool], _Waits] = self.__dict__.setdefault("_plans", {})
+        plan = cache.get(key)
+        if plan is not None and plan.ctx is ctx and plan.scope is scope:
+            return plan
         settings = ctx.settings
         policy = settings.poll.with_floor(_ace.POLL_FLOOR, settings.time_scale)
         if wait_timeout is not None:
-            if not wait_timeout > 0:
-                raise InvalidRequestError("wait_timeout must be > 0 seconds", param="wait_timeout")
             policy = replace(policy, deadline=wait_timeout)
-        learner = settings.durations.get(ctx.name, "swap") if first_delay else None
-        token = learner.begin() if learner is not None else 0
-        pending = 0.0
-        ended = False
-        try:
-            with anyio.move_on_after(max(0.0, policy.deadline - (anyio.current_time() - start))):
-                delay = next_delay(policy, anyio.current_time() - start, learner, settings.rng) if first_delay else 0.0
-                while delay is not None:
-                    await anyio.sleep(delay)
-                    spec = _ace.task_request(ctx.base_url, ctx.key() or "", task_id)
-                    try:
-                        record = await ctx.call_json(spec, _ace.parse_task)
-                    except (APIError, TransportError) as exc:
-                        # Never lose a paid task: its id goes with the error (the endpoint is a guess).
-                        raise TaskTimeoutError(
-                            f"acedata task {task_id}: asking POST /face/tasks for it failed ({exc}); the task "
-                            f"may still finish: await client.acedata.result({task_id!r}, dest) to go on waiting",
-                            provider="acedata",
-                            task_id=task_id,
-                        ) from exc
-                    at = anyio.current_time() - start
-                    try:
-                        answer = _ace.task_outcome(record, task_id)
-                    except TaskFailedError:
-                        ended = True
-                        if learner is not None:
-                            learner.finish(token, pending, at)
-                        await ctx.status("failed", task_id=task_id)
-                        raise
-                    if answer is not None:
-                        ended = True
-                        if learner is not None:
-                            learner.finish(token, pending, at)
-                        answer.setdefault("task_id", task_id)
-                        _ace.check_callback(answer, task_id)
-                        return answer
-                    pending = at
-                    delay = next_delay(policy, at, learner, settings.rng, polled=True)
-        finally:
-            if learner is not None and not ended:
-                learner.abandon(token, pending)
-        raise TaskTimeoutError(
-            f"acedata task {task_id} not done within {policy.deadline:g}s; "
-            f"await client.acedata.result({task_id!r}, dest) to go on waiting",
-            provider="acedata",
-            task_id=task_id,
-        )
+        learner = settings.durations.get(ctx.name, "swap") if learn else None
+        plan = _Waits(ctx, policy, learner, settings.rng, scope, settings.on_status is not None)
+        if len(cache) >= 64:
+            cache.clear()
+        cache[key] = plan
+        return plan
 
     async def submit_swap(
         self,

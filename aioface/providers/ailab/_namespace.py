@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,14 @@ from ..._errors import (
     TaskTimeoutError,
 )
 from ..._net import check_http_url
+from ..._options import current as current_scope
 from ..._types import ImageResult
 from ...results._dest import Dest, check_dest
-from ...tasks._polling import PollPolicy, next_delay
+from ...tasks._polling import PollPolicy
+from ...tasks._scheduler import WaitPlan
 from ...tasks._waitmany import PollKind, TaskRef, WaitMany
 from ...transports._base import RequestSpec, Response
-from .._base import ProviderNamespace
+from .._base import ProviderContext, ProviderNamespace
 from . import _adapter as _ailab
 
 ImageInput = str | os.PathLike[str] | bytes
@@ -88,6 +90,41 @@ def _timed_out(task_id: str, deadline: float) -> TaskTimeoutError:
     return TaskTimeoutError(f"AILab task {task_id} not done within {deadline:g}s", provider="ailab", task_id=task_id)
 
 
+class _Waits(WaitPlan[str]):
+    """How AILab tasks are waited for through one client or view: poll ``GET`` the task, read its status."""
+
+    __slots__ = ("ctx", "logged", "poll_arg")
+
+    def __init__(self, ctx: ProviderContext, poll_arg: PollPolicy | None, *args: Any) -> None:
+        super().__init__(*args)
+        self.ctx = ctx
+        self.poll_arg = poll_arg
+        self.logged: set[str] = set()
+
+    async def poll(self, task_id: str) -> tuple[PollKind, int, str | None]:
+        ctx = self.ctx
+        spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
+        status, url = _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
+        kind = _KINDS.get(status)
+        code = -1 if status is None else status
+        if kind is None:  # unknown: polled on (as still processing) until the deadline
+            _unknown(task_id, status, self.logged)
+            return "processing", code, None
+        return kind, code, url
+
+    def announces(self, code: int) -> bool:
+        return code in (_ailab.QUEUED, _ailab.PROCESSING)
+
+    async def announce(self, kind: PollKind, task_id: str, code: int) -> None:
+        await self.ctx.status(kind, task_id=task_id, code=code)
+
+    def failed(self, task_id: str, code: int, value: str | None) -> Exception:
+        return _failed(task_id, _ailab.FAILED)
+
+    def timed_out(self, task_id: str, deadline: float) -> Exception:
+        return _timed_out(task_id, deadline)
+
+
 class AILab(ProviderNamespace):
     """AILabAPI AI Face Swap. Reached as ``client.ailab``."""
 
@@ -143,27 +180,14 @@ class AILab(ProviderNamespace):
         spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
         return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result))
 
-    async def _poll_at(self, task_id: str, at: float) -> tuple[int | None, str | None]:
-        """One poll, sent no earlier than ``at`` (``anyio.current_time()``). The wait is spent in the
-        provider's gate, which wakes this task once, when its time has come and a connection is
-        free: 100,000 waits do not each wake on a timer only to queue for one of 100 connections."""
-        ctx = self._ctx
-        await ctx.admit(at)
-        try:
-            spec = _ailab.poll_request(ctx.base_url, ctx.key() or "", task_id)
-        except BaseException:
-            ctx.release()
-            raise
-        return _ailab.task_state(await ctx.call_json(spec, _ailab.parse_result, admitted=True))
-
-    async def wait(
+    def wait(
         self,
         task_id: str,
         *,
         poll: PollPolicy | None = None,
         first_delay: bool = True,
         submitted_at: float | None = None,
-    ) -> str:
+    ) -> Coroutine[Any, Any, str]:
         """Poll until the task is done; return the result URL.
 
         Polls where AILab swaps tend to finish (learned from the last ones; see :class:`PollPolicy`),
@@ -173,58 +197,50 @@ class AILab(ProviderNamespace):
         for a task not submitted just now: its polls and learned duration count from then.
         ``first_delay=False`` checks at once (for a task of unknown age: it is polled with backoff
         and teaches nothing).
-        """
-        return await self._wait(task_id, poll, first_delay, submitted_at, None)
 
-    async def _wait(
+        Every wait of the client and its views is a row in the provider's one scheduler (a heap of
+        due times polled by at most ``connections`` workers), so ``client.map(lambda t:
+        client.ailab.wait(t), ids, concurrency=100_000)`` costs a row per task, not a loop and timer.
+        ``await`` it as any coroutine (it is the scheduler's: no frame of its own per waiting task).
+        """
+        return self._wait(task_id, poll, first_delay, submitted_at, None)
+
+    def _wait(
         self,
         task_id: str,
         poll: PollPolicy | None,
         first_delay: bool,
         submitted_at: float | None,
         seen: int | None,
-    ) -> str:
-        """:meth:`wait`; ``seen``: the status already announced (a swap announces ``queued`` at submit)."""
-        policy = self._policy(poll)
-        logged: set[str] = set()
-        rng = self._ctx.settings.rng
-        known_age = first_delay or submitted_at is not None
-        learner = self._ctx.settings.durations.get(self._ctx.name, "swap") if known_age else None
-        token = learner.begin() if learner is not None else 0
-        start = anyio.current_time() if submitted_at is None else submitted_at
-        pending = 0.0  # seconds after submission of the last poll that found the task running
-        ended = False
-        try:
-            with anyio.move_on_after(policy.deadline):
-                delay = next_delay(policy, anyio.current_time() - start, learner, rng) if first_delay else 0.0
-                if delay is None:
-                    delay = 0.0  # waited for after its deadline: one poll still
-                while delay is not None:
-                    status, url = await self._poll_at(task_id, anyio.current_time() + delay)
-                    at = anyio.current_time() - start  # the answer's time: after any wait for the limiter
-                    if status != seen and status in (_ailab.QUEUED, _ailab.PROCESSING):
-                        if status == _ailab.QUEUED:
-                            await self._ctx.status("queued", task_id=task_id, code=status)
-                        else:
-                            await self._ctx.status("processing", task_id=task_id, code=status)
-                    seen = status
-                    if status not in (_ailab.QUEUED, _ailab.PROCESSING, _ailab.DONE, _ailab.FAILED):
-                        _unknown(task_id, status, logged)
-                    elif status not in (_ailab.QUEUED, _ailab.PROCESSING):
-                        ended = True
-                        if learner is not None:
-                            learner.finish(token, pending, at)
-                        if status != _ailab.DONE:
-                            await self._ctx.status("failed", task_id=task_id, code=status)
-                            raise _failed(task_id, _ailab.FAILED)
-                        assert url is not None
-                        return url
-                    pending = at
-                    delay = next_delay(policy, at, learner, rng, polled=True)
-        finally:
-            if learner is not None and not ended:
-                learner.abandon(token, pending)
-        raise _timed_out(task_id, policy.deadline)
+    ) -> Coroutine[Any, Any, str]:
+        """:meth:`wait`; ``seen``: the status already announced (a swap announces ``queued`` at submit).
+
+        The task becomes a row in the provider's one scheduler (:class:`~aioface.tasks._scheduler.Scheduler`,
+        shared by the client and its views): no loop or timer of its own; this only awaits its end."""
+        ctx = self._ctx
+        plan = self._plan(poll, learn=first_delay or submitted_at is not None)
+        return ctx.scheduler.wait(  # not a coroutine of its own: one frame less for each waiting task
+            plan, task_id, concurrency=ctx.connections, start=submitted_at, first_delay=first_delay, seen=seen
+        )
+
+    def _plan(self, poll: PollPolicy | None, *, learn: bool) -> _Waits:
+        """The plan of a wait made now through this namespace (the same object for every wait made
+        through the same client or view, in the same scope, with the same ``poll``: 100,000 waits
+        share one)."""
+        ctx = self._ctx
+        scope = current_scope()
+        key = (id(ctx), id(scope), id(poll), learn)
+        cache: dict[tuple[int, int, int, bool], _Waits] = self.__dict__.setdefault("_plans", {})
+        plan = cache.get(key)
+        if plan is not None and plan.ctx is ctx and plan.scope is scope and plan.poll_arg is poll:
+            return plan
+        settings = ctx.settings
+        learner = settings.durations.get(ctx.name, "swap") if learn else None
+        plan = _Waits(ctx, poll, self._policy(poll), learner, settings.rng, scope, settings.on_status is not None)
+        if len(cache) >= 64:
+            cache.clear()
+        cache[key] = plan
+        return plan
 
     def wait_many(
         self,
