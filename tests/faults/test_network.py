@@ -174,7 +174,7 @@ async def test_acedata_swap_by_callback_sent_in_two_pieces(tmp_path: Path) -> No
                 source="https://cdn.example/a.png",
                 target="https://cdn.example/b.png",
                 callback=rx,
-                wait_timeout=3,
+                poll=aioface.PollPolicy(deadline=3),
             )
     assert r.path is not None
     assert r.task_id == "t-1" and r.path.read_bytes() == JPEG

@@ -8,7 +8,7 @@ API chosen here (public, for the lead to wire):
   body shorter than its ``Content-Length``), the declared ``image_size`` on the decoded image.
 * A sync Ace swap answered with only ``{task_id}`` (the provider's ``timeout`` passed) raises
   :class:`aioface.TaskTimeoutError` (a ``TaskError``) carrying ``task_id``; the emulator answers so on
-  timeout, as the docs say. ``await client.acedata.result(task_id, dest, wait_timeout=None)`` goes on
+  timeout, as the docs say. ``await client.acedata.result(task_id, dest, poll=None)`` goes on
   waiting for that task and saves its image (like fal-client's ``result(request_id)``). GUESS, not in
   provider-docs: Ace Data Cloud's other services expose ``POST /<service>/tasks`` with
   ``{"id": task_id, "action": "retrieve"}``; these tests assume ``POST /face/tasks`` answers
@@ -220,7 +220,7 @@ async def test_a_timed_out_sync_swap_can_be_waited_for(tmp_path: Path) -> None:
     img = picture()
     state: dict[str, int] = {}
     async with serve(_ace_tasks_server(img, state)) as base, _client(acedata_token="t", acedata_base_url=base) as c:
-        r = await c.acedata.result("t-1", tmp_path / "s", wait_timeout=10)
+        r = await c.acedata.result("t-1", tmp_path / "s", poll=aioface.PollPolicy(deadline=10))
     assert r.path is not None
     assert r.task_id == "t-1" and r.path.read_bytes() == img and r.path.name == "s.png"
     assert state["retrieves"] >= 2 and "swaps" not in state
@@ -285,7 +285,14 @@ async def test_a_callback_url_the_provider_cannot_reach_is_refused_before_sendin
             ) as c:
                 async with aioface.CallbackReceiver(**receiver) as rx:
                     with pytest.raises((aioface.InvalidRequestError, aioface.ConfigurationError)) as ei:
-                        await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "s", callback=rx, wait_timeout=1)
+                        await _swap(
+                            c.acedata,
+                            source=SRC,
+                            target=DST,
+                            dest=tmp_path / "s",
+                            callback=rx,
+                            poll=aioface.PollPolicy(deadline=1),
+                        )
         finally:
             await session.close()
     assert seen == []  # nothing sent, nothing paid
@@ -305,7 +312,12 @@ async def test_a_public_callback_url_is_sent(tmp_path: Path) -> None:
                 async with aioface.CallbackReceiver(public_url="https://hooks.example.com") as rx:
                     with pytest.raises(aioface.TaskTimeoutError):
                         await _swap(
-                            c.acedata, source=SRC, target=DST, dest=tmp_path / "s", callback=rx, wait_timeout=0.2
+                            c.acedata,
+                            source=SRC,
+                            target=DST,
+                            dest=tmp_path / "s",
+                            callback=rx,
+                            poll=aioface.PollPolicy(deadline=0.2),
                         )
         finally:
             await session.close()
@@ -314,7 +326,9 @@ async def test_a_public_callback_url_is_sent(tmp_path: Path) -> None:
 
 async def test_a_loopback_callback_is_fine_when_the_provider_is_on_this_host(emu: Emulator, tmp_path: Path) -> None:
     async with aioface.CallbackReceiver() as rx, emu.client() as c:
-        r = await _swap(c.acedata, source=SRC, target=DST, dest=tmp_path / "s", callback=rx, wait_timeout=10)
+        r = await _swap(
+            c.acedata, source=SRC, target=DST, dest=tmp_path / "s", callback=rx, poll=aioface.PollPolicy(deadline=10)
+        )
     assert r.task_id and files_in(tmp_path) == ["s.png"]
 
 
@@ -434,7 +448,13 @@ def test_unwrap_callback_parses_and_checks() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://[::ffff:127.0.0.1]:8080", "http://127.1:8080", "http://0:8080", "http://2130706433/", "http://localhost./"],
+    [
+        "http://[::ffff:127.0.0.1]:8080",
+        "http://127.1:8080",
+        "http://0:8080",
+        "http://2130706433/",
+        "http://localhost./",
+    ],
 )
 def test_other_spellings_of_this_host_are_local(url: str) -> None:
     from aioface._net import is_local_url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from ..._net import check_http_url, is_local_url
 from ..._options import current as current_scope
 from ..._types import FaceAnalysis, ImageResult, Liveness, TaskStatus
 from ...results._dest import Dest, check_dest
+from ...tasks._polling import PollPolicy
 from ...tasks._scheduler import WaitPlan
 from ...tasks._waitmany import PollKind
 from .._base import ProviderContext, ProviderNamespace
@@ -283,7 +283,7 @@ class AceData(ProviderNamespace):
         target: ImageInput,
         timeout: float | None = None,
         callback: CallbackReceiver | None = None,
-        wait_timeout: float | None = None,
+        poll: PollPolicy | None = None,
         download: bool = True,
         sync: bool = False,
     ) -> ImageResult:
@@ -292,8 +292,8 @@ class AceData(ProviderNamespace):
 
         By default the swap is sent with ``async: true``: the provider answers at once with a task
         id, which is polled (``POST /face/tasks``, a guess: see :meth:`result`) as politely as the
-        provider asks (3 s at least between two polls) until done, for ``wait_timeout`` seconds at
-        most (default the poll deadline): :class:`TaskTimeoutError` carrying ``task_id`` after that
+        provider asks (3 s at least between two polls) until done, by ``poll`` (default the client's
+        policy; its ``deadline`` bounds the wait): :class:`TaskTimeoutError` carrying ``task_id`` after that
         (go on with :meth:`result`). With a :class:`CallbackReceiver` the provider POSTs the result
         there instead. ``sync=True`` holds the connection until the swap is done (``timeout`` seconds,
         a number, 120 by default at the provider); when that passes the provider answers 504, raised
@@ -319,7 +319,7 @@ class AceData(ProviderNamespace):
                 return await self._image(data, dest, download)
             task_id = _ace.task_id_of(data)
             await self._ctx.status("queued", task_id=task_id)
-            answer = await self._wait_task(task_id, wait_timeout, first_delay=True, start=start)
+            answer = await self._wait_task(task_id, poll, first_delay=True, start=start)
             return await self._image(answer, dest, download)
         nonce, url = callback.register()
         try:
@@ -327,7 +327,7 @@ class AceData(ProviderNamespace):
             task_id = _ace.task_id_of(await self._post("swap", body))
             callback.bind(nonce, task_id)
             await self._ctx.status("queued", task_id=task_id)
-            limit = wait_timeout if wait_timeout is not None else self._ctx.settings.poll.deadline
+            limit = (poll or self._ctx.settings.poll).deadline
             payload = await callback.wait(nonce, limit)
             if payload is None:
                 raise TaskTimeoutError(
@@ -344,16 +344,14 @@ class AceData(ProviderNamespace):
             callback.forget(nonce)
 
     async def _wait_task(
-        self, task_id: str, wait_timeout: float | None, *, first_delay: bool, start: float
+        self, task_id: str, poll: PollPolicy | None, *, first_delay: bool, start: float
     ) -> dict[str, Any]:
         """Poll ``POST /face/tasks`` until the task is done (its answer, with ``task_id``) or failed
-        (:class:`TaskFailedError`), for ``wait_timeout`` seconds (default the poll deadline) from
+        (:class:`TaskFailedError`), for ``poll.deadline`` seconds (default the client's policy) from
         ``start``; learned polling as for AILab, never twice within the provider's floor (3 s).
         The task is a row in the provider's one scheduler (shared by the client and its views)."""
-        if wait_timeout is not None and not wait_timeout > 0:
-            raise InvalidRequestError("wait_timeout must be > 0 seconds", param="wait_timeout")
         ctx = self._ctx
-        plan = self._plan(wait_timeout, learn=first_delay)
+        plan = self._plan(poll, learn=first_delay)
         answer = await ctx.scheduler.wait(
             plan, task_id, concurrency=ctx.connections, start=start, first_delay=first_delay
         )
@@ -362,20 +360,18 @@ class AceData(ProviderNamespace):
         _ace.check_callback(answer, task_id)
         return answer
 
-    def _plan(self, wait_timeout: float | None, *, learn: bool) -> _Waits:
+    def _plan(self, poll: PollPolicy | None, *, learn: bool) -> _Waits:
         """The plan of a wait made now through this namespace (one object for every wait made through
-        the same client or view, in the same scope, with the same ``wait_timeout``)."""
+        the same client or view, in the same scope, with the same ``poll``)."""
         ctx = self._ctx
         scope = current_scope()
-        key = (id(ctx), id(scope), wait_timeout, learn)
-        cache: dict[tuple[int, int, float | None, bool], _Waits] = self.__dict__.setdefault("_plans", {})
+        key = (id(ctx), id(scope), poll, learn)
+        cache: dict[tuple[int, int, PollPolicy | None, bool], _Waits] = self.__dict__.setdefault("_plans", {})
         plan = cache.get(key)
         if plan is not None and plan.ctx is ctx and plan.scope is scope:
             return plan
         settings = ctx.settings
-        policy = settings.poll.with_floor(_ace.POLL_FLOOR, settings.time_scale)
-        if wait_timeout is not None:
-            policy = replace(policy, deadline=wait_timeout)
+        policy = (poll or settings.poll).with_floor(_ace.POLL_FLOOR, settings.time_scale)
         learner = settings.durations.get(ctx.name, "swap") if learn else None
         plan = _Waits(ctx, policy, learner, settings.rng, scope, settings.on_status is not None)
         if len(cache) >= 64:
@@ -416,17 +412,17 @@ class AceData(ProviderNamespace):
         return _ace.unwrap_callback(body, task_id)
 
     async def result(
-        self, task_id: str, dest: Dest = None, *, wait_timeout: float | None = None, download: bool = True
+        self, task_id: str, dest: Dest = None, *, poll: PollPolicy | None = None, download: bool = True
     ) -> ImageResult:
         """Wait for task ``task_id`` (a swap submitted earlier) and save its image, paying nothing again.
 
-        Polls at once, then as :meth:`swap` does, for at most ``wait_timeout`` seconds (default: the
-        poll deadline); :class:`TaskTimeoutError` after that. GUESS: the face docs name no task
+        Polls at once, then as :meth:`swap` does, by ``poll`` (default the client's policy; its
+        ``deadline`` bounds the wait); :class:`TaskTimeoutError` after that. GUESS: the face docs name no task
         endpoint; ``POST /face/tasks`` with ``{"id", "action": "retrieve"}`` is the platform's
         convention for its other services (and its SDK's fallback for any service).
         """
         check_dest(dest)
-        answer = await self._wait_task(task_id, wait_timeout, first_delay=False, start=anyio.current_time())
+        answer = await self._wait_task(task_id, poll, first_delay=False, start=anyio.current_time())
         return await self._image(answer, dest, download)
 
     def _check_reachable(self, callback_url: str) -> None:

@@ -13,6 +13,7 @@ from aioface import (
     CallbackReceiver,
     ConfigurationError,
     InvalidRequestError,
+    PollPolicy,
     ServerError,
     TaskFailedError,
     TaskTimeoutError,
@@ -97,7 +98,9 @@ async def test_callback_swap_many_without_holding_connections(tmp_path: Path) ->
     cfg = EmulatorConfig(task_duration=0.3, task_jitter=0.2, seed=3)
     async with Emulator(cfg) as emu, CallbackReceiver() as rx, emu.client(limits={"acedata": "200/s"}) as c:
         outcomes = await c.map(
-            lambda i: c.acedata.swap(tmp_path / f"cb{i}", source=SRC, target=DST, callback=rx, wait_timeout=10),
+            lambda i: c.acedata.swap(
+                tmp_path / f"cb{i}", source=SRC, target=DST, callback=rx, poll=PollPolicy(deadline=10)
+            ),
             range(40),
             concurrency=40,
         )
@@ -110,7 +113,7 @@ async def test_callback_swap_many_without_holding_connections(tmp_path: Path) ->
 async def test_callback_failures_duplicates_and_timeouts(tmp_path: Path) -> None:
     async with Emulator(EmulatorConfig(task_duration=0.05, faults=Faults(callback_twice=1.0))) as emu:
         async with CallbackReceiver() as rx, emu.client() as c:
-            await c.acedata.swap(tmp_path / "twice", source=SRC, target=DST, callback=rx, wait_timeout=5)
+            await c.acedata.swap(tmp_path / "twice", source=SRC, target=DST, callback=rx, poll=PollPolicy(deadline=5))
             for _ in range(50):
                 if rx.stats["duplicate"]:
                     break
@@ -121,12 +124,16 @@ async def test_callback_failures_duplicates_and_timeouts(tmp_path: Path) -> None
     async with Emulator(EmulatorConfig(task_duration=0.05, faults=Faults(task_fail=1.0))) as emu:
         async with CallbackReceiver() as rx, emu.client() as c:
             with pytest.raises(TaskFailedError) as ei:
-                await c.acedata.swap(tmp_path / "fail", source=SRC, target=DST, callback=rx, wait_timeout=5)
+                await c.acedata.swap(
+                    tmp_path / "fail", source=SRC, target=DST, callback=rx, poll=PollPolicy(deadline=5)
+                )
             assert ei.value.task_id
     async with Emulator(EmulatorConfig(task_duration=0.05, faults=Faults(callback_lost=1.0))) as emu:
         async with CallbackReceiver() as rx, emu.client() as c:
             with pytest.raises(TaskTimeoutError):
-                await c.acedata.swap(tmp_path / "lost", source=SRC, target=DST, callback=rx, wait_timeout=0.5)
+                await c.acedata.swap(
+                    tmp_path / "lost", source=SRC, target=DST, callback=rx, poll=PollPolicy(deadline=0.5)
+                )
     assert files_in(tmp_path) == ["twice.png"]
 
 
