@@ -50,7 +50,7 @@ from .providers.facestudio import TIERS as TIERS
 from .providers.facestudio import FaceStudio as FaceStudio
 from .tasks._fanout import FanOut as FanOut
 from .tasks._fanout import Outcome as Outcome
-from .tasks._polling import DurationLearners as DurationLearners
+from .tasks._learn import DurationLearners as DurationLearners
 from .tasks._polling import PollPolicy as PollPolicy
 from .tasks._waitmany import WaitMany as WaitMany
 from .transports import MockRequest as MockRequest

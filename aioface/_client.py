@@ -35,7 +35,8 @@ from .providers.facestudio import FaceStudio
 from .results._check import DEFAULT_MAX_BYTES, image_size
 from .results._dest import Dest
 from .tasks._fanout import FanOut, Outcome, map_all
-from .tasks._polling import DurationLearners, PollPolicy
+from .tasks._learn import DurationLearners
+from .tasks._polling import PollPolicy
 from .transports._base import AsyncTransport
 
 log = logging.getLogger("aioface")

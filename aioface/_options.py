@@ -22,7 +22,8 @@ from ._retry import RetryPolicy
 from ._types import TaskEvent
 from .limits import Limiter
 from .results._check import DEFAULT_MAX_BYTES
-from .tasks._polling import DurationLearners, PollPolicy
+from .tasks._learn import DurationLearners
+from .tasks._polling import PollPolicy
 
 #: ``on_status(event)``: called (or awaited, if it returns an awaitable) on each task status change.
 StatusCallback = Callable[[TaskEvent], object]

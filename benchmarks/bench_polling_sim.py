@@ -37,7 +37,8 @@ from typing import Any
 from _common import report
 
 from aioface.emulator._durations import Durations
-from aioface.tasks._polling import DurationLearner, DurationLearners, PollPolicy, next_delay
+from aioface.tasks._learn import DurationLearner, DurationLearners
+from aioface.tasks._polling import PollPolicy, next_delay
 
 DISTRIBUTIONS = {
     "uniform 1-7 s": "uniform:1:7",

@@ -33,7 +33,8 @@ import anyio
 
 from .._errors import ClientClosedError
 from .._options import Options, applied
-from ._polling import DurationLearner, PollPolicy, next_delay
+from ._learn import DurationLearner
+from ._polling import PollPolicy, next_delay
 from ._waitmany import PollKind
 
 T = TypeVar("T")

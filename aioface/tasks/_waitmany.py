@@ -35,7 +35,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._errors import FeedError, InvalidRequestError
 from ._fanout import Outcome, drain_unread, exit_task_group, feed_error_after
-from ._polling import DurationLearner, PollPolicy, next_delay
+from ._learn import DurationLearner
+from ._polling import PollPolicy, next_delay
 
 T = TypeVar("T")
 

@@ -13,7 +13,8 @@ import pytest
 from aioface import DurationLearners, PollPolicy
 from aioface.emulator import Emulator, EmulatorConfig
 from aioface.emulator._durations import Durations
-from aioface.tasks._polling import DurationLearner, _Window, backoff, intervals, next_delay
+from aioface.tasks._learn import DurationLearner, _Window
+from aioface.tasks._polling import backoff, intervals, next_delay
 from tests.support.files import image_bytes
 
 STILL = PollPolicy(jitter=0.0)  # no jitter: exact delays
