@@ -58,4 +58,21 @@ def require_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-__all__ = ["decode_json", "decode_json_object", "header", "require_choice", "require_int"]
+def number_in(value: object) -> float | None:
+    """A number, or a string holding one (providers send scores and credits as either); None for
+    anything else, a bool, or NaN."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        f = float(value)
+    elif isinstance(value, str):
+        try:
+            f = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return f if f == f else None
+
+
+__all__ = ["number_in", "decode_json", "decode_json_object", "header", "require_choice", "require_int"]

@@ -7,22 +7,8 @@ from typing import Any
 
 from ..._errors import ProtocolError
 from ..._types import FACE_PARTS, FaceAnalysis, FaceInfo, Liveness, Point
+from .._helpers import number_in
 from ._adapter import PROVIDER
-
-
-def _number(v: object) -> float | None:
-    """A number, or a string holding one (the provider's score arrives as either)."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            f = float(v.strip())
-        except ValueError:
-            return None
-        return f if f == f else None
-    return None
 
 
 def _either(p: Mapping[str, Any], k: str) -> object:
@@ -38,7 +24,7 @@ def _points(value: object, part: str) -> tuple[Point, ...]:
     out = []
     for p in value:
         # The spec's own example spells some points {"X", "Y"}: both spellings are read.
-        x, y = (_number(_either(p, "x")), _number(_either(p, "y"))) if isinstance(p, Mapping) else (None, None)
+        x, y = (number_in(_either(p, "x")), number_in(_either(p, "y"))) if isinstance(p, Mapping) else (None, None)
         if x is None or y is None:
             raise ProtocolError(f"{PROVIDER} analyze answer: a point of {part} is not {{x, y}}")
         out.append(Point(x, y))
@@ -84,7 +70,7 @@ def _integer(v: object) -> int | None:
 def liveness(data: Mapping[str, Any], threshold: float | None = None) -> Liveness:
     """``/face/detect-live``'s answer (the spec): ``{score, face_model_version}``, the score a
     number or a numeric string. ``is_live`` only from the caller's ``threshold``."""
-    score = _number(data.get("score"))
+    score = number_in(data.get("score"))
     trace = data.get("trace_id")
     live = None if threshold is None or score is None else score >= threshold
     return Liveness(

@@ -18,6 +18,7 @@ from ..._errors import (
 from ..._retry import parse_retry_after
 from ...transports._base import FormFile, RequestSpec
 from .._base import decode_json, decode_json_object
+from .._helpers import number_in
 
 PROVIDER = "ailab"
 DEFAULT_BASE_URL = "https://www.ailabapi.com"
@@ -210,23 +211,12 @@ class Credits:
         return ["balance", "total"], [[self.balance, self.total]]
 
 
-def _float(v: object) -> float | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    return None
-
-
 def credits(data: Mapping[str, Any]) -> Credits:
     """The credits answer (``data``: a list of ``{balance, total, ...}``, or one such object)."""
     entries = data.get("data")
     first = entries[0] if isinstance(entries, list) and entries else entries
     first = first if isinstance(first, dict) else {}
     rid = data.get("request_id")
-    return Credits(_float(first.get("balance")), _float(first.get("total")), dict(data), str(rid) if rid else None)
+    return Credits(
+        number_in(first.get("balance")), number_in(first.get("total")), dict(data), str(rid) if rid else None
+    )
