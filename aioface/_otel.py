@@ -114,6 +114,15 @@ def attempt(provider: str, path: str, waited: float, status: int | None, error: 
         call = call.parent
 
 
+def polled(n: int) -> None:
+    """``n`` polls of a task were sent for the call in progress (by the provider's scheduler, whose
+    workers run outside the call's context): each is an attempt and a poll of that call."""
+    call = _current.get()
+    if call is not None:
+        call.polls += n
+        call.attempts += n
+
+
 def _traced(op: str, fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
     """``fn`` in a span. The coroutine is made at call time, as without the wrapper: wrong arguments
     raise TypeError where the call is written, not when it is awaited."""

@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from .. import _otel
 from .._errors import ClientClosedError
 from .._options import Options, applied
 from ._learn import DurationLearner
@@ -104,7 +105,7 @@ class _Note:
 class _Row:
     """One waiting task."""
 
-    __slots__ = ("ended", "future", "pending", "plan", "polled", "seen", "start", "task_id", "token")
+    __slots__ = ("ended", "future", "pending", "plan", "polled", "polls", "seen", "start", "task_id", "token")
 
     def __init__(self, task_id: str, plan: WaitPlan[Any], start: float, seen: int, token: int) -> None:
         self.task_id = task_id
@@ -114,6 +115,7 @@ class _Row:
         self.token = token  # the learner's
         self.pending = 0.0  # seconds after submission of the last poll that found it running
         self.polled = False
+        self.polls = 0  # polls sent for it (told to the waiter's trace span, which a worker cannot reach)
         self.ended = False
         self.future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
@@ -193,6 +195,8 @@ class Scheduler:
                     return result
                 await plan.announce(got.kind, task_id, got.code)  # here: the caller's task and context
         finally:
+            if _otel.ENABLED and row.polls:  # the workers polled outside the caller's span: tell it here
+                _otel.polled(row.polls)
             if not row.ended:  # the caller was cancelled: give the row up, nothing else
                 self._end(row)
                 if not row.future.done():
@@ -332,6 +336,7 @@ class Scheduler:
             try:
                 with anyio.move_on_after(deadline_at - now if now < deadline_at else math.inf) as cancel:
                     self._polls += 1
+                    row.polls += 1
                     kind, code, value = await plan.poll(task_id)
             except Exception as exc:  # the poll failed (after its retries): this task's outcome
                 self._deliver(row, None, exc)
