@@ -26,6 +26,7 @@ import contextvars
 import heapq
 import math
 import random
+from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any, Generic, TypeVar
 
@@ -44,7 +45,7 @@ _RUNNING = frozenset(("queued", "processing"))
 _NONE = -(2**62)  # no status seen yet (a code no provider sends)
 
 
-class WaitPlan(Generic[T]):
+class WaitPlan(ABC, Generic[T]):
     """How the waits of one call are done: the provider subclasses it with :meth:`poll` (one poll,
     classified as ``(kind, code, value)``) and the error makers; the scheduler does the rest.
 
@@ -71,9 +72,10 @@ class WaitPlan(Generic[T]):
         #: waiter is woken only by its end.
         self.tells = tells
 
+    @abstractmethod
     async def poll(self, task_id: str) -> tuple[PollKind, int, T | None]:
         """One poll of ``task_id``: ``(kind, status code, result when done)``; raises when it failed."""
-        raise NotImplementedError
+        ...
 
     async def announce(self, kind: PollKind, task_id: str, code: int) -> None:
         """Tell ``on_status`` that ``task_id`` is ``kind`` (queued, processing or failed); by default
@@ -83,13 +85,15 @@ class WaitPlan(Generic[T]):
         """Whether a running answer with ``code`` is announced (not an unknown status, say)."""
         return True
 
+    @abstractmethod
     def failed(self, task_id: str, code: int, value: T | None) -> Exception:
         """The error of a task that ended failed (``value``: what the poll returned with it)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def timed_out(self, task_id: str, deadline: float) -> Exception:
         """The error of a task not done within ``deadline`` seconds of its submission."""
-        raise NotImplementedError
+        ...
 
 
 class _Note:

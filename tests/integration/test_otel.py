@@ -16,16 +16,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-try:  # opentelemetry-sdk comes with .[dev]; aioface itself needs only the API, and only optionally
-    from opentelemetry import metrics, trace
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-except ImportError:
-    pytest.skip("opentelemetry-sdk is not installed", allow_module_level=True)
+# opentelemetry-sdk comes with .[dev] (aioface itself needs only the API, and only optionally)
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 import aioface
 from aioface import PollPolicy, RetryPolicy
