@@ -22,7 +22,7 @@ from ._gate import Gate
 from ._net import check_http_url
 from ._options import Settings
 from ._retry import RetryPolicy, is_retryable, retry_delay
-from .limits import Limiter, Rate
+from .limits import Limiter, Rate, RateLimiter
 from .limits._protocols import Slot
 from .results._check import DEFAULT_MAX_BYTES
 from .results._dest import Dest
@@ -194,9 +194,20 @@ class Dispatch:
             on_sent = _once(on_sent)
         opts = self.defaults if settings is None else settings
         retry = opts.retry
+        gate = endpoint.gate
+        if gate is None:
+            gate = self.gate(endpoint)
         while True:
             try:
-                return await self._once(spec, endpoint, handle, on_sent, admitted and attempt == 0, opts)
+                # The gate: the first attempt uses the caller's place when it took one (``admitted``).
+                if admitted:
+                    admitted = False
+                elif not gate.try_acquire():  # a free place taken at once: no coroutine, no loop turn
+                    await gate.acquire()
+                try:
+                    return await self._send(spec, endpoint, handle, on_sent, opts)
+                finally:
+                    gate.release()
             except AiofaceError as exc:
                 if isinstance(exc, RateLimitError):
                     endpoint.stats["throttled"] += 1
@@ -223,23 +234,6 @@ class Dispatch:
                 else:
                     await anyio.sleep(delay)
 
-    async def _once(
-        self,
-        spec: RequestSpec,
-        endpoint: Endpoint,
-        handle: Callable[[Response], Awaitable[T]],
-        on_sent: Callable[[], Awaitable[None]] | None,
-        admitted: bool = False,
-        opts: Settings | None = None,
-    ) -> T:
-        gate = self.gate(endpoint)
-        if not admitted:
-            await gate.acquire()  # no loop turn when a place is free
-        try:
-            return await self._send(spec, endpoint, handle, on_sent, opts)
-        finally:
-            gate.release()
-
     def gate(self, endpoint: Endpoint) -> Gate:
         """``endpoint``'s gate: at most as many of its requests past it as the pool has connections."""
         gate = endpoint.gate
@@ -247,43 +241,54 @@ class Dispatch:
             gate = endpoint.gate = Gate(self.connections)
         return gate
 
-    async def _send(
-        self,
-        spec: RequestSpec,
-        endpoint: Endpoint,
-        handle: Callable[[Response], Awaitable[T]],
-        on_sent: Callable[[], Awaitable[None]] | None = None,
-        opts: Settings | None = None,
-    ) -> T:
-        """One attempt; ``opts``: the call's settings (read once per call by :meth:`call`)."""
-        queued = time.perf_counter()
-        opts = self.defaults if opts is None else opts
-        acquire_timeout = opts.acquire_timeout
-        default_timeout = opts.timeout
-        # A view's own limits (``client.with_options(limits=...)``, a view of a view adds its own)
-        # first, then the shared one.
-        own = opts.limiters.get(endpoint.name, ()) if opts.limiters else ()
-        own_permits: list[Slot] = []
+    async def _acquire(self, endpoint: Endpoint, own: tuple[Limiter, ...], opts: Settings) -> tuple[Slot, list[Slot]]:
+        """The slots of one attempt: a view's own limiters first (a view of a view adds its own),
+        then the shared one; nothing kept when any wait fails."""
         announce = endpoint.announce
         if announce is None:
             announce = endpoint.announce = partial(self._announce_wait, endpoint)
+        own_permits: list[Slot] = []
         try:
             for lim in own:
                 own_permits.append(
-                    await lim.acquire(timeout=acquire_timeout, on_wait=announce, notice=self.limit_wait_notice)
+                    await lim.acquire(timeout=opts.acquire_timeout, on_wait=announce, notice=self.limit_wait_notice)
                 )
             permit = await endpoint.limiter.acquire(
-                timeout=acquire_timeout, on_wait=announce, notice=self.limit_wait_notice
+                timeout=opts.acquire_timeout, on_wait=announce, notice=self.limit_wait_notice
             )
         except BaseException:
             for p in own_permits:
                 p.release()
             raise
-        sent = time.perf_counter()
+        return permit, own_permits
+
+    async def _send(
+        self,
+        spec: RequestSpec,
+        endpoint: Endpoint,
+        handle: Callable[[Response], Awaitable[T]],
+        on_sent: Callable[[], Awaitable[None]] | None,
+        opts: Settings,
+    ) -> T:
+        """One attempt; ``opts``: the call's settings (read once per call by :meth:`call`)."""
+        # Timestamps only for someone who reads them (``on_request``, OpenTelemetry listening).
+        traced = _otel.ENABLED and _otel.listening()
+        timed = traced or self.on_request is not None
+        queued = time.perf_counter() if timed else 0.0
+        own = opts.limiters.get(endpoint.name, ()) if opts.limiters else ()
+        own_permits: list[Slot] | tuple[()] = ()
+        if own:
+            permit, own_permits = await self._acquire(endpoint, own, opts)
+        else:
+            limiter = endpoint.limiter
+            # The local limiter's free slot taken at once (no coroutine); else the FIFO wait.
+            free = limiter.try_acquire() if type(limiter) is RateLimiter else None
+            permit = free if free is not None else (await self._acquire(endpoint, own, opts))[0]
+        sent = time.perf_counter() if timed else 0.0
         headers_at: float | None = None
         status: int | None = None
         error: str | None = None
-        timeout = spec.timeout if spec.timeout is not None else default_timeout
+        timeout = spec.timeout if spec.timeout is not None else opts.timeout
         try:
             if on_sent is not None:
                 await on_sent()
@@ -292,7 +297,9 @@ class Dispatch:
                 permit.responded()
                 for p in own_permits:
                     p.responded()
-                headers_at, status = time.perf_counter(), resp.status
+                status = resp.status
+                if timed:
+                    headers_at = time.perf_counter()
                 if endpoint.on_headers is not None:
                     endpoint.on_headers(resp.headers)
                 if status >= 400:
@@ -305,7 +312,7 @@ class Dispatch:
             permit.release()
             for p in own_permits:
                 p.release()
-            if _otel.ENABLED:
+            if traced:
                 _otel.attempt(endpoint.name, spec.url.split("?")[0], sent - queued, status, error)
             if self.on_request is not None:
                 self.on_request(

@@ -43,6 +43,13 @@ class Gate:
         """Waiters, timed ones included (a cancelled one may count until its turn)."""
         return len(self._waiters) + len(self._timed)
 
+    def try_acquire(self) -> bool:
+        """Take a place now if one is free and nobody waits (timed waiters included); never waits."""
+        if self._free > 0 and not self._waiters and not self._timed:
+            self._free -= 1
+            return True
+        return False
+
     async def acquire(self, at: float | None = None) -> None:
         """Take a place, no earlier than ``at`` (``loop.time()``) when given. No loop turn when a
         place is free, the time has come and nobody is ahead."""
@@ -70,7 +77,8 @@ class Gate:
     def release(self) -> None:
         """Give a place back: to the first waiter in line, or free."""
         self._free += 1
-        self._grant()
+        if self._waiters or self._timed:
+            self._grant()
 
     async def __aenter__(self) -> None:
         await self.acquire()

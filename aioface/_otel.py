@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -32,8 +33,17 @@ except ImportError:  # the optional extra (aioface[otel]) is not installed
     ENABLED = False
 else:
     ENABLED = True
+    # Where the API keeps the global providers (None until one is set): read directly, because
+    # get_tracer_provider() / get_meter_provider() look up an environment variable on every call
+    # while none is set, which costs more than the rest of a call's tracing check.
+    try:
+        from opentelemetry.metrics import _internal as _meter_state
+    except ImportError:  # pragma: no cover - another API layout: always assume someone listens
+        _meter_state = None  # type: ignore[assignment]
+    # A provider named by these variables is made on the API's first get_*_provider() call.
+    _PROVIDER_ENV = any(v in os.environ for v in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"))
 
-__all__ = ["ENABLED", "attempt", "event", "route_span", "trace_methods"]
+__all__ = ["ENABLED", "attempt", "event", "listening", "route_span", "trace_methods"]
 
 T = TypeVar("T")
 NAME = "aioface"
@@ -84,6 +94,28 @@ def _meters() -> _Instruments:
     return _instruments
 
 
+_heard = False
+
+
+def listening() -> bool:
+    """Whether a tracer or a meter provider is set (in code, or named by ``OTEL_PYTHON_*_PROVIDER``
+    when aioface was imported).
+
+    With the API alone every span is a no-op and every measurement is dropped, so aioface skips its
+    spans and metrics until one is set; the check is made per call, so a provider set later is used
+    from the next call on. A global provider, once set, cannot be taken back (OpenTelemetry refuses
+    to replace it), so a yes is remembered."""
+    global _heard
+    if not _heard and (
+        _meter_state is None
+        or getattr(trace, "_TRACER_PROVIDER", True) is not None
+        or getattr(_meter_state, "_METER_PROVIDER", True) is not None
+        or _PROVIDER_ENV
+    ):
+        _heard = True
+    return _heard
+
+
 def event(name: str, attributes: Mapping[str, Any]) -> None:
     """Add an event to the span in force (none: nothing)."""
     span = trace.get_current_span()
@@ -129,7 +161,10 @@ def _traced(op: str, fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[...,
 
     @functools.wraps(fn)
     def call(self: Any, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, T]:
-        return _in_span(str(self._ctx.name), op, fn(self, *args, **kwargs))
+        coro = fn(self, *args, **kwargs)
+        if not listening():  # nobody to report to: the call as it is, no span, no extra frame
+            return coro
+        return _in_span(str(self._ctx.name), op, coro)
 
     marked: Callable[..., Coroutine[Any, Any, T]] = getattr(inspect, "markcoroutinefunction", lambda f: f)(call)
     return marked

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from .. import _json
 from .._errors import ConnectError, DownloadError, ProtocolError, RequestTimeoutError, TransportError
 from ._base import MAX_ERROR_BODY, RequestSpec, Response, read_capped
 
@@ -66,7 +67,13 @@ class _View:
         return self._resp.content.iter_chunked(size)
 
     async def read(self, cap: int = MAX_ERROR_BODY) -> bytes:
-        return await read_capped(self._resp.content.iter_chunked(1 << 16), cap, grace=self._grace)
+        content = self._resp.content
+        if content.is_eof():  # the whole body came with the headers (a small JSON answer): no wait to time
+            data = content.read_nowait()
+            if len(data) > cap:
+                raise ProtocolError(f"answer body larger than {cap} bytes")
+            return data
+        return await read_capped(content.iter_chunked(1 << 16), cap, grace=self._grace)
 
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
@@ -83,7 +90,7 @@ class _Stream:
         session: aiohttp.ClientSession,
         spec: RequestSpec,
         timeout: aiohttp.ClientTimeout,
-        proxy: Callable[[str], str | None],
+        proxy: Callable[[str], str | None] | None,
     ) -> None:
         self._session = session
         self._proxy = proxy
@@ -96,20 +103,24 @@ class _Stream:
         """``GET https://...``, for errors (made only when one is raised)."""
         return f"{self._spec.method} {self._spec.url}"
 
-    def _body(self) -> tuple[Any, dict[str, str]]:
+    def _body(self) -> tuple[Any, Mapping[str, str]]:
+        """The body to send and the headers to send it with (the spec's own when nothing is added:
+        aiohttp copies them into its own headers and never changes ours)."""
         spec = self._spec
-        headers = dict(spec.headers)
+        headers = spec.headers
         if spec.files:
             form = aiohttp.FormData()
             for f in spec.files:
                 form.add_field(f.name, f.data, filename=f.filename, content_type=f.content_type)
             return form, headers
         if spec.json is not None:
-            from .. import _json
-
-            headers.setdefault("content-type", "application/json")
+            if "content-type" not in headers and not any(k.lower() == "content-type" for k in headers):
+                headers = {**headers, "content-type": "application/json"}  # a type given (any case) is kept
             return _json.dumps(spec.json), headers
         return None, headers
+
+    def _proxy_for(self, url: str) -> str | None:
+        return None if self._proxy is None else self._proxy(url)
 
     async def __aenter__(self) -> Response:
         spec = self._spec
@@ -123,7 +134,7 @@ class _Stream:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
-                proxy=self._proxy(spec.url),
+                proxy=self._proxy_for(spec.url),
             )
             if spec.method == "GET":
                 first = _origin(resp.url)
@@ -139,7 +150,7 @@ class _Stream:
                     # Credentials stay with the origin they were given for.
                     hop = headers if _origin(nxt) == first else {"Accept": headers.get("Accept", "*/*")}
                     resp = await self._session.get(
-                        nxt, headers=hop, timeout=self._timeout, allow_redirects=False, proxy=self._proxy(str(nxt))
+                        nxt, headers=hop, timeout=self._timeout, allow_redirects=False, proxy=self._proxy_for(str(nxt))
                     )
                 else:
                     resp.release()
@@ -209,7 +220,8 @@ class AiohttpTransport:
             t = self._timeouts[timeout, connect_timeout] = aiohttp.ClientTimeout(
                 total=None, sock_connect=connect_timeout, sock_read=timeout
             )
-        return _Stream(self.session, spec, t, self._proxy)
+        # No proxy variables: no per-request proxy lookup at all.
+        return _Stream(self.session, spec, t, self._proxy if self._proxies else None)
 
     async def aclose(self) -> None:
         """Close the session if this transport made it."""

@@ -115,3 +115,30 @@ async def test_cancelled_waiters_leave_and_a_place_handed_to_one_is_passed_on() 
     assert gate.free == 1 and got == ["second"]
     await gate.acquire(at=loop.time() - 1)  # the cancelled ones are gone: no wait
     assert gate.free == 0
+
+
+async def test_try_acquire_takes_a_free_place_but_never_jumps_the_line() -> None:
+    gate = Gate(2)
+    assert gate.try_acquire() and gate.free == 1
+    assert gate.try_acquire() and gate.free == 0
+    assert not gate.try_acquire()  # full
+    waiter = asyncio.create_task(gate.acquire())
+    await _turns()
+    gate.release()  # handed to the waiter, not freed
+    await _turns()
+    assert waiter.done() and gate.free == 0
+    gate.release()
+    assert gate.free == 1
+    now = asyncio.get_running_loop().time()
+    timed = asyncio.create_task(gate.acquire(at=now + 60))  # a poll due later holds no place yet...
+    await _turns()
+    assert gate.free == 1 and gate.waiting == 1
+    assert not gate.try_acquire()  # ...but try_acquire leaves the place to the slow path (which judges due times)
+    await gate.acquire()  # the untimed acquire does take it: the poll is not due
+    assert gate.free == 0
+    timed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await timed
+    gate.release()
+    gate.release()
+    assert gate.free == 2 and gate.waiting == 0

@@ -1,14 +1,20 @@
-"""The transport seam: the in-memory MockTransport (for users' fast unit tests) and the pinned
-public API."""
+"""The transport seam: the in-memory MockTransport (for users' fast unit tests), the aiohttp
+transport's request body and body reads, and the pinned public API."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
+from aiohttp import web
 
 import aioface
+from aioface import _json
+from aioface.transports import AiohttpTransport
+from aioface.transports._base import RequestSpec
 from tests.support.files import image_bytes
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -81,3 +87,46 @@ def test_public_api_is_pinned() -> None:
     for name in aioface.__all__:
         assert getattr(getattr(aioface, name), "__module__", "aioface").startswith("aioface"), name
     assert aioface.__version__ != "0+unknown"  # from the package metadata
+
+
+async def _echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response({"type": request.headers.get("Content-Type"), "body": body.decode(), "pad": "x" * 2000})
+
+
+async def test_aiohttp_transport_adds_the_json_content_type_without_changing_the_spec_headers() -> None:
+    app = web.Application()
+    app.router.add_post("/echo", _echo)
+    transport = AiohttpTransport(trust_env=False)
+    try:
+        async with serve(app) as url:
+            headers = {"accept": "application/json"}
+            spec = RequestSpec("POST", f"{url}/echo", headers, json={"a": 1})
+            async with transport.stream(spec, timeout=5, connect_timeout=5) as resp:
+                answer = _json.loads(await resp.read())
+            assert answer["type"] == "application/json" and _json.loads(answer["body"]) == {"a": 1}
+            assert headers == {"accept": "application/json"}  # the spec's own headers are never changed
+            spec = RequestSpec("POST", f"{url}/echo", {"Content-Type": "application/x-mine"}, json=[1])
+            async with transport.stream(spec, timeout=5, connect_timeout=5) as resp:
+                assert _json.loads(await resp.read())["type"] == "application/x-mine"  # theirs is kept
+    finally:
+        await transport.aclose()
+
+
+async def test_aiohttp_transport_caps_a_body_that_came_whole_with_its_headers() -> None:
+    """A small answer is in memory when its headers are: read without waiting, and the cap still holds."""
+    app = web.Application()
+    app.router.add_post("/echo", _echo)
+    transport = AiohttpTransport(trust_env=False)
+    try:
+        async with serve(app) as url:
+            spec = RequestSpec("POST", f"{url}/echo", {}, json={"a": 1})
+            async with transport.stream(spec, timeout=5, connect_timeout=5) as resp:
+                await anyio.sleep(0.05)  # the whole body is in by now
+                with pytest.raises(aioface.ProtocolError, match="larger than 1000 bytes"):
+                    await resp.read(cap=1000)
+            async with transport.stream(spec, timeout=5, connect_timeout=5) as resp:
+                await anyio.sleep(0.05)
+                assert len(await resp.read(cap=3000)) > 2000
+    finally:
+        await transport.aclose()
