@@ -121,8 +121,11 @@ class Tracker:
             live = (self._counts, self._stage_text, self._rate)
             self.progress = make_bar(live, self.eta, self._wait_text, err_console.console)
             self.task = self.progress.add_task(label, total=total)
-        #: Calls queued / processing / downloading, from task events (``on_status``).
-        self.stages = Stages(self.show_stages)
+        #: Calls queued / processing / downloading, from task events (``on_status``): counted only
+        #: when something looks (the bar, or a ``show_stages`` of a subclass or test); otherwise the
+        #: calls run with no status callback at all, and no event is built.
+        shown = type(self).show_stages is not Tracker._show_nothing
+        self.stages = Stages(self.show_stages if shown else None, active=self.enabled or shown)
 
     def __enter__(self) -> Tracker:
         if self.progress is not None:
@@ -135,8 +138,10 @@ class Tracker:
         if self.progress is not None:
             self.progress.__exit__(None, None, None)
 
-    def show_stages(self, text: str) -> None:
+    def _show_nothing(self, text: str) -> None:
         """Called on each stage change (the bar reads :meth:`_stage_text` live)."""
+
+    show_stages = _show_nothing
 
     def _stage_text(self) -> str:
         return self.stages.text() if self.stages.of else ""
@@ -226,8 +231,10 @@ class Stages:
     forgets it when the call ends however it ends. Counts are kept as events come (an event costs
     the same with 1 or 1000 calls running)."""
 
-    def __init__(self, show: Callable[[str], None]) -> None:
+    def __init__(self, show: Callable[[str], None] | None, *, active: bool = True) -> None:
         self._show = show
+        #: False: nobody reads the counts, so no callback is installed (:meth:`options` is None).
+        self.active = active
         self.of: dict[object, str] = {}
         self._counts = {"queued": 0, "processing": 0, "downloading": 0}
 
@@ -253,10 +260,11 @@ class Stages:
             stage = "processing" if event.status == "callback" else event.status
             self.of[me] = stage
             self._counts[stage] = self._counts.get(stage, 0) + 1
-        self._show(self.text())
+        if self._show is not None:
+            self._show(self.text())
 
     def clear(self) -> None:
-        if self._forget(asyncio.current_task()):
+        if self.of and self._forget(asyncio.current_task()) and self._show is not None:
             self._show(self.text())
 
     def counts(self) -> dict[str, int]:
@@ -268,9 +276,10 @@ class Stages:
             return f"queued {c['queued']} processing {c['processing']} downloading {c['downloading']}"
         return " ".join(f"{k} {v}" for k, v in c.items())
 
-    def options(self) -> Options:
-        """Options whose ``on_status`` feeds these counts (apply around the fan-out)."""
-        return Options(on_status=self.on_status)
+    def options(self) -> Options | None:
+        """Options whose ``on_status`` feeds these counts (apply around the fan-out); None when
+        nobody reads them (no bar): then no task event is made at all."""
+        return Options(on_status=self.on_status) if self.active else None
 
 
 def print_summary(ok: int, failed: int, elapsed: float, where: Path | None, skipped: int = 0) -> None:

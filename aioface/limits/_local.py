@@ -211,12 +211,12 @@ class RateLimiter:
         if self.stamp_bound is None or self._probe:  # a probe is in flight until its answer
             self._in_flight += 1
             return Permit(self, counted=True)
-        self._record(self._clock.now() + self.stamp_bound)
+        now = self._clock.now()
+        self._record(now + self.stamp_bound, now)
         return Permit(self, counted=False)
 
-    def _record(self, stamp: float) -> None:
+    def _record(self, stamp: float, now: float) -> None:
         """The server counted (or may count) a request at ``stamp``: hold a slot until stamp + T."""
-        now = self._clock.now()
         self._history.append(stamp)
         longest = self._windows[-1].rate.period + self.margin
         while self._history and self._history[0] + longest <= now:
@@ -229,8 +229,10 @@ class RateLimiter:
     def _complete(self) -> None:
         self._in_flight -= 1
         try:
-            self._record(self._clock.now())
-            self._note_success()
+            now = self._clock.now()
+            self._record(now, now)
+            if self._adaptive:
+                self._note_success()
         finally:
             self._wake_head()  # whatever happened above, the next waiter re-checks
 
@@ -239,8 +241,17 @@ class RateLimiter:
 
     def try_acquire(self) -> Permit | None:
         """A permit now, or None; never waits and never jumps the queue."""
-        if self._waiters or self._time_until_free(self._clock.now()) != 0.0:
+        if self._waiters:
             return None
+        # What _until_free(now) == 0.0 says, without building its answer: not paused, no probe
+        # in flight, and a slot free in every window.
+        now = self._clock.now()
+        in_flight = self._in_flight
+        if self._paused_until > now or (self._probe and in_flight > 0):
+            return None
+        for w, limit in zip(self._windows, self._limits, strict=True):
+            if w.wait(now, in_flight, limit) != 0.0:
+                return None
         return self._grant()
 
     async def acquire(

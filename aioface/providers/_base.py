@@ -377,7 +377,9 @@ class ProviderContext:
             result = ImageResult(
                 self.name, None, expected_size, None, dimensions[0], dimensions[1], source_url=url, **fields
             )
-            await self.status("done", task_id=task_id)
+            told = self.settings.on_status  # what status() does, without a coroutine when nobody listens
+            if told is not None:
+                await self._tell(told, "done", task_id=task_id)
             return result
         await self.status("downloading", task_id=task_id)
         request_id = fields.get("request_id")

@@ -138,3 +138,37 @@ async def test_processing_starts_when_the_request_leaves_not_while_it_waits_for_
         with pytest.raises(LimiterTimeoutError):  # never got its slot: never sent, never processing
             await client.facestudio.generate(tmp_path / "b", age=30)
         assert events == []
+
+
+async def test_a_run_without_a_bar_makes_no_task_events(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-q`` or a pipe: nothing shows the stage counts, so no status callback is installed and no
+    event is built per call; a bar (or a ``show_stages`` of its own) still gets them."""
+    from aioface.cli import _fanout, _progress
+    from aioface.providers._base import ProviderContext
+
+    told: list[str] = []
+    real_tell = ProviderContext._tell
+
+    async def tell(self: ProviderContext, cb: object, status: str, **kw: object) -> None:
+        told.append(status)
+        await real_tell(self, cb, status, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProviderContext, "_tell", tell)
+
+    async def generate(i: int) -> object:
+        return await client.facestudio.generate(tmp_path / f"g{i}", age=30)
+
+    async with emu.client() as client:
+        oks, fails = await _fanout.fan_out(client, generate, list(range(3)), 3, "generate", quiet=True)
+        assert len(oks) == 3 and not fails
+        assert told == []
+        assert _progress.Tracker(3, "x", quiet=True).stages.options() is None
+
+        shown: list[str] = []
+        monkeypatch.setattr(_progress.Tracker, "show_stages", lambda self, text: shown.append(text))
+        oks, fails = await _fanout.fan_out(client, generate, list(range(3, 5)), 2, "generate", quiet=True)
+    assert len(oks) == 2 and not fails
+    assert sorted(told) == sorted(["processing", "downloading", "done"] * 2)
+    assert shown[-1] == "queued 0 processing 0 downloading 0"

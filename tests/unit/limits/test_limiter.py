@@ -405,3 +405,30 @@ def test_an_odd_redis_url_is_a_configuration_error_naming_the_store_without_its_
         message = str(caught.value)
         assert "bad limits store URL" in message and url.split("://")[0] + ":" in message, message
         assert "secret" not in message and "p@" not in message, message
+
+
+async def test_try_acquire_grants_exactly_when_every_window_says_free() -> None:
+    """The fast check in try_acquire agrees with the full one (seconds_until_free) in every state:
+    windows filling and emptying, answers in flight, a 429 pause, a probe, stamp-bound slots."""
+    rng = random.Random(7)
+    for stamp_bound in (None, 0.5):
+        clock = FakeClock()
+        lim = RateLimiter([Rate(3, 1.0), Rate(5, 4.0)], margin=0.05, clock=clock, stamp_bound=stamp_bound)
+        held: list[object] = []
+        for step in range(600):
+            roll = rng.random()
+            if roll < 0.05:
+                lim.cooldown(rng.choice([0.0, 0.3, 1.2]))
+            elif roll < 0.08:
+                lim.probe_first()
+            elif roll < 0.1:
+                lim.set_rates([Rate(3, 1.0), Rate(5, 4.0)])
+            elif roll < 0.4 and held:
+                held.pop(rng.randrange(len(held))).responded()  # type: ignore[attr-defined]
+            elif roll < 0.6:
+                await clock.advance(rng.choice([0.01, 0.1, 0.5, 1.0]))
+            free = lim.waiting == 0 and lim.seconds_until_free() == 0.0
+            permit = lim.try_acquire()
+            assert (permit is not None) == free, step
+            if permit is not None:
+                held.append(permit)
