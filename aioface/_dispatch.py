@@ -273,7 +273,8 @@ class Dispatch:
         """One attempt; ``opts``: the call's settings (read once per call by :meth:`call`)."""
         # Timestamps only for someone who reads them (``on_request``, OpenTelemetry listening).
         traced = _otel.ENABLED and _otel.listening()
-        timed = traced or self.on_request is not None
+        on_request = self.on_request
+        timed = traced or on_request is not None
         queued = time.perf_counter() if timed else 0.0
         own = opts.limiters.get(endpoint.name, ()) if opts.limiters else ()
         own_permits: list[Slot] | tuple[()] = ()
@@ -314,8 +315,8 @@ class Dispatch:
                 p.release()
             if traced:
                 _otel.attempt(endpoint.name, spec.url.split("?")[0], sent - queued, status, error)
-            if self.on_request is not None:
-                self.on_request(
+            if on_request is not None:
+                on_request(
                     RequestTiming(
                         endpoint.name,
                         spec.method,
