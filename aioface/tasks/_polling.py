@@ -40,6 +40,11 @@ from dataclasses import dataclass, replace
 from .._errors import ConfigurationError
 from ._learn import DurationLearner
 
+#: The share of first polls placed at a random phase around the aimed one when durations are known
+#: only to within a floor (AILab): without it every task is polled at the same instants, and what
+#: happens between them is never seen (the fit cannot tell where in a floor-wide gap tasks end).
+EXPLORE = 0.15
+
 
 @dataclass(frozen=True)
 class PollPolicy:
@@ -141,6 +146,15 @@ def next_delay(
     left = policy.deadline - elapsed
     if left <= 0:
         return None
+    if policy.floor and policy.learn and learner is not None:
+        if polled:  # a floor apart: as the provider's SDK, from the phase the first poll set
+            return min(policy.floor, left)
+        x = learner.aim(policy.floor, policy.spacing * policy.spacing / 2, elapsed, policy.min_samples)
+        if x is not None and x > elapsed:
+            r = rng or random
+            if learner.probe(r.random(), EXPLORE):
+                x = max(elapsed + policy.min_interval, x + (r.random() - 0.5) * policy.floor)
+            return min(x - elapsed, left)
     d = _next_delay(policy, elapsed, learner, rng, left)
     if polled and policy.floor:
         d = min(max(d, policy.floor), left)
@@ -163,5 +177,3 @@ def _next_delay(
     else:
         since = elapsed
     return min(backoff(policy, since) * (1 + policy.jitter * (2 * u - 1)), left)
-
-
