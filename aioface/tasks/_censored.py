@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: EM iterations per fit (from a spread-out start, the masses move little after a few dozen).
 ITERATIONS = 30
@@ -190,13 +190,16 @@ class Aimer:
         """Whether the last fit was of intervals (durations not known exactly)."""
         return self._inexact
 
-    def aim(self, floor: float, poll_cost: float, start: float, window: Sequence[tuple[float, float]]) -> float | None:
-        """:func:`aim` on the fit of the probes (when enough), else of ``window``'s (lo, hi) pairs."""
+    def aim(
+        self, floor: float, poll_cost: float, start: float, window: Callable[[], Sequence[tuple[float, float]]]
+    ) -> float | None:
+        """:func:`aim` on the fit of the probes (when enough), else of the (lo, hi) pairs ``window()``
+        gives (called only when the fit is refreshed)."""
         key = (floor, poll_cost)
         if self._fit is None or self._fit[0] != floor or self._changes >= self.REFIT:
             self._changes = 0
             self._aims.clear()
-            iv = [(lo, hi) for lo, hi in window if lo > 0 or hi > 0]
+            iv = [(lo, hi) for lo, hi in window() if lo > 0 or hi > 0]
             if not iv:
                 self._fit = None
                 return None
@@ -204,7 +207,12 @@ class Aimer:
             if self._inexact and len(self._probe_obs) >= self.MIN_PROBES:
                 iv = list(self._probe_obs)
             h = grid_step(iv, floor)
-            self._fit = (floor, h, survival_grid(iv, h, smooth=SMOOTH if self._inexact else 0))
+            if self._inexact:
+                fitted = survival_grid(iv, h)
+            else:  # exact durations, mostly: little for EM to spread (nothing when all are), nothing to smooth
+                exact = all(lo == hi for lo, hi in iv)
+                fitted = survival_grid(iv, h, iterations=0 if exact else ITERATIONS, smooth=0)
+            self._fit = (floor, h, fitted)
         elif start <= 0 and key in self._aims:
             return self._aims[key]
         _, h, s = self._fit

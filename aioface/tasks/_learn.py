@@ -305,7 +305,7 @@ class DurationLearner:
         w = self._window(min_samples)
         if w is None:
             return None
-        return self._aimer.aim(floor, poll_cost, start, [(lo, hi) for _, _, lo, hi in w.intervals()])
+        return self._aimer.aim(floor, poll_cost, start, lambda: [(lo, hi) for _, _, lo, hi in w.intervals()])
 
     def probes(self) -> list[tuple[float, float]]:
         """The (lo, hi) intervals of the tasks whose first poll was a probe (see :meth:`probe`)."""
