@@ -19,7 +19,11 @@ burst" does the same with the durations the lognormal stream learned, saved to J
 ``--sdk`` (issue 24, goal 2): aioface's learned schedule above each provider's floor (AILab 5 s,
 Ace 3 s between two polls of one task, as ``PollPolicy(floor=...)``) against that provider's
 SDK loop (a poll at submission, then every 5 s / 3 s), on the four distributions and one shaped
-like Ace's guide ("approximately 1-2 minutes": lognormal 90+-15 s); stream, cold and warm.
+like Ace's guide ("approximately 1-2 minutes": lognormal 90+-15 s); stream, cold and warm. The
+package's own code path: ``DurationLearner`` + ``next_delay``; for Ace the learner is told each
+duration exactly (``finish(..., exact=)``, as the scheduler passes Ace's ``finished_at - created_at``),
+for AILab only the polls' interval. "Bound" is not in the package: the first poll aimed by brute
+force on the first 256 durations known exactly, then a poll every floor.
 
     python benchmarks/bench_polling_sim.py --sdk [-n 20000] [--in-flight 500]
 """
