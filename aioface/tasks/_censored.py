@@ -35,7 +35,7 @@ def grid_step(intervals: Sequence[tuple[float, float]], floor: float) -> float:
     """The grid's cell width for ``intervals`` ((lo, hi), hi = inf when right-censored) under ``floor``."""
     top = max((hi if hi != math.inf else lo) for lo, hi in intervals)
     per = min(PER_FLOOR, max(1, math.floor(MAX_CELLS * floor / top))) if top > 0 else PER_FLOOR
-    return floor / per
+    return max(floor / per, top / MAX_CELLS)  # never more than MAX_CELLS (a floor tiny against the durations)
 
 
 def survival_grid(

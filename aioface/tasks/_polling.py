@@ -41,6 +41,8 @@ polls (:data:`EXPLORE`) *probe* at a random phase within half a floor of the aim
 sees inside the floor-wide gaps. Where durations spread wide against the floor no such schedule
 notices sooner than about floor / 2 on average, as the SDK's does: there the aim saves the early
 polls the SDK wastes and ties its delay. Before ``min_samples`` durations the first poll is backoff's.
+A floor below ``min_interval`` (a provider's, divided by a large ``time_scale``) binds nothing: the
+schedule is the one above, each wait at least the floor.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def next_delay(
     left = policy.deadline - elapsed
     if left <= 0:
         return None
-    if policy.floor and policy.learn and learner is not None:
+    if policy.floor and policy.floor >= policy.min_interval and policy.learn and learner is not None:
         if polled:  # a floor apart: as the provider's SDK, from the phase the first poll set
             return min(policy.floor, left)
         x = learner.aim(policy.floor, policy.spacing * policy.spacing / 2, elapsed, policy.min_samples)

@@ -267,3 +267,18 @@ def test_probes_and_intervals_survive_a_json_round_trip(tmp_path: Path) -> None:
     back = DurationLearners.load(path).get("ailab", "swap")
     assert back.intervals() == [pytest.approx(row, abs=1e-3) for row in lr.intervals()]
     assert back.probes() == [pytest.approx(p, abs=1e-3) for p in lr.probes()]
+
+
+def test_a_floor_below_min_interval_binds_nothing() -> None:
+    """A provider's floor divided by a large time_scale (5 s / 1e6): the schedule's own waits, at
+    least the floor, never a poll every few microseconds; no aim on a grid of microseconds."""
+    pol = PollPolicy(floor=5e-6)
+    lr = DurationLearner()
+    for d in draws("lognormal:5:1", 256):
+        lr.finish(lr.begin(), max(0.0, d - 0.1), d + 0.1)
+    rng = random.Random(1)
+    for t in (0.0, 1.0, 4.5, 6.0):
+        d = next_delay(pol, t, lr, rng, polled=t > 0)
+        assert d is not None and d >= pol.min_interval * (1 - pol.jitter), (t, d)
+    h = grid_step([(0.0, 5.0), (5.0, 100.0)], 5e-6)
+    assert 100.0 / h <= 256
