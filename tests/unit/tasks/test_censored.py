@@ -278,7 +278,7 @@ def test_a_floor_below_min_interval_binds_nothing() -> None:
         lr.finish(lr.begin(), max(0.0, d - 0.1), d + 0.1)
     rng = random.Random(1)
     for t in (0.0, 1.0, 4.5, 6.0):
-        d = next_delay(pol, t, lr, rng, polled=t > 0)
-        assert d is not None and d >= pol.min_interval * (1 - pol.jitter), (t, d)
+        wait = next_delay(pol, t, lr, rng, polled=t > 0)
+        assert wait is not None and wait >= pol.min_interval * (1 - pol.jitter), (t, wait)
     h = grid_step([(0.0, 5.0), (5.0, 100.0)], 5e-6)
     assert 100.0 / h <= 256
