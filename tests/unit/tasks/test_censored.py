@@ -16,7 +16,7 @@ from aioface.emulator._durations import Durations
 from aioface.providers.acedata import _adapter as ace
 from aioface.tasks._censored import aim, grid_step, survival_grid
 from aioface.tasks._learn import DurationLearner
-from aioface.tasks._polling import next_delay
+from aioface.tasks._polling import AIM_COST, next_delay
 
 
 def draws(spec: str, n: int, seed: int = 3) -> list[float]:
@@ -226,14 +226,14 @@ def test_first_polls_are_aimed_and_some_probe_when_only_intervals_are_known() ->
     for d, (lo, hi) in zip(durations, polled_under_floor(durations, 5.0, rng), strict=True):
         exact.finish(exact.begin(), max(0.0, d - 2), d + 3, exact=d)
         censored.finish(censored.begin(), lo, hi)
-    x = exact.aim(5.0, pol.spacing**2 / 2)
+    x = exact.aim(5.0, pol.spacing**2 * AIM_COST)
     assert x is not None and 5.0 < x < 7.5  # past most of the durations: one poll for most tasks
     firsts = []
     for _ in range(100):
         exact.begin()
         firsts.append(next_delay(pol, 0.0, exact, rng))
     assert set(firsts) == {x}  # exact durations: every first poll aimed
-    y = censored.aim(5.0, pol.spacing**2 / 2)
+    y = censored.aim(5.0, pol.spacing**2 * AIM_COST)
     assert y is not None and abs(y - x) < 1.0
     firsts = []
     for _ in range(400):
