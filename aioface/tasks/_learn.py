@@ -317,7 +317,10 @@ class DurationLearner:
 
     def probe(self, u: float, explore: float) -> bool:
         """Whether the first poll of the task begun last is to be a probe (see
-        :class:`~aioface.tasks._censored.Aimer`): only when durations are known only as intervals."""
+        :class:`~aioface.tasks._censored.Aimer`): only when durations are known only as intervals.
+        The probe is marked on the token :meth:`begin` returned last, so a waiter places a task's
+        first poll (``next_delay(..., polled=False)``) right after its ``begin()``, with no await
+        between (the scheduler and ``wait_many`` do)."""
         return self._aimer.inexact and self._aimer.probing(u, explore)
 
     def longest(self, min_samples: int = 1) -> float | None:
