@@ -19,7 +19,11 @@ burst" does the same with the durations the lognormal stream learned, saved to J
 ``--sdk`` (issue 24, goal 2): aioface's learned schedule above each provider's floor (AILab 5 s,
 Ace 3 s between two polls of one task, as ``PollPolicy(floor=...)``) against that provider's
 SDK loop (a poll at submission, then every 5 s / 3 s), on the four distributions and one shaped
-like Ace's guide ("approximately 1-2 minutes": lognormal 90+-15 s); stream, cold and warm.
+like Ace's guide ("approximately 1-2 minutes": lognormal 90+-15 s); stream, cold and warm. The
+package's own code path: ``DurationLearner`` + ``next_delay``; for Ace the learner is told each
+duration exactly (``finish(..., exact=)``, as the scheduler passes Ace's ``finished_at - created_at``),
+for AILab only the polls' interval. "Bound" is not in the package: the first poll aimed by brute
+force on the first 256 durations known exactly, then a poll every floor.
 
     python benchmarks/bench_polling_sim.py --sdk [-n 20000] [--in-flight 500]
 """
@@ -68,10 +72,14 @@ def simulate(
     seed: int = 1,
     learner: DurationLearner | None = None,
     first_at_zero: bool = False,
+    exact: bool = False,
 ) -> SimResult:
     """Poll every task by ``policy`` in simulated time; the learner sees ends in time order.
     After a poll the wait is ``next_delay(..., polled=True)`` (so ``policy.floor`` applies, as in
-    the providers' waits); ``first_at_zero``: the first poll right at submission (the SDKs' loops)."""
+    the providers' waits); ``first_at_zero``: the first poll right at submission (the SDKs' loops);
+    ``exact``: the learner is told each duration exactly (Ace's records carry ``created_at`` and
+    ``finished_at``: ``DurationLearner.finish(..., exact=)``, as the scheduler passes it), else it sees
+    only the polls' interval (AILab)."""
     rng = random.Random(seed)
     if learner is None and policy.learn:
         learner = DurationLearner()
@@ -90,7 +98,7 @@ def simulate(
             if elapsed >= durations[i]:
                 delays[i] = elapsed - durations[i]
                 if learner is not None:
-                    learner.finish(token[i], last[i], elapsed)
+                    learner.finish(token[i], last[i], elapsed, durations[i] if exact else None)
                 continue
             last[i] = elapsed
         elif learner is not None:
@@ -209,14 +217,15 @@ def run_sdk(n: int, in_flight: float, seed: int = 7, cold_n: int = 1000) -> list
             durations, arrivals = workload(spec, n, in_flight, seed)
             base = simulate(durations, arrivals, sdk, seed, first_at_zero=True)
             book = DurationLearners()
-            res = simulate(durations, arrivals, learned, seed, book.get("sim", "task"))
+            exact = provider == "Ace"  # Ace's task records tell the duration; AILab's do not
+            res = simulate(durations, arrivals, learned, seed, book.get("sim", "task"), exact=exact)
             saved = book.to_json()
             # What a learner that knew the durations exactly could do above the floor (not in the package).
             bound = on_grid(durations, aimed(durations[:256], floor, learned.spacing**2 / 2), floor)
             bd, ba = workload(spec, 2 * cold_n, in_flight, seed + 1, burst=True)
             bbase = simulate(bd, ba, sdk, seed, first_at_zero=True)
-            cold_b = simulate(bd, ba, learned, seed, DurationLearner())
-            warm_b = simulate(bd, ba, learned, seed, DurationLearners.from_json(saved).get("sim", "task"))
+            cold_b = simulate(bd, ba, learned, seed, DurationLearner(), exact=exact)
+            warm_b = simulate(bd, ba, learned, seed, DurationLearners.from_json(saved).get("sim", "task"), exact=exact)
             for case, ours, theirs, first in (
                 (f"stream of {n}", res, base, None),
                 (f"cold: its first {cold_n}", res, base, cold_n),

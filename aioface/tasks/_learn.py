@@ -11,6 +11,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ._censored import Aimer
+
+#: One observation: (seconds, ended, lo, hi). ``seconds``/``ended`` feed the hazard table (the
+#: midpoint of an interval, or a right-censored time); ``(lo, hi]`` is what was seen (lo == hi an
+#: exact duration, hi = inf a task still running at lo) and feeds the censored fit.
+_Obs = tuple[float, bool, float, float]
+
 
 class _Window:
     """The last ``capacity`` observations (seconds, ended) and the hazard table behind them.
@@ -24,19 +31,21 @@ class _Window:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        #: (seconds, ended) in the order added; ended=False is right-censored.
-        self._obs: deque[tuple[float, bool]] = deque(maxlen=capacity)
+        #: :data:`_Obs` in the order added; ended=False is right-censored.
+        self._obs: deque[_Obs] = deque(maxlen=capacity)
         self._events = 0
         self._times: list[float] = []  # distinct end times, ascending
         self._cumhaz: list[float] = []  # Nelson-Aalen H at each of them
         self._built_events = 0
         self._stale = 0
 
-    def add(self, seconds: float, ended: bool) -> None:
+    def add(self, seconds: float, ended: bool, lo: float | None = None, hi: float | None = None) -> None:
         obs = self._obs
         if len(obs) == self.capacity and obs[0][1]:
             self._events -= 1
-        obs.append((seconds, ended))
+        if lo is None or hi is None:
+            lo, hi = (seconds, seconds) if ended else (seconds, math.inf)
+        obs.append((seconds, ended, lo, hi))
         if ended:
             self._events += 1
         self._stale += 1
@@ -46,6 +55,9 @@ class _Window:
         return self._events
 
     def observations(self) -> list[tuple[float, bool]]:
+        return [(s, e) for s, e, _, _ in self._obs]
+
+    def intervals(self) -> list[_Obs]:
         return list(self._obs)
 
     def longest(self) -> float | None:
@@ -57,7 +69,7 @@ class _Window:
             self._build()
 
     def _build(self) -> None:
-        obs = sorted(self._obs)
+        obs = sorted((s, e) for s, e, _, _ in self._obs)
         n = len(obs)
         times: list[float] = []
         cum: list[float] = []
@@ -146,12 +158,12 @@ class DurationLearner:
     bytes per task still running.
     """
 
-    __slots__ = ("_held", "_next", "_oldest", "_recent", "_settled", "capacity")
+    __slots__ = ("_aimer", "_held", "_next", "_oldest", "_recent", "_settled", "capacity")
 
     #: Held-back ends beyond this many (a wait that never finished, abandoned, say) release the oldest.
     MAX_HELD = 1 << 20
 
-    def __init__(self, capacity: int = 256, observations: Iterable[tuple[float, bool]] = ()) -> None:
+    def __init__(self, capacity: int = 256, observations: Iterable[tuple[float, bool] | _Obs] = ()) -> None:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
@@ -159,9 +171,14 @@ class DurationLearner:
         self._settled = _Window(capacity)
         self._next = 0  # the next token
         self._oldest = 0  # every token below this one is settled
-        self._held: dict[int, tuple[float, bool] | None] = {}  # settled tokens >= _oldest
-        for seconds, ended in observations:
-            self._add(float(seconds), bool(ended))
+        self._held: dict[int, _Obs | None] = {}  # settled tokens >= _oldest
+        self._aimer = Aimer(capacity)
+        for row in observations:
+            seconds, ended = row[0], row[1]
+            lo, hi = (float(row[2]), float(row[3])) if len(row) == 4 else (None, None)
+            if lo is not None and hi is not None and not 0 <= lo <= seconds <= hi:
+                lo = hi = None
+            self._add(float(seconds), bool(ended), lo, hi)
 
     def __repr__(self) -> str:
         return (
@@ -170,35 +187,49 @@ class DurationLearner:
         )
 
     # -- recording ----------------------------------------------------------------------
-    def _add(self, seconds: float, ended: bool) -> None:
+    def _add(self, seconds: float, ended: bool, lo: float | None = None, hi: float | None = None) -> None:
         if not seconds >= 0 or math.isinf(seconds):
             return
-        self._recent.add(seconds, ended)
-        self._settled.add(seconds, ended)
+        self._recent.add(seconds, ended, lo, hi)
+        self._settled.add(seconds, ended, lo, hi)
 
     def begin(self) -> int:
         """A task was submitted: its token for :meth:`finish` or :meth:`abandon`."""
         token = self._next
         self._next += 1
+        self._aimer.begun(token)
         return token
 
-    def finish(self, token: int, last_pending: float, ended_at: float) -> float:
+    def finish(self, token: int, last_pending: float, ended_at: float, exact: float | None = None) -> float:
         """The task of ``token`` ended (done or failed) at ``ended_at``, seen running at
-        ``last_pending``: records the midpoint (see :meth:`record_polls`) and returns it."""
-        est = 0.5 * (max(0.0, last_pending) + ended_at)
-        if est >= 0 and not math.isinf(est):
-            self._recent.add(est, True)
-            self._settle(token, (est, True))
-        return est
+        ``last_pending``: records its duration and returns it. ``exact``: the duration as the
+        provider's record tells it (Ace's ``finished_at - created_at``), used when it is a number
+        consistent with the polls (within half a second or a tenth); else the midpoint (see
+        :meth:`record_polls`), the interval ``(last_pending, ended_at]`` kept for the censored fit."""
+        lo = max(0.0, last_pending)
+        if exact is not None and _consistent(exact, lo, ended_at):
+            obs: _Obs = (exact, True, exact, exact)
+        else:
+            est = 0.5 * (lo + ended_at)
+            if not (est >= 0 and not math.isinf(est)):
+                return est
+            obs = (est, True, lo, max(est, ended_at))
+        self._recent.add(*obs)
+        self._settle(token, obs)
+        self._aimer.ended(token, obs[2], obs[3])
+        return obs[0]
 
     def abandon(self, token: int, running_at: float) -> None:
         """The wait for ``token`` gave up on a task still running at ``running_at``: right-censored."""
-        obs = (running_at, False) if running_at > 0 and not math.isinf(running_at) else None
+        obs: _Obs | None = (
+            (running_at, False, running_at, math.inf) if running_at > 0 and not math.isinf(running_at) else None
+        )
         if obs is not None:
             self._recent.add(*obs)
+            self._aimer.ended(token, obs[2], obs[3])
         self._settle(token, obs)
 
-    def _settle(self, token: int, obs: tuple[float, bool] | None) -> None:
+    def _settle(self, token: int, obs: _Obs | None) -> None:
         if token < self._oldest:
             return
         held = self._held
@@ -222,8 +253,9 @@ class DurationLearner:
         """A task seen running at ``last_pending`` and ended at ``ended_at``: records and returns
         the midpoint. The duration is interval-censored in that gap; the midpoint is unbiased when
         the end is equally likely anywhere in it, and the learned gaps are short where ends are likely."""
-        est = 0.5 * (max(0.0, last_pending) + ended_at)
-        self._add(est, True)
+        lo = max(0.0, last_pending)
+        est = 0.5 * (lo + ended_at)
+        self._add(est, True, lo, max(est, ended_at))
         return est
 
     def record_censored(self, running_at: float) -> None:
@@ -260,6 +292,37 @@ class DurationLearner:
         w = self._settled if self._settled.events else self._recent
         return w.observations()
 
+    def intervals(self) -> list[tuple[float, bool, float, float]]:
+        """(seconds, ended, lo, hi) of the same window: ``(lo, hi]`` is what the polls saw (lo == hi
+        an exact duration, hi = inf a task still running at lo)."""
+        w = self._settled if self._settled.events else self._recent
+        return w.intervals()
+
+    def aim(self, floor: float, poll_cost: float, start: float = 0.0, min_samples: int = 1) -> float | None:
+        """Where to poll first (seconds since submission, after ``start``) when polls must then be
+        ``floor`` apart: least mean notice time + ``poll_cost`` per poll on the durations' censored
+        fit (:class:`~aioface.tasks._censored.Aimer`). None below ``min_samples`` ends."""
+        w = self._window(min_samples)
+        if w is None:
+            return None
+        return self._aimer.aim(floor, poll_cost, start, lambda: [(lo, hi) for _, _, lo, hi in w.intervals()])
+
+    def probes(self) -> list[tuple[float, float]]:
+        """The (lo, hi) intervals of the tasks whose first poll was a probe (see :meth:`probe`)."""
+        return self._aimer.probes()
+
+    def load_probes(self, rows: Iterable[tuple[float, float]]) -> None:
+        """Probes' intervals saved by an earlier process (:meth:`DurationLearners.to_json`)."""
+        self._aimer.load_probes(list(rows))
+
+    def probe(self, u: float, explore: float) -> bool:
+        """Whether the first poll of the task begun last is to be a probe (see
+        :class:`~aioface.tasks._censored.Aimer`): only when durations are known only as intervals.
+        The probe is marked on the token :meth:`begin` returned last, so a waiter places a task's
+        first poll (``next_delay(..., polled=False)``) right after its ``begin()``, with no await
+        between (the scheduler and ``wait_many`` do)."""
+        return self._aimer.inexact and self._aimer.probing(u, explore)
+
     def longest(self, min_samples: int = 1) -> float | None:
         """The longest end time in the window decisions use (None below ``min_samples`` ends)."""
         w = self._window(min_samples)
@@ -290,6 +353,15 @@ class DurationLearner:
         return w.next_poll(t, c2) if w is not None else None
 
 
+def _consistent(exact: float, lo: float, hi: float) -> bool:
+    """Whether a duration the provider reported fits the polls: seen running at ``lo``, ended by ``hi``
+    (the provider's clock starts a little after the submission was sent: some slack)."""
+    if not (isinstance(exact, (int, float)) and exact >= 0 and not math.isinf(exact)):
+        return False
+    slack = max(0.5, 0.1 * hi)
+    return lo - slack <= exact <= hi + slack
+
+
 class DurationLearners:
     """One :class:`DurationLearner` per (provider, operation); saved and loaded as JSON so a new
     process starts with what the last one learned."""
@@ -315,13 +387,20 @@ class DurationLearners:
         return list(self._by_key)
 
     def to_json(self) -> str:
-        """``{"version": 1, "learners": {"provider/operation": [[seconds, ended], ...]}}``, oldest first."""
+        """``{"version": 1, "learners": {"provider/operation": [[seconds, ended(, lo, hi)], ...]},
+        "probes": {"provider/operation": [[lo, hi], ...]}}``, oldest first; ``lo, hi`` only for an end
+        seen between two polls (not an exact duration); the probes' intervals feed the first poll's aim."""
         data: dict[str, Any] = {
             "version": self.VERSION,
             "learners": {
-                f"{p}/{o}": [[round(s, 4), int(e)] for s, e in lr.observations()]
+                f"{p}/{o}": [_row(*ob) for ob in lr.intervals()]
                 for (p, o), lr in self._by_key.items()
                 if lr.observations()
+            },
+            "probes": {
+                f"{p}/{o}": [[round(lo, 4), round(hi, 4)] for lo, hi in lr.probes() if hi != math.inf]
+                for (p, o), lr in self._by_key.items()
+                if lr.probes()
             },
         }
         return json.dumps(data, separators=(",", ":"))
@@ -343,12 +422,24 @@ class DurationLearners:
             provider, sep, operation = str(key).partition("/")
             if not sep or not isinstance(rows, list):
                 continue
-            obs = [
-                (float(r[0]), bool(r[1]))
-                for r in rows
-                if isinstance(r, list) and len(r) == 2 and isinstance(r[0], (int, float))
-            ]
+            obs: list[tuple[float, bool] | _Obs] = []
+            for r in rows:
+                if not (isinstance(r, list) and len(r) in (2, 4)):
+                    continue
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (r[0], *r[2:])):
+                    continue
+                obs.append((float(r[0]), bool(r[1])) if len(r) == 2 else (float(r[0]), bool(r[1]), r[2], r[3]))
             out._by_key[(provider, operation)] = DurationLearner(capacity, obs)
+        probes = data.get("probes")
+        for key, rows in (probes if isinstance(probes, dict) else {}).items():
+            provider, _, operation = str(key).partition("/")
+            learner = out._by_key.get((provider, operation))
+            if learner is not None and isinstance(rows, list):
+                learner.load_probes(
+                    (float(r[0]), float(r[1]))
+                    for r in rows
+                    if isinstance(r, list) and len(r) == 2 and all(type(v) in (int, float) for v in r)
+                )
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -367,3 +458,8 @@ class DurationLearners:
         except OSError:
             return cls(capacity)
         return cls.from_json(text, capacity)
+
+
+def _row(seconds: float, ended: bool, lo: float, hi: float) -> list[float]:
+    row = [round(seconds, 4), int(ended)]
+    return [*row, round(lo, 4), round(hi, 4)] if ended and lo < hi else row

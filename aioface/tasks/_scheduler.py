@@ -85,6 +85,10 @@ class WaitPlan(ABC, Generic[T]):
         """Whether a running answer with ``code`` is announced (not an unknown status, say)."""
         return True
 
+    def took(self, task_id: str) -> float | None:
+        """The duration of ``task_id`` as its last poll's record told it (seconds), for the learner."""
+        return None
+
     @abstractmethod
     def failed(self, task_id: str, code: int, value: T | None) -> Exception:
         """The error of a task that ended failed (``value``: what the poll returned with it)."""
@@ -278,21 +282,28 @@ class Scheduler:
                 return row
         return None
 
-    def _end(self, row: _Row, ended_at: float | None = None) -> None:
+    def _end(self, row: _Row, ended_at: float | None = None, exact: float | None = None) -> None:
         """The row is done with; the learner hears an end at ``ended_at``, else that it was given up."""
         row.ended = True
         self._open -= 1
         learner = row.plan.learner
         if learner is not None:
             if ended_at is not None:
-                learner.finish(row.token, row.pending, ended_at)
+                learner.finish(row.token, row.pending, ended_at, exact)
             else:
                 learner.abandon(row.token, row.pending)
 
-    def _deliver(self, row: _Row, value: object, error: BaseException | None, ended_at: float | None = None) -> None:
+    def _deliver(
+        self,
+        row: _Row,
+        value: object,
+        error: BaseException | None,
+        ended_at: float | None = None,
+        exact: float | None = None,
+    ) -> None:
         if row.ended:
             return
-        self._end(row, ended_at)
+        self._end(row, ended_at, exact)
         fut = row.future
         if not fut.done():
             if error is not None:
@@ -357,7 +368,7 @@ class Scheduler:
                     self._note(row, kind, code)
                 row.seen = code
             elif kind == "done":
-                self._deliver(row, value, None, at)
+                self._deliver(row, value, None, at, plan.took(task_id))
                 return
             else:
                 error = plan.failed(task_id, code, value)

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..._errors import (
@@ -362,6 +363,44 @@ def _words(node: Mapping[str, Any]) -> set[str]:
 def parse_task(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """A task record (a JSON object)."""
     return decode_json_object(PROVIDER, status, body, "a task")
+
+
+def _instant(value: object) -> float | None:
+    """Seconds since the epoch from a record's time: a number (seconds, or milliseconds when it is
+    that large) or an ISO 8601 string (``Z`` or an offset; naive is read as UTC); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        v = float(value)
+        return v / 1000 if v > 1e11 else v
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            return float(text) if text.replace(".", "", 1).isdigit() else _iso(text)
+        except ValueError:
+            return None
+    return None
+
+
+def _iso(text: str) -> float:
+    when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def task_duration(record: Mapping[str, Any]) -> float | None:
+    """How long a finished task took by its record (``finished_at - created_at``, on the record or
+    under ``response``), for the poll schedule's learner; None when either is missing or unreadable
+    or the difference is not a plausible duration (negative, not finite, over a day)."""
+    response = record.get("response")
+    nodes = (record, response) if isinstance(response, Mapping) else (record,)
+    start = end = None
+    for node in nodes:
+        start = start if start is not None else _instant(node.get("created_at"))
+        end = end if end is not None else _instant(node.get("finished_at"))
+    if start is None or end is None:
+        return None
+    took = end - start
+    return took if 0 <= took <= 86_400 and math.isfinite(took) else None
 
 
 def task_outcome(record: Mapping[str, Any], task_id: str) -> dict[str, Any] | None:

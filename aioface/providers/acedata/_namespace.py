@@ -44,11 +44,13 @@ def _is_url(image: object) -> bool:
 class _Waits(WaitPlan[dict[str, Any]]):
     """How Ace tasks are waited for through one client or view: ``POST /face/tasks``, its record read."""
 
-    __slots__ = ("ctx",)
+    __slots__ = ("_took", "ctx")
 
     def __init__(self, ctx: ProviderContext, *args: Any) -> None:
         super().__init__(*args)
         self.ctx = ctx
+        #: Task id -> its duration by the record that said it was done (read once by :meth:`took`).
+        self._took: dict[str, float] = {}
 
     async def poll(self, task_id: str) -> tuple[PollKind, int, Any]:
         ctx = self.ctx
@@ -67,7 +69,17 @@ class _Waits(WaitPlan[dict[str, Any]]):
             answer = _ace.task_outcome(record, task_id)
         except TaskFailedError as exc:
             return "failed", 0, exc
-        return ("processing", 0, None) if answer is None else ("done", 0, answer)
+        if answer is None:
+            return "processing", 0, None
+        took = _ace.task_duration(record) if self.learner is not None else None
+        if took is not None:
+            if len(self._took) >= 4096:  # ids whose waiters left during the poll: never read
+                self._took.clear()
+            self._took[task_id] = took
+        return "done", 0, answer
+
+    def took(self, task_id: str) -> float | None:
+        return self._took.pop(task_id, None)
 
     def announces(self, code: int) -> bool:
         return False  # Ace's records say nothing the events would add while the task runs
