@@ -163,5 +163,3 @@ def _next_delay(
     else:
         since = elapsed
     return min(backoff(policy, since) * (1 + policy.jitter * (2 * u - 1)), left)
-
-

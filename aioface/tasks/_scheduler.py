@@ -233,20 +233,7 @@ class Scheduler:
         """Wait for ``task_id`` (submitted at ``start``, loop clock; default now) as ``plan`` says;
         its result, or the error that ended it. ``first_delay=False`` polls at once; ``seen``: the
         status already announced. ``concurrency``: the most polls in flight (the pool's size)."""
-        self._concurrency = max(1, concurrency)
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        learner = plan.learner
-        row = _Row(
-            task_id,
-            plan,
-            now if start is None else start,
-            _NONE if seen is None else seen,
-            learner.begin() if learner is not None else 0,
-        )
-        self._open += 1
-        delay = next_delay(plan.policy, now - row.start, learner, plan.rng) if first_delay else 0.0
-        self._push(now + (delay or 0.0), row)  # past its deadline already: one poll still
+        row = self._register(plan, task_id, concurrency, start, first_delay, seen)
         try:
             while True:
                 got = await row.future
@@ -261,6 +248,32 @@ class Scheduler:
                 self._end(row)
                 if not row.future.done():
                     row.future.cancel()
+
+    def _register(
+        self,
+        plan: WaitPlan[Any],
+        task_id: str,
+        concurrency: int,
+        start: float | None,
+        first_delay: bool,
+        seen: int | None,
+    ) -> _Row:
+        """A new row in the heap (apart from :meth:`wait`, whose frame every waiting task keeps: the
+        fewer its locals, the smaller it is)."""
+        self._concurrency = max(1, concurrency)
+        now = asyncio.get_running_loop().time()
+        learner = plan.learner
+        row = _Row(
+            task_id,
+            plan,
+            now if start is None else start,
+            _NONE if seen is None else seen,
+            learner.begin() if learner is not None else 0,
+        )
+        self._open += 1
+        delay = next_delay(plan.policy, now - row.start, learner, plan.rng) if first_delay else 0.0
+        self._push(now + (delay or 0.0), row)  # past its deadline already: one poll still
+        return row
 
     def close(self) -> None:
         """End every registered wait with ClientClosedError and stop the timer and workers."""
