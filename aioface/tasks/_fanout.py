@@ -121,6 +121,7 @@ class FanOut(Generic[T, R]):
         self._exhausted = False
         self._fed = False
         self._room: asyncio.Future[None] | None = None
+        self._idle: asyncio.Future[None] | None = None  # set when the last item task ends
         self._on_done: Callable[[asyncio.Future[R]], None] = self._done  # one bound method for all
         #: The context _done runs in (it reads no context variable): one, not a copy per item.
         self._quiet = contextvars.Context()
@@ -179,6 +180,9 @@ class FanOut(Generic[T, R]):
         self._wake()
         if self._fed and self.in_flight == 0:
             send.close()
+        idle = self._idle
+        if not self._tasks and idle is not None and not idle.done():
+            idle.set_result(None)
 
     def _wake(self) -> None:
         room = self._room
@@ -237,14 +241,20 @@ class FanOut(Generic[T, R]):
             if self.in_flight == 0:
                 send.close()
             try:
-                if tasks:  # the group ends when every item has: wait for them here
-                    await asyncio.wait(list(tasks))
+                await self._until_idle()  # the group ends when every item has: wait for them here
             finally:
                 if tasks:  # cancelled (the block was left early): cancel the items, wait for them
                     for t in list(tasks):
                         t.cancel()
                     with anyio.CancelScope(shield=True):
-                        await asyncio.wait(list(tasks))
+                        await self._until_idle()
+
+    async def _until_idle(self) -> None:
+        """Until every item task has ended (one future set by the last, not a callback on each:
+        ``asyncio.wait`` over 100,000 tasks would stall the loop adding and removing them)."""
+        while self._tasks:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
     async def __aenter__(self) -> FanOut[T, R]:
         if isinstance(self._items, AsyncIterable):
@@ -311,5 +321,13 @@ async def map_all(
     async with FanOut(fn, items, concurrency=concurrency) as results:
         async for o in results:
             out.append(o)
-    out.sort(key=lambda o: o.index)
-    return out
+    placed: list[Outcome[T, R] | None] = [None] * len(out)  # input order by index: no sort, no key calls
+    filled = 0
+    for o in out:
+        if o.index < len(placed) and placed[o.index] is None:
+            placed[o.index] = o
+            filled += 1
+    if filled < len(out):  # not every index once (cannot happen: each item has one outcome); sort then
+        out.sort(key=lambda o: o.index)
+        return out
+    return placed  # type: ignore[return-value]  # no None left
