@@ -163,3 +163,5 @@ def _next_delay(
     else:
         since = elapsed
     return min(backoff(policy, since) * (1 + policy.jitter * (2 * u - 1)), left)
+
+
