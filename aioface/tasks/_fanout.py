@@ -11,6 +11,8 @@ outcomes of the items already taken.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,6 +27,12 @@ from .._errors import FeedError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+_ITEM = "aioface.fan_out"  # every item task's name (one string, not a "Task-N" made for each)
+
+
+async def _awaited(aw: Awaitable[R]) -> R:
+    return await aw
 
 
 async def exit_task_group(
@@ -113,9 +121,15 @@ class FanOut(Generic[T, R]):
         self._exhausted = False
         self._fed = False
         self._room: asyncio.Future[None] | None = None
-        #: The item tasks still running (plain asyncio tasks: an anyio task and its cancel scope
-        #: per item cost more than many a call; _feed waits for them, so the group still does).
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: asyncio.Future[None] | None = None  # set when the last item task ends
+        self._on_done: Callable[[asyncio.Future[R]], None] = self._done  # one bound method for all
+        #: The context _done runs in (it reads no context variable): one, not a copy per item.
+        self._quiet = contextvars.Context()
+        #: The item tasks still running and their (index, item) (plain asyncio tasks running the
+        #: call itself, no wrapper coroutine: an anyio task and its cancel scope, or a frame, per
+        #: item cost more than many a call; _feed waits for them, so the group still does).
+        self._tasks: dict[asyncio.Future[R], tuple[int, T]] = {}
+        self._send: MemoryObjectSendStream[Outcome[T, R]] | None = None
         #: Calls running right now.
         self.in_flight = 0
         self._feed_error: BaseException | None = None  # the items' iterable raised this
@@ -146,40 +160,69 @@ class FanOut(Generic[T, R]):
                 self._exhausted = True
                 return None
 
-    async def _one(self, i: int, item: T, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
-        sent = False
+    def _done(self, task: asyncio.Future[R]) -> None:
+        """An item's call ended: its outcome to the stream (a cancelled one is lost)."""
+        i, item = self._tasks.pop(task)
+        self.in_flight -= 1
+        send = self._send
+        assert send is not None
+        exc = None if task.cancelled() else task.exception()
+        if task.cancelled() or not (exc is None or isinstance(exc, Exception)):
+            self._lost.append(item)  # the block was left early (or a BaseException: not an outcome)
+        else:
+            outcome: Outcome[T, R] = (
+                Outcome(i, item, task.result(), None) if exc is None else Outcome(i, item, None, exc)
+            )
+            try:
+                send.send_nowait(outcome)  # never blocks: _feed keeps the unread ones under the bound
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._lost.append(item)  # the consumer left the block: nobody wants it
+        self._wake()
+        if self._fed and self.in_flight == 0:
+            send.close()
+        idle = self._idle
+        if not self._tasks and idle is not None and not idle.done():
+            idle.set_result(None)
+
+    def _wake(self) -> None:
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    def _full(self) -> bool:
+        """``concurrency`` calls run, or as many outcomes wait to be read."""
+        recv = self._recv
+        unread = recv.statistics().current_buffer_used if recv is not None else 0
+        return self.in_flight >= self._concurrency or unread >= self._concurrency
+
+    def _start(self, i: int, item: T) -> None:
+        """The call for one item, as a task of its own (its outcome at once when ``fn`` raises)."""
         try:
+            aw = self._fn(item)
+        except Exception as exc:  # fn raised before returning an awaitable: the item's outcome
+            assert self._send is not None
             try:
-                value = await self._fn(item)
-                outcome: Outcome[T, R] = Outcome(i, item, value, None)
-            except Exception as exc:
-                outcome = Outcome(i, item, None, exc)
-            try:
-                send.send_nowait(outcome)  # the common case: room in the buffer, no extra loop turn
-            except anyio.WouldBlock:
-                await send.send(outcome)
-            sent = True
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass  # the consumer left the block (a call that finished shielded): nobody wants it
-        finally:
-            if not sent:
+                self._send.send_nowait(Outcome(i, item, None, exc))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._lost.append(item)
-            self.in_flight -= 1
-            room = self._room
-            if room is not None and not room.done():
-                room.set_result(None)
-            if self._fed and self.in_flight == 0:
-                send.close()
+            return
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(aw if asyncio.iscoroutine(aw) else _awaited(aw), name=_ITEM)
+        self.in_flight += 1
+        self._tasks[task] = (i, item)
+        task.add_done_callback(self._on_done, context=self._quiet)
 
     async def _feed(self, send: MemoryObjectSendStream[Outcome[T, R]]) -> None:
-        """Start one task per item, never more than ``concurrency`` at once, and only as items come:
-        a huge concurrency costs nothing until there is work for it."""
+        """Start one task per item, never more than ``concurrency`` at once (nor more while as many
+        outcomes wait to be read), and only as items come: a huge concurrency costs nothing until
+        there is work for it."""
         loop = asyncio.get_running_loop()
         tasks = self._tasks
+        self._send = send
         started = 0
         try:
             while True:
-                while self.in_flight >= self._concurrency:
+                while self._full():
                     self._room = loop.create_future()
                     await self._room
                 try:
@@ -189,10 +232,7 @@ class FanOut(Generic[T, R]):
                     break
                 if nxt is None:
                     break
-                self.in_flight += 1
-                task = loop.create_task(self._one(nxt[0], nxt[1], send))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                self._start(*nxt)
                 started += 1
                 if started % 256 == 0:
                     await anyio.lowlevel.checkpoint()  # let the started ones run: the loop never stalls
@@ -201,21 +241,29 @@ class FanOut(Generic[T, R]):
             if self.in_flight == 0:
                 send.close()
             try:
-                if tasks:  # the group ends when every item has: wait for them here
-                    await asyncio.wait(list(tasks))
+                await self._until_idle()  # the group ends when every item has: wait for them here
             finally:
                 if tasks:  # cancelled (the block was left early): cancel the items, wait for them
-                    for t in tasks:
+                    for t in list(tasks):
                         t.cancel()
                     with anyio.CancelScope(shield=True):
-                        await asyncio.wait(list(tasks))
+                        await self._until_idle()
+
+    async def _until_idle(self) -> None:
+        """Until every item task has ended (one future set by the last, not a callback on each:
+        ``asyncio.wait`` over 100,000 tasks would stall the loop adding and removing them)."""
+        while self._tasks:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
     async def __aenter__(self) -> FanOut[T, R]:
         if isinstance(self._items, AsyncIterable):
             self._async_it = aiter(self._items)
         else:
             self._sync_it = iter(self._items)
-        send, self._recv = anyio.create_memory_object_stream[Outcome[T, R]](self._concurrency)
+        # Unbounded: _feed stops while ``concurrency`` outcomes wait, so a call never waits to hand
+        # its outcome over (no frame per call for that).
+        send, self._recv = anyio.create_memory_object_stream[Outcome[T, R]](math.inf)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._feed, send)
@@ -228,9 +276,11 @@ class FanOut(Generic[T, R]):
         assert self._recv is not None
         try:
             try:
-                return self._recv.receive_nowait()
+                outcome = self._recv.receive_nowait()
             except anyio.WouldBlock:
-                return await self._recv.receive()
+                outcome = await self._recv.receive()
+            self._wake()  # room for one more outcome: the feed may go on
+            return outcome
         except anyio.EndOfStream:
             error, self._feed_error = self._feed_error, None
             if error is not None:  # every item taken has had its outcome: now the feed's error
@@ -271,5 +321,13 @@ async def map_all(
     async with FanOut(fn, items, concurrency=concurrency) as results:
         async for o in results:
             out.append(o)
-    out.sort(key=lambda o: o.index)
-    return out
+    placed: list[Outcome[T, R] | None] = [None] * len(out)  # input order by index: no sort, no key calls
+    filled = 0
+    for o in out:
+        if o.index < len(placed) and placed[o.index] is None:
+            placed[o.index] = o
+            filled += 1
+    if filled < len(out):  # not every index once (cannot happen: each item has one outcome); sort then
+        out.sort(key=lambda o: o.index)
+        return out
+    return placed  # type: ignore[return-value]  # no None left

@@ -13,6 +13,12 @@ the answer), so waits through different views share the heap and keep their own 
 run in the scope of the call that registered them (``with_options`` scopes applied again), in a
 context of their own (nothing of the first caller's context leaks into the workers).
 
+How many polls run at once adapts to the loop (:class:`Pace`): while workers are busy a probe timer
+measures how late the loop runs it; when the loop is late (the client's CPU, not the network, bounds
+the polls: a saturated loopback, a busy program) the number of workers shrinks, multiplicatively,
+down to a floor, and grows back while the loop is on time, up to the pool's size. Only the pace
+changes: every due row is still polled, in order of due time, and deadlines are checked as before.
+
 The timing is :func:`~aioface.tasks._polling.next_delay`'s, as in ``wait_many``: learned, jittered,
 at least the policy's floor between two polls of a task, never past the deadline (counted from
 submission; one poll still when a wait starts after it). A poll that fails ends only its task; a
@@ -100,6 +106,48 @@ class WaitPlan(ABC, Generic[T]):
         ...
 
 
+class Pace:
+    """How many polls a scheduler runs at once: additive increase, multiplicative decrease on the
+    event loop's lag (how late a probe timer runs), between ``floor`` and the pool's size.
+
+    A late loop means the client's CPU bounds the polls: more of them in flight only make each loop
+    turn longer (every caller waits that long), not the polls faster, so their number is cut; a loop
+    on time means the network bounds them, so it grows back. Lag from anything else (the program's
+    own work, a GC pause) slows the polls too, never stops them (``floor`` >= 1).
+    """
+
+    __slots__ = ("calm", "floor", "high", "limit", "low")
+
+    #: Seconds between two probes while polls run.
+    EVERY = 0.02
+
+    def __init__(self, *, floor: int = 4, high: float = 0.015, low: float = 0.005) -> None:
+        self.limit = 0  # 0: not cut yet (the pool's size)
+        self.floor = max(1, floor)
+        self.high = high  # lag (seconds) over which the number of polls is cut
+        self.low = low  # under which, twice in a row, it grows (one probe on time is chance)
+        self.calm = 0  # probes on time in a row
+
+    def of(self, cap: int) -> int:
+        """The most polls in flight now, with a pool of ``cap``."""
+        return min(self.limit, cap) if self.limit else cap
+
+    def adapt(self, lag: float, cap: int) -> int:
+        """The limit after a probe ran ``lag`` seconds late, with a pool of ``cap``."""
+        limit = self.of(cap)
+        if lag > self.high:
+            self.calm = 0
+            limit = max(min(self.floor, cap), limit * 3 // 4)
+        elif lag < self.low:
+            self.calm += 1
+            if self.calm >= 2:
+                limit = min(cap, limit + max(1, limit // 10))
+        else:
+            self.calm = 0
+        self.limit = limit
+        return limit
+
+
 class _Note:
     """What a worker wakes a waiter with to announce a status change (then waits on a new future)."""
 
@@ -145,7 +193,10 @@ class Scheduler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._workers: set[asyncio.Task[None]] = set()
-        self._concurrency = 1
+        self._concurrency = 1  # the pool's size: the most polls ever in flight
+        self.pace = Pace()
+        self._probe: asyncio.TimerHandle | None = None
+        self._probe_at = 0.0
         self._open = 0  # rows registered and not ended
         self._polls = 0
 
@@ -161,6 +212,11 @@ class Scheduler:
     def workers(self) -> int:
         """Worker tasks alive now (at most the concurrency)."""
         return len(self._workers)
+
+    @property
+    def limit(self) -> int:
+        """The most polls in flight now (adapted to the loop's lag, at most the pool's size)."""
+        return self.pace.of(self._concurrency)
 
     @property
     def polls(self) -> int:
@@ -181,20 +237,7 @@ class Scheduler:
         """Wait for ``task_id`` (submitted at ``start``, loop clock; default now) as ``plan`` says;
         its result, or the error that ended it. ``first_delay=False`` polls at once; ``seen``: the
         status already announced. ``concurrency``: the most polls in flight (the pool's size)."""
-        self._concurrency = max(1, concurrency)
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        learner = plan.learner
-        row = _Row(
-            task_id,
-            plan,
-            now if start is None else start,
-            _NONE if seen is None else seen,
-            learner.begin() if learner is not None else 0,
-        )
-        self._open += 1
-        delay = next_delay(plan.policy, now - row.start, learner, plan.rng) if first_delay else 0.0
-        self._push(now + (delay or 0.0), row)  # past its deadline already: one poll still
+        row = self._register(plan, task_id, concurrency, start, first_delay, seen)
         try:
             while True:
                 got = await row.future
@@ -210,11 +253,40 @@ class Scheduler:
                 if not row.future.done():
                     row.future.cancel()
 
+    def _register(
+        self,
+        plan: WaitPlan[Any],
+        task_id: str,
+        concurrency: int,
+        start: float | None,
+        first_delay: bool,
+        seen: int | None,
+    ) -> _Row:
+        """A new row in the heap (apart from :meth:`wait`, whose frame every waiting task keeps: the
+        fewer its locals, the smaller it is)."""
+        self._concurrency = max(1, concurrency)
+        now = asyncio.get_running_loop().time()
+        learner = plan.learner
+        row = _Row(
+            task_id,
+            plan,
+            now if start is None else start,
+            _NONE if seen is None else seen,
+            learner.begin() if learner is not None else 0,
+        )
+        self._open += 1
+        delay = next_delay(plan.policy, now - row.start, learner, plan.rng) if first_delay else 0.0
+        self._push(now + (delay or 0.0), row)  # past its deadline already: one poll still
+        return row
+
     def close(self) -> None:
         """End every registered wait with ClientClosedError and stop the timer and workers."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, math.inf
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         rows = [*self._rows.values(), *self._ready]
         self._heap.clear()
         self._rows.clear()
@@ -242,16 +314,20 @@ class Scheduler:
         """The timer: due rows for the idle worker places (never more: 100,000 rows due at once
         are popped a pool's worth at a time, by the workers as they free up), then re-armed."""
         self._timer, self._timer_at = None, math.inf
-        heap, ready = self._heap, self._ready
         now = asyncio.get_running_loop().time()
-        room = self._concurrency - len(self._workers) - len(ready)
+        self._fill(now)
+        self._rearm(now)
+
+    def _fill(self, now: float) -> None:
+        """Due rows for the idle worker places, and workers for them."""
+        heap, ready = self._heap, self._ready
+        room = self.limit - len(self._workers) - len(ready)
         while room > 0 and heap and heap[0][0] <= now:
             row = self._rows.pop(heapq.heappop(heap)[1])
             if not row.ended:
                 ready.append(row)
                 room -= 1
         self._spawn()
-        self._rearm(now)
 
     def _rearm(self, now: float) -> None:
         """Arm the timer for the earliest row, unless it is due and the busy workers will take it."""
@@ -262,11 +338,26 @@ class Scheduler:
     def _spawn(self) -> None:
         """Workers for the ready rows, up to the concurrency."""
         loop = asyncio.get_running_loop()
-        for _ in range(min(self._concurrency - len(self._workers), len(self._ready))):
+        for _ in range(min(self.limit - len(self._workers), len(self._ready))):
             # A context of its own: nothing of whichever caller started it leaks into the polls.
             task = loop.create_task(self._work(), context=contextvars.Context())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
+        if self._workers and self._probe is None:
+            self._probe_at = loop.time() + Pace.EVERY
+            self._probe = loop.call_at(self._probe_at, self._measure)
+
+    def _measure(self) -> None:
+        """The probe: how late it ran is the loop's lag; the limit adapts to it (see :class:`Pace`).
+        Re-armed while workers run; more workers for due rows when the limit grew."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._probe = None
+        self.pace.adapt(now - self._probe_at, self._concurrency)
+        self._fill(now)
+        if self._workers and self._probe is None:
+            self._probe_at = now + Pace.EVERY
+            self._probe = loop.call_at(self._probe_at, self._measure)
 
     def _next(self) -> _Row | None:
         """The next row to poll: a ready one, or the earliest if it is due; None when none is."""
@@ -323,7 +414,7 @@ class Scheduler:
     # -- the workers ------------------------------------------------------------------------
     async def _work(self) -> None:
         try:
-            while (row := self._next()) is not None:
+            while len(self._workers) <= self.limit and (row := self._next()) is not None:
                 try:
                     await self._step(row)
                 except asyncio.CancelledError:  # the client closed during this poll
@@ -386,4 +477,4 @@ class Scheduler:
         self._push(anyio.current_time() + delay, row)
 
 
-__all__ = ["Scheduler", "WaitPlan"]
+__all__ = ["Pace", "Scheduler", "WaitPlan"]
