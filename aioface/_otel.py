@@ -22,26 +22,44 @@ import contextlib
 import functools
 import inspect
 import os
+import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from importlib.util import find_spec
+from types import ModuleType
 from typing import Any, TypeVar
 
-try:
-    from opentelemetry import metrics, trace
-except ImportError:  # the optional extra (aioface[otel]) is not installed
+try:  # the API is imported on first use (~20 ms of every start-up otherwise): here, only looked for
+    ENABLED = find_spec("opentelemetry.trace") is not None and find_spec("opentelemetry.metrics") is not None
+except (ImportError, ValueError):  # the optional extra (aioface[otel]) is not installed
     ENABLED = False
-else:
-    ENABLED = True
-    # Where the API keeps the global providers (None until one is set): read directly, because
-    # get_tracer_provider() / get_meter_provider() look up an environment variable on every call
-    # while none is set, which costs more than the rest of a call's tracing check.
+# A provider named by these variables is made on the API's first get_*_provider() call.
+_PROVIDER_ENV = any(v in os.environ for v in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"))
+_API = ("opentelemetry.trace", "opentelemetry.metrics")
+
+trace: Any = None
+metrics: Any = None
+# Where the API keeps the global providers (None until one is set): read directly, because
+# get_tracer_provider() / get_meter_provider() look up an environment variable on every call while
+# none is set, which costs more than the rest of a call's tracing check.
+_meter_state: ModuleType | None = None
+
+
+def _load() -> None:
+    """Import the API (once): before the first span, event or metric."""
+    global trace, metrics, _meter_state
+    if trace is not None:
+        return
+    from opentelemetry import metrics as metrics_api
+    from opentelemetry import trace as trace_api
+
     try:
-        from opentelemetry.metrics import _internal as _meter_state
+        from opentelemetry.metrics import _internal as meter_state
     except ImportError:  # pragma: no cover - another API layout: always assume someone listens
-        _meter_state = None  # type: ignore[assignment]
-    # A provider named by these variables is made on the API's first get_*_provider() call.
-    _PROVIDER_ENV = any(v in os.environ for v in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"))
+        meter_state = None  # type: ignore[assignment]
+    trace, metrics, _meter_state = trace_api, metrics_api, meter_state
+
 
 __all__ = ["ENABLED", "attempt", "event", "listening", "route_span", "trace_methods"]
 
@@ -71,6 +89,7 @@ class _Instruments:
     the API's proxy meter forwards to whichever is set)."""
 
     def __init__(self) -> None:
+        _load()
         meter = metrics.get_meter(NAME)
         self.requests = meter.create_counter(
             "aioface.requests", "{request}", "HTTP requests sent, by provider and status"
@@ -106,7 +125,12 @@ def listening() -> bool:
     from the next call on. A global provider, once set, cannot be taken back (OpenTelemetry refuses
     to replace it), so a yes is remembered."""
     global _heard
-    if not _heard and (
+    if _heard:
+        return True
+    if not _PROVIDER_ENV and _API[0] not in sys.modules and _API[1] not in sys.modules:
+        return False  # a provider is set through the API: while it is not imported, none is
+    _load()
+    if (
         _meter_state is None
         or getattr(trace, "_TRACER_PROVIDER", True) is not None
         or getattr(_meter_state, "_METER_PROVIDER", True) is not None
@@ -118,6 +142,9 @@ def listening() -> bool:
 
 def event(name: str, attributes: Mapping[str, Any]) -> None:
     """Add an event to the span in force (none: nothing)."""
+    if trace is None and _API[0] not in sys.modules:
+        return  # no span without the API
+    _load()
     span = trace.get_current_span()
     if span.is_recording():
         span.add_event(name, dict(attributes))
@@ -172,6 +199,7 @@ def _traced(op: str, fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[...,
 
 async def _in_span(provider: str, op: str, coro: Coroutine[Any, Any, T]) -> T:
     attrs = {"aioface.provider": provider, "aioface.operation": op}
+    _load()
     tracer = trace.get_tracer(NAME)
     seen = _Call(provider, parent=_current.get())
     token = _current.set(seen)
@@ -215,6 +243,7 @@ def trace_methods(cls: type) -> None:
 @contextlib.contextmanager
 def route_span(route: str, providers: Sequence[str]) -> Iterator[Callable[[str, Sequence[str]], None]]:
     """A span around a routed swap; yields ``served(provider, failed_over)`` to record the outcome."""
+    _load()
     tracer = trace.get_tracer(NAME)
     with tracer.start_as_current_span("aioface swap", kind=trace.SpanKind.INTERNAL) as span:
         span.set_attributes({"aioface.operation": "swap", "aioface.route": route, "aioface.providers": list(providers)})

@@ -71,3 +71,36 @@ def test_a_provider_set_after_calls_without_one_traces_the_next_call() -> None:
     out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert "traced once set" in out.stdout
+
+
+_UNIMPORTED = textwrap.dedent(
+    """
+    import sys
+
+    import anyio
+
+    from aioface import _otel
+    from aioface.emulator import Emulator
+
+    async def main():
+        async with Emulator() as emu, emu.client() as c:
+            r = await c.facestudio.generate(resolution=256)
+            assert r.data
+            assert _otel.ENABLED and not _otel.listening()
+        loaded = sorted(m for m in sys.modules if m.startswith("opentelemetry."))
+        assert not loaded, loaded
+        print("api left unimported")
+
+    anyio.run(main)
+    """
+)
+
+
+def test_the_api_is_not_imported_while_nobody_set_a_provider() -> None:
+    """OpenTelemetry installed, no provider: aioface runs a call without importing the API (its
+    import is ~20 ms of every start-up, the CLI's included); the test above sets one later."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = str(Path(aioface.__file__).parent.parent)
+    out = subprocess.run([sys.executable, "-c", _UNIMPORTED], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "api left unimported" in out.stdout
