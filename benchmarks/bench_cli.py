@@ -4,7 +4,7 @@ Both are separate processes doing the same N Face Studio GETs against one emulat
 each image; the bare script is ~20 lines of aiohttp. Reported: wall seconds (best of the rounds) and
 the ratio of the bare script's time to aioface's (1.0 = no cost).
 
-    python benchmarks/bench_cli.py [--quick] [-n 3000] [-c 32] [--rounds 3] [--before TREE]
+    python benchmarks/bench_cli.py [--quick] [-n 3000] [-c 32] [--rounds 3] [--before TREE] [--dir /dev/shm]
 
 ``--before TREE`` also runs the command from another source tree (``git worktree add /tmp/before
 <commit>``) in the same rounds, interleaved, so a change is measured against its parent under the
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("-c", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--before", help="another source tree to run too, e.g. a worktree of the parent commit")
+    ap.add_argument("--dir", help="where the images go (default: the temp folder; /dev/shm takes the disk out)")
     ap.add_argument("--startup", action="store_true", help="start-up alone: -n 1, and a bare 'import aiohttp'")
     a = ap.parse_args()
     n, rounds = (100, 1) if a.quick else (a.n, a.rounds)
@@ -80,7 +81,7 @@ def main() -> None:
         }
         for _ in range(rounds):
             for name in ("bare script", *trees):
-                out = tempfile.mkdtemp(prefix="aioface-cli-")
+                out = tempfile.mkdtemp(prefix="aioface-cli-", dir=a.dir)
                 env["AIOFACE_CACHE_DIR"] = os.path.join(out, ".cache")
                 env.pop("PYTHONPATH", None)
                 if name == "bare script":
