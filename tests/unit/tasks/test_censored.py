@@ -17,6 +17,7 @@ from aioface.providers.acedata import _adapter as ace
 from aioface.tasks._censored import aim, grid_step, survival_grid
 from aioface.tasks._learn import DurationLearner
 from aioface.tasks._polling import AIM_COST, next_delay
+from tests.unit.tasks.test_polling import arrivals
 
 
 def draws(spec: str, n: int, seed: int = 3) -> list[float]:
@@ -147,13 +148,7 @@ def simulate(
     """Poisson arrivals, simulated time; the learner told each duration exactly (Ace) or only the
     polls' interval (AILab); ``sdk``: a poll at once, then every ``floor``. Returns (polls per task,
     mean notice delay, the shortest gap between two polls of one task)."""
-    rng = random.Random(11)
-    dist = Durations.parse(spec)
-    dur = [dist.draw(rng) for _ in range(n)]
-    arrive, t = [], 0.0
-    for _ in range(n):
-        t += rng.expovariate(in_flight / dist.mean())
-        arrive.append(t)
+    dur, arrive, rng = arrivals(spec, n, in_flight)
     policy = PollPolicy(floor=floor)
     lr = DurationLearner()
     token, last, prev = [0] * n, [0.0] * n, [-math.inf] * n

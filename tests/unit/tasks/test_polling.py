@@ -230,8 +230,9 @@ def test_scaled_policy_is_the_same_schedule_on_a_faster_clock() -> None:
         assert a is not None and b is not None and b == pytest.approx(a / 10)
 
 
-def _simulate(spec: str, policy: PollPolicy, n: int = 3000, in_flight: float = 100) -> tuple[float, float]:
-    """Poisson arrivals, simulated time: (polls per task, mean notice delay)."""
+def arrivals(spec: str, n: int, in_flight: float) -> tuple[list[float], list[float], random.Random]:
+    """``n`` tasks of durations ``spec`` arriving as a Poisson stream with about ``in_flight``
+    running at once (seeded): (durations, arrival times, the generator for what follows)."""
     rng = random.Random(11)
     dist = Durations.parse(spec)
     dur = [dist.draw(rng) for _ in range(n)]
@@ -239,6 +240,12 @@ def _simulate(spec: str, policy: PollPolicy, n: int = 3000, in_flight: float = 1
     for _ in range(n):
         t += rng.expovariate(in_flight / dist.mean())
         arrive.append(t)
+    return dur, arrive, rng
+
+
+def _simulate(spec: str, policy: PollPolicy, n: int = 3000, in_flight: float = 100) -> tuple[float, float]:
+    """Poisson arrivals, simulated time: (polls per task, mean notice delay)."""
+    dur, arrive, rng = arrivals(spec, n, in_flight)
     lr = DurationLearner()
     last = [0.0] * n
     polls, delay = 0, 0.0

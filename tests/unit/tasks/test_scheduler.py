@@ -44,14 +44,13 @@ def tasks_app(hits: Counter[str], release: anyio.Event) -> web.Application:
 
 
 def client_for(url: str, **kw: Any) -> aioface.Client:
+    kw = {"poll": FAST, "connections": 8, **kw}
     return aioface.Client(
         ailab_key="ailab-key",
         ailab_base_url=url,
         env={},
         persist_limits=False,
         limits={"ailab": "100000/s"},
-        poll=FAST,
-        connections=8,
         **kw,
     )
 

@@ -14,18 +14,12 @@ import aioface
 from aioface import PollPolicy, TaskTimeoutError
 from aioface.tasks._scheduler import Pace
 from tests.support.servers import serve
-from tests.unit.tasks.test_scheduler import tasks_app
+from tests.unit.tasks.test_scheduler import client_for, tasks_app
 
 
 def client(url: str) -> aioface.Client:
-    return aioface.Client(
-        ailab_key="ailab-key",
-        ailab_base_url=url,
-        env={},
-        persist_limits=False,
-        limits={"ailab": "100000/s"},
-        poll=PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, deadline=60, floor=0),
-        connections=32,
+    return client_for(
+        url, poll=PollPolicy(initial=0.01, factor=1.5, max_interval=0.05, deadline=60, floor=0), connections=32
     )
 
 
