@@ -65,12 +65,17 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def test_a_provider_set_after_calls_without_one_traces_the_next_call() -> None:
+def _run_fresh(script: str) -> str:
+    """``script`` in a fresh interpreter (no OTEL_* variables, this tree's aioface): its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONPATH"] = str(Path(aioface.__file__).parent.parent)
-    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
-    assert "traced once set" in out.stdout
+    return out.stdout
+
+
+def test_a_provider_set_after_calls_without_one_traces_the_next_call() -> None:
+    assert "traced once set" in _run_fresh(_SCRIPT)
 
 
 _UNIMPORTED = textwrap.dedent(
@@ -99,8 +104,4 @@ _UNIMPORTED = textwrap.dedent(
 def test_the_api_is_not_imported_while_nobody_set_a_provider() -> None:
     """OpenTelemetry installed, no provider: aioface runs a call without importing the API (its
     import is ~20 ms of every start-up, the CLI's included); the test above sets one later."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env["PYTHONPATH"] = str(Path(aioface.__file__).parent.parent)
-    out = subprocess.run([sys.executable, "-c", _UNIMPORTED], capture_output=True, text=True, timeout=120, env=env)
-    assert out.returncode == 0, out.stderr
-    assert "api left unimported" in out.stdout
+    assert "api left unimported" in _run_fresh(_UNIMPORTED)
