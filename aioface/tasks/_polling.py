@@ -40,7 +40,9 @@ nothing, so its durations are the polls' intervals, fitted by Turnbull's EM, and
 polls (:data:`EXPLORE`) *probe* at a random phase within half a floor of the aim so that the fit
 sees inside the floor-wide gaps. Where durations spread wide against the floor no such schedule
 notices sooner than about floor / 2 on average, as the SDK's does: there the aim saves the early
-polls the SDK wastes and ties its delay. Before ``min_samples`` durations the first poll is backoff's.
+polls the SDK wastes and ties its delay. Before ``min_samples`` durations (cold) the first poll
+comes a floor after submission: the SDK's own phase without its poll at once, so a cold task is
+noticed exactly when the SDK's loop would notice it, with one poll fewer.
 A floor below ``min_interval`` (a provider's, divided by a large ``time_scale``) binds nothing: the
 schedule is the one above, each wait at least the floor.
 """
@@ -175,6 +177,10 @@ def next_delay(
             if learner.probe(r.random(), EXPLORE):
                 x = max(elapsed + policy.min_interval, x + (r.random() - 0.5) * policy.floor)
             return min(x - elapsed, left)
+        if x is None and not polled and learner.longest(policy.min_samples) is None:
+            # Cold, nothing to aim with: the SDK's own phase (a floor after submission) without its
+            # poll at once, which seldom finds a task done: the same notice, one poll fewer.
+            return min(max(policy.floor - elapsed, 0.0), left)
     d = _next_delay(policy, elapsed, learner, rng, left)
     if polled and policy.floor:
         d = min(max(d, policy.floor), left)

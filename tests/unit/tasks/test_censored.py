@@ -277,3 +277,17 @@ def test_a_floor_below_min_interval_binds_nothing() -> None:
         assert wait is not None and wait >= pol.min_interval * (1 - pol.jitter), (t, wait)
     h = grid_step([(0.0, 5.0), (5.0, 100.0)], 5e-6)
     assert 100.0 / h <= 256
+
+
+@pytest.mark.parametrize(("spec", "floor", "exact"), [("bimodal:3:20:0.3", 5.0, False), ("uniform:1:7", 3.0, True)])
+def test_cold_a_burst_is_noticed_when_the_sdk_notices_it_with_one_poll_fewer(
+    spec: str, floor: float, exact: bool
+) -> None:
+    """Nothing learned yet (a burst submitted at once to an empty learner): the first poll comes a
+    floor after submission, the SDK's own phase without its poll at once, so every task is noticed
+    exactly when the SDK's loop notices it and costs one poll fewer (backoff's 0.5 s first poll
+    was a phase of its own: later than the SDK by 0.35 s on this bimodal burst)."""
+    learned = simulate(spec, floor, exact, n=500, in_flight=1e9)
+    sdk = simulate(spec, floor, exact, n=500, in_flight=1e9, sdk=True)
+    assert learned[1] == pytest.approx(sdk[1], abs=1e-6), (learned, sdk)
+    assert learned[0] == pytest.approx(sdk[0] - 1, abs=1e-9), (learned, sdk)
