@@ -124,6 +124,7 @@ class AceData(ProviderNamespace):
     async def _image(self, data: Mapping[str, Any], dest: Dest, download: bool = True) -> ImageResult:
         url, declared = _ace.image_result_fields(data)
         tid = data.get("task_id")
+        trace = data.get("trace_id")
         extra = _ace.result_extra(data)
         return await self._ctx.save_result(
             url,
@@ -132,7 +133,7 @@ class AceData(ProviderNamespace):
             dimensions=(extra.get("image_width"), extra.get("image_height")),
             download=download,
             task_id=str(tid) if tid else None,
-            request_id=str(data["trace_id"]) if data.get("trace_id") else None,
+            request_id=str(trace) if trace else None,
             extra=extra,
         )
 
