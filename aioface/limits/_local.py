@@ -250,7 +250,12 @@ class RateLimiter:
         if self._paused_until > now or (self._probe and in_flight > 0):
             return None
         for w, limit in zip(self._windows, self._limits, strict=True):
-            if w.wait(now, in_flight, limit) != 0.0:
+            # ``w.wait(now, in_flight, limit) == 0.0``, inline: the expired stamps dropped, then a
+            # slot is free when those in flight and those still held leave one under the limit.
+            expiries = w.expiries
+            if expiries and expiries[0] <= now:
+                w.prune(now)
+            if in_flight + len(expiries) >= limit:
                 return None
         return self._grant()
 

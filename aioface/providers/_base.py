@@ -13,7 +13,7 @@ import copy
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -250,23 +250,24 @@ class ProviderContext:
         """Give back a place taken with :meth:`admit` that no request used."""
         self._hub.dispatch.gate(self.endpoint).release()
 
-    async def call_json(
+    def call_json(
         self,
         spec: RequestSpec,
         parse: Callable[[int, Mapping[str, str], bytes], T],
         *,
         status: TaskStatus | None = None,
         admitted: bool = False,
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """Send and parse a small JSON answer with ``parse(status, headers, body)``; ``status``: a
         task event emitted once the request has its rate-limit slot and leaves; ``admitted``:
-        through the gate place the caller took with :meth:`admit` (given back whatever happens)."""
+        through the gate place the caller took with :meth:`admit` (given back whatever happens).
+        The dispatcher's coroutine itself (to await): no frame of its own that only forwards."""
 
         async def handle(resp: Response) -> T:
             return parse(resp.status, resp.headers, await resp.read())
 
         settings = self.settings
-        return await self._hub.dispatch.call(
+        return self._hub.dispatch.call(
             spec,
             self.endpoint,
             handle,

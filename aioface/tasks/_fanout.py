@@ -130,6 +130,9 @@ class FanOut(Generic[T, R]):
         #: item cost more than many a call; _feed waits for them, so the group still does).
         self._tasks: dict[asyncio.Future[R], tuple[int, T]] = {}
         self._send: MemoryObjectSendStream[Outcome[T, R]] | None = None
+        #: Outcomes sent and not yet returned by ``__anext__`` (counted here: the stream's
+        #: ``statistics()`` builds an object per look).
+        self._unread = 0
         #: Calls running right now.
         self.in_flight = 0
         self._feed_error: BaseException | None = None  # the items' iterable raised this
@@ -175,6 +178,7 @@ class FanOut(Generic[T, R]):
             )
             try:
                 send.send_nowait(outcome)  # never blocks: _feed keeps the unread ones under the bound
+                self._unread += 1
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._lost.append(item)  # the consumer left the block: nobody wants it
         self._wake()
@@ -191,9 +195,7 @@ class FanOut(Generic[T, R]):
 
     def _full(self) -> bool:
         """``concurrency`` calls run, or as many outcomes wait to be read."""
-        recv = self._recv
-        unread = recv.statistics().current_buffer_used if recv is not None else 0
-        return self.in_flight >= self._concurrency or unread >= self._concurrency
+        return self.in_flight >= self._concurrency or self._unread >= self._concurrency
 
     def _start(self, i: int, item: T) -> None:
         """The call for one item, as a task of its own (its outcome at once when ``fn`` raises)."""
@@ -203,6 +205,7 @@ class FanOut(Generic[T, R]):
             assert self._send is not None
             try:
                 self._send.send_nowait(Outcome(i, item, None, exc))
+                self._unread += 1
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._lost.append(item)
             return
@@ -279,6 +282,7 @@ class FanOut(Generic[T, R]):
                 outcome = self._recv.receive_nowait()
             except anyio.WouldBlock:
                 outcome = await self._recv.receive()
+            self._unread -= 1
             self._wake()  # room for one more outcome: the feed may go on
             return outcome
         except anyio.EndOfStream:

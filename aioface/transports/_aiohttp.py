@@ -134,7 +134,7 @@ class _Stream:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
-                proxy=self._proxy_for(spec.url),
+                proxy=None if self._proxy is None else self._proxy(spec.url),
             )
             if spec.method == "GET":
                 first = _origin(resp.url)

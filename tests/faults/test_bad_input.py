@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +11,7 @@ import pytest
 
 import aioface
 from aioface import InvalidRequestError
+from aioface._net import check_http_url
 from tests.support.servers import JPEG, ToLoopback, provider_app, serve
 
 pytestmark = pytest.mark.anyio
@@ -24,6 +25,8 @@ BAD_URLS = [
     "http://img.example/a\r\nX-Injected: 1",  # a header injection attempt
     "http://img..example/a.png",  # an empty label
 ]
+
+JPEG_URL = "https://img.example/a.png"
 
 
 def fullwidth(text: str) -> str:
@@ -136,3 +139,31 @@ def test_the_url_checks_themselves() -> None:
         assert is_local_url(url), url
     for url in ("https://example.com/a", "https://bücher.example/x", "http://[2001:db8::1]:8080/a", "http://h:65535/"):
         assert check_http_url(url) == url and not is_local_url(url)
+
+
+@pytest.mark.parametrize("url", BAD_URLS[:3])
+async def test_every_ace_image_operation_refuses_a_bad_image_url_with_the_checks_own_error(
+    far: tuple[aioface.Client, Counter[str]], url: str
+) -> None:
+    """The URL is checked once now (by the body's builder): the same error as the check itself,
+    before the other parameters' (given wrong too), and nothing sent."""
+    c, hits = far
+    with pytest.raises(InvalidRequestError) as expected:
+        check_http_url(url, param="image_url")
+    ops: dict[str, Callable[[str], Awaitable[object]]] = {
+        "change_age": lambda u: c.acedata.change_age(u, ["old"], None, download=False),  # type: ignore[list-item]
+        "change_gender": lambda u: c.acedata.change_gender(u, [7], None, download=False),
+        "beautify": lambda u: c.acedata.beautify(u, None, smoothing="x", download=False),  # type: ignore[arg-type]
+        "cartoon": lambda u: c.acedata.cartoon(u, None, download=False),
+        "analyze": lambda u: c.acedata.analyze(u, mode="x"),  # type: ignore[arg-type]
+        "detect_live": lambda u: c.acedata.detect_live(u, face_model_version=[1]),  # type: ignore[arg-type]
+    }
+    for name, op in ops.items():
+        with pytest.raises(InvalidRequestError) as got:
+            await op(url)
+        assert (str(got.value), got.value.param) == (str(expected.value), "image_url"), name
+        if name != "cartoon":  # (no other parameter) a good URL: the other parameter's error
+            with pytest.raises(InvalidRequestError) as other:
+                await op(JPEG_URL)
+            assert other.value.param != "image_url", name
+    assert sum(hits.values()) == 0

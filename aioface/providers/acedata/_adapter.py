@@ -279,7 +279,14 @@ def _int_field(v: object) -> int | None:
 def result_extra(data: Mapping[str, Any]) -> dict[str, int]:
     """The provider's own ``image_width``/``image_height``/``image_size`` (integers, or strings of
     one), for the result."""
-    return {k: n for k in RESULT_FIELDS if (n := _int_field(data.get(k))) is not None}
+    extra: dict[str, int] = {}
+    for k in RESULT_FIELDS:
+        v = data.get(k)
+        if type(v) is int:  # the common answer: an int as it is (no bool: its type is not int)
+            extra[k] = v
+        elif v is not None and (n := _int_field(v)) is not None:
+            extra[k] = n
+    return extra
 
 
 def task_id_of(data: Mapping[str, Any]) -> str:

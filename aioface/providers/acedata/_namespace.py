@@ -124,6 +124,7 @@ class AceData(ProviderNamespace):
     async def _image(self, data: Mapping[str, Any], dest: Dest, download: bool = True) -> ImageResult:
         url, declared = _ace.image_result_fields(data)
         tid = data.get("task_id")
+        trace = data.get("trace_id")
         extra = _ace.result_extra(data)
         return await self._ctx.save_result(
             url,
@@ -132,7 +133,7 @@ class AceData(ProviderNamespace):
             dimensions=(extra.get("image_width"), extra.get("image_height")),
             download=download,
             task_id=str(tid) if tid else None,
-            request_id=str(data["trace_id"]) if data.get("trace_id") else None,
+            request_id=str(trace) if trace else None,
             extra=extra,
         )
 
@@ -182,9 +183,11 @@ class AceData(ProviderNamespace):
         return urls
 
     async def _body(self, image: ImageInput, build: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-        """``build(url)``, its other parameters checked before the image is read or uploaded."""
-        if not _is_url(image):
-            build(_PLACEHOLDER)
+        """``build(url)``, its other parameters checked before the image is read or uploaded. A URL
+        is checked by ``build`` itself (every builder checks ``image_url`` first): once, not twice."""
+        if _is_url(image):
+            return build(str(image))
+        build(_PLACEHOLDER)
         (url,) = await self._urls([(image, "image_url")])
         return build(url)
 
@@ -196,9 +199,16 @@ class AceData(ProviderNamespace):
         return url
 
     # -- image operations -----------------------------------------------------------------
-    async def _edit(self, op: str, body: Mapping[str, Any], dest: Dest, download: bool) -> ImageResult:
-        """A synchronous image operation: processing, then the result downloaded (unless not)."""
-        return await self._image(await self._post(op, body, status="processing"), dest, download)
+    async def _edit(
+        self, op: str, image: ImageInput, build: Callable[[str], dict[str, Any]], dest: Dest, download: bool
+    ) -> ImageResult:
+        """A synchronous image operation on ``image``, its body ``build(url)`` (see :meth:`_body`):
+        processing, then the result downloaded (unless not). One coroutine for a URL image."""
+        body = build(str(image)) if _is_url(image) else await self._body(image, build)
+        ctx = self._ctx
+        spec = _ace.build_request(ctx.base_url, ctx.key() or "", op, body, None)
+        data = await ctx.call_json(spec, _ace.parse_result, status="processing")
+        return await self._image(data, dest, download)
 
     async def change_age(
         self,
@@ -213,8 +223,9 @@ class AceData(ProviderNamespace):
         range). ``face_rects`` (one ``{x, y, width, height}`` per age) is from the integration guide
         ("the face's age and region"), not the spec."""
         check_dest(dest)
-        body = await self._body(image_url, lambda u: _ace.change_age_body(u, ages, face_rects))
-        return await self._edit("change-age", body, dest, download)
+        return await self._edit(
+            "change-age", image_url, lambda u: _ace.change_age_body(u, ages, face_rects), dest, download
+        )
 
     async def change_gender(
         self,
@@ -228,8 +239,9 @@ class AceData(ProviderNamespace):
         """Change the gender of the faces of ``image_url`` (one 0 or 1 per face; ``face_rects``: the
         spec's ``face_rect`` ``{x, y, width, height}`` per face)."""
         check_dest(dest)
-        body = await self._body(image_url, lambda u: _ace.change_gender_body(u, genders, face_rects))
-        return await self._edit("change-gender", body, dest, download)
+        return await self._edit(
+            "change-gender", image_url, lambda u: _ace.change_gender_body(u, genders, face_rects), dest, download
+        )
 
     async def beautify(
         self,
@@ -250,13 +262,12 @@ class AceData(ProviderNamespace):
             "face_lifting": face_lifting,
             "eye_enlarging": eye_enlarging,
         }
-        body = await self._body(image_url, lambda u: _ace.beautify_body(u, **opts))
-        return await self._edit("beautify", body, dest, download)
+        return await self._edit("beautify", image_url, lambda u: _ace.beautify_body(u, **opts), dest, download)
 
     async def cartoon(self, image_url: ImageInput, dest: Dest = None, *, download: bool = True) -> ImageResult:
         """Turn ``image_url`` into a cartoon."""
         check_dest(dest)
-        return await self._edit("cartoon", await self._body(image_url, _ace.image_body), dest, download)
+        return await self._edit("cartoon", image_url, _ace.image_body, dest, download)
 
     async def analyze(
         self,

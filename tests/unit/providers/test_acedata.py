@@ -154,3 +154,20 @@ async def test_receiver_rejects_unknown_secret_task_big_and_non_json() -> None:
     assert ok.status == 200 and dup.status == 200 and (await dup.json())["duplicate"] is True
     assert payload is not None and payload["task_id"] == "task-1"
     assert rx.stats == {"accepted": 1, "duplicate": 1, "rejected": 5}
+
+
+async def test_a_views_settings_apply_to_an_edit_without_download(emu: Emulator) -> None:
+    """The one-coroutine edit path reads the view's settings: its ``on_status`` hears the edit, the
+    client's own calls (no callback) tell nobody; a ``str`` subclass URL is sent as the URL."""
+
+    class Url(str):
+        pass
+
+    heard: list[tuple[str, str]] = []
+    async with emu.client() as c:
+        view = c.with_options(on_status=lambda e: heard.append((e.provider, e.status)))
+        r = await view.acedata.change_age(Url("https://cdn.acedata.cloud/f5687u.png"), [60], download=False)
+        plain = await c.acedata.cartoon(SRC, download=False)
+    assert heard == [("acedata", "processing"), ("acedata", "done")]
+    assert r.path is None and r.source_url and r.source_url.startswith(emu.url)
+    assert plain.source_url and emu.stats["acedata_requests"] == 2
