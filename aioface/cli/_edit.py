@@ -27,6 +27,7 @@ from ._params import (
     concurrency_option,
     file_name,
     limit_option,
+    name_option,
     operation,
     out_option,
     parse_face_rect,
@@ -51,13 +52,7 @@ URL_PARAM = "image_url"
     metavar="X,Y,W,H",
     help="The face each --age is for (one per --age, in order); default: the provider finds them.",
 )
-@click.option(
-    "--name",
-    default="aged",
-    show_default=True,
-    callback=lambda c, p, v: file_name(v),
-    help="File name (suffix from the content).",
-)
+@name_option("aged")
 @out_option
 @limit_option
 @store_option

@@ -117,6 +117,17 @@ def parse_params(values: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def name_option(default: str) -> Callable[[F], F]:
+    """``--name`` (a file name checked by :func:`file_name`; the suffix comes from the content)."""
+    return click.option(
+        "--name",
+        default=default,
+        show_default=True,
+        callback=lambda c, p, v: file_name(v),
+        help="File name (suffix from the content).",
+    )
+
+
 out_option = click.option(
     "--out",
     "out",

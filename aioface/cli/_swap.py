@@ -15,8 +15,8 @@ from . import EXIT_OK
 from ._fanout import image_of
 from ._params import (
     check_out,
-    file_name,
     limit_option,
+    name_option,
     operation,
     out_option,
     parse_limit_options,
@@ -46,13 +46,7 @@ from ._runner import run_command
     show_default=True,
     help="With auto or a list: in the order given (failover), or the soonest free slot first (spread).",
 )
-@click.option(
-    "--name",
-    default="swapped",
-    show_default=True,
-    callback=lambda c, p, v: file_name(v),
-    help="File name (suffix from the content).",
-)
+@name_option("swapped")
 @click.option("--callback-host", help="acedata: receive the result by callback, listening on this host.")
 @click.option("--callback-port", type=int, default=0, help="Port for the callback receiver (0: any free one).")
 @click.option("--callback-url", help="Public base URL that reaches the receiver (default http://HOST:PORT).")

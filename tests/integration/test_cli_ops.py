@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,8 @@ URL = "https://cdn.acedata.cloud/n1lmd8.png"
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    emu = EmulatorProcess("--time-scale", "600", "--task-duration", "0.05")
-    yield emu
-    emu.stop()
+def emulator(fast_emulator: EmulatorProcess) -> EmulatorProcess:
+    return fast_emulator
 
 
 def test_every_registry_operation_is_a_command() -> None:

@@ -5,7 +5,6 @@ timeouts and ``--sync``."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,8 @@ URL = "https://cdn.acedata.cloud/n1lmd8.png"
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorProcess]:
-    emu = EmulatorProcess("--time-scale", "600", "--task-duration", "0.05")
-    yield emu
-    emu.stop()
+def emulator(fast_emulator: EmulatorProcess) -> EmulatorProcess:
+    return fast_emulator
 
 
 def test_analyze_and_detect_live_show_the_specs_facts(emulator: EmulatorProcess, tmp_path: Path) -> None:
