@@ -511,11 +511,16 @@ def test_clocks_half_a_second_apart_still_zero_429s(strict_server: EmulatorProce
     lib = faketime_library()
     assert lib is not None
     envs = [{"LD_PRELOAD": lib, "FAKETIME": off, "DONT_FAKE_MONOTONIC": "1"} for off in ("-0.25", "+0.25") * 2]
-    before = throttled(strict_server)
-    reports = run_workers(strict_server, "k-clock", redis_url, envs=envs)
-    assert throttled(strict_server) == before
-    skew = [r["wall_minus_monotonic"] for r in reports if r is not None]
-    assert max(skew) - min(skew) > 0.4  # the processes' wall clocks really were apart
+    # Under a loaded box the preload has (2 of ~60 CI runs) left a process on the true clock; such a
+    # run proves nothing about skewed clocks, so it is run again once (every run's 429s still count).
+    for _ in range(2):
+        before = throttled(strict_server)
+        reports = run_workers(strict_server, "k-clock", redis_url, envs=envs)
+        assert throttled(strict_server) == before
+        skew = [r["wall_minus_monotonic"] for r in reports if r is not None]
+        if max(skew) - min(skew) > 0.4:
+            break
+    assert max(skew) - min(skew) > 0.4, skew  # the processes' wall clocks really were apart
     # Under the preload a process has (rarely: 3 of ~45 runs) gone one window without a slot;
     # never seen without it. Still bounded: at most one window missed.
     figures = check_exact(reports, N_PROC * N_REQ, max_gap=2.2)
